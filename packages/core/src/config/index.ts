@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import { StreamfleetError } from '../errors/index';
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const optionalUrl = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .pipe(z.url().optional())
+  .optional();
+
+const retryOverride = z
+  .object({
+    maxAttempts: int(1, 100).optional(),
+    baseDelayMs: int(0).optional(),
+    maxDelayMs: int(0).optional(),
+  })
+  .strict();
+
+/**
+ * The whole environment contract in one schema. Only entrypoints call `loadConfig`;
+ * everything else receives the parsed `Config`.
+ */
+export const configSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+    DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/streamfleet'),
+    PORT: int(0, 65535).default(3000),
+    HOST: z.string().default('0.0.0.0'),
+    WORKER_PORT: int(0, 65535).default(3001),
+    ADMIN_TOKEN: z
+      .string()
+      .min(16, 'must be at least 16 characters')
+      .optional()
+      .or(z.literal('').transform(() => undefined)),
+    STREAMFLEET_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash and underscore only (1-64)')
+      .default('sf'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    RETRY_MAX_ATTEMPTS: int(1, 100).default(3),
+    RETRY_BASE_DELAY_MS: int(0).default(1000),
+    RETRY_MAX_DELAY_MS: int(0).default(10_000),
+    RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.2),
+    RETRY_OVERRIDES: z
+      .string()
+      .optional()
+      .transform((raw, ctx) => {
+        if (!raw) return {};
+        try {
+          return JSON.parse(raw) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be JSON, e.g. {"payment":{"maxAttempts":5}}' });
+          return z.NEVER;
+        }
+      })
+      .pipe(z.record(z.string(), retryOverride)),
+    VISIBILITY_TIMEOUT_MS: int(100).default(30_000),
+    MAX_DELIVERIES: int(1, 1000).default(5),
+    CONSUMER_CONCURRENCY: int(1, 10_000).default(50),
+    CONSUMER_BATCH_SIZE: int(1, 10_000).default(200),
+    CONSUMER_BLOCK_MS: int(10, 60_000).default(2000),
+    WORKER_GROUPS: z
+      .string()
+      .optional()
+      .transform((v) =>
+        v
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    SHUTDOWN_TIMEOUT_MS: int(0).default(15_000),
+    PAYMENT_GATEWAY_URL: optionalUrl,
+    NOTIFICATION_WEBHOOK_URL: optionalUrl,
+  })
+  .superRefine((env, ctx) => {
+    if (env.RETRY_MAX_DELAY_MS < env.RETRY_BASE_DELAY_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['RETRY_MAX_DELAY_MS'],
+        message: `must be >= RETRY_BASE_DELAY_MS (${env.RETRY_BASE_DELAY_MS})`,
+      });
+    }
+  });
+
+export type Env = z.infer<typeof configSchema>;
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  redisUrl: string;
+  databaseUrl: string;
+  port: number;
+  host: string;
+  workerPort: number;
+  adminToken: string | undefined;
+  prefix: string;
+  logLevel: Env['LOG_LEVEL'];
+  retry: {
+    maxAttempts: number;
+    baseDelayMs: number;
+    maxDelayMs: number;
+    jitter: number;
+    overrides: Record<string, { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number }>;
+  };
+  consumer: {
+    visibilityTimeoutMs: number;
+    maxDeliveries: number;
+    concurrency: number;
+    batchSize: number;
+    blockMs: number;
+  };
+  workerGroups: string[] | undefined;
+  shutdownTimeoutMs: number;
+  paymentGatewayUrl: string | undefined;
+  notificationWebhookUrl: string | undefined;
+}
+
+/** Invalid environment. The message names every offending variable. */
+export class ConfigError extends StreamfleetError {
+  constructor(message: string, issues: { variable: string; message: string }[]) {
+    super('CONFIG_INVALID', message, { details: { issues } });
+  }
+}
+
+/** Parses the environment once. Throws `ConfigError` naming each bad variable. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  // Empty strings mean "unset" for optional variables, as in most dotenv tooling.
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = configSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => {
+      const variable = String(issue.path[0] ?? 'environment');
+      const rest = issue.path.slice(1).join('.');
+      const value = source[variable];
+      const shown =
+        value === undefined ? 'unset' : JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+      return { variable, message: `${rest ? `${rest}: ` : ''}${issue.message} (got ${shown})` };
+    });
+    const text = issues.map((i) => `  ${i.variable}: ${i.message}`).join('\n');
+    throw new ConfigError(`Invalid environment:\n${text}`, issues);
+  }
+  const e = parsed.data;
+  return {
+    env: e.NODE_ENV,
+    redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
+    port: e.PORT,
+    host: e.HOST,
+    workerPort: e.WORKER_PORT,
+    adminToken: e.ADMIN_TOKEN,
+    prefix: e.STREAMFLEET_PREFIX,
+    logLevel: e.LOG_LEVEL,
+    retry: {
+      maxAttempts: e.RETRY_MAX_ATTEMPTS,
+      baseDelayMs: e.RETRY_BASE_DELAY_MS,
+      maxDelayMs: e.RETRY_MAX_DELAY_MS,
+      jitter: e.RETRY_JITTER,
+      overrides: e.RETRY_OVERRIDES,
+    },
+    consumer: {
+      visibilityTimeoutMs: e.VISIBILITY_TIMEOUT_MS,
+      maxDeliveries: e.MAX_DELIVERIES,
+      concurrency: e.CONSUMER_CONCURRENCY,
+      batchSize: e.CONSUMER_BATCH_SIZE,
+      blockMs: e.CONSUMER_BLOCK_MS,
+    },
+    workerGroups: e.WORKER_GROUPS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    paymentGatewayUrl: e.PAYMENT_GATEWAY_URL,
+    notificationWebhookUrl: e.NOTIFICATION_WEBHOOK_URL,
+  };
+}

@@ -1,0 +1,447 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { ConflictError, type ErrorSummary, NotFoundError, ValidationError } from '../errors/index';
+import type { EventCatalog } from '../events/catalog';
+import { decodeEvent, fieldsToRecord } from '../events/codec';
+import type { RetryQueues } from '../retry/retry-queues';
+import type { StreamfleetKeys } from '../streams/keys';
+import { isStreamId } from '../streams/reply';
+import {
+  type AuditRecord,
+  DEAD_LETTER_REASONS,
+  type DeadLetterEntry,
+  type DeadLetterFilter,
+  type DeadLetterInput,
+  type DeadLetterPage,
+  type DeadLetterReason,
+  type FailureRecord,
+  type OperatorContext,
+} from './types';
+
+const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), 'utf8');
+const WRITE_SCRIPT = script('write-dead-letter-4.lua');
+const REMOVE_SCRIPT = script('remove-dead-letter-5.lua');
+
+/** How long "already replayed/discarded" is remembered for an entry id. */
+const TOMBSTONE_TTL_SECONDS = 7 * 24 * 3600;
+const AUDIT_MAX_LEN = 100_000;
+/** A list call reads at most this many entries before handing back a cursor. */
+const SCAN_BUDGET = 5000;
+
+type DeadLetterRedis = Redis & {
+  sfWriteDeadLetter(...args: string[]): Promise<[string, number]>;
+  sfRemoveDeadLetter(...args: string[]): Promise<number>;
+};
+
+export interface DeadLetterStreamOptions {
+  redis: Redis;
+  keys: StreamfleetKeys;
+  /** Needed for replay: the dead event goes back to its group's retry queue. */
+  retryQueues?: RetryQueues;
+  /** Needed for the dry-run check of whether entries still pass today's schemas. */
+  catalog?: EventCatalog;
+}
+
+export interface ReplayResult {
+  id: string;
+  group: string;
+  eventId: string;
+  jobId: string;
+}
+
+export interface BulkReplayOptions extends OperatorContext {
+  ids?: string[];
+  filter?: DeadLetterFilter;
+  /** At most this many entries are replayed (default 100, max 10000). */
+  limit?: number;
+  dryRun?: boolean;
+}
+
+export interface BulkReplayResult {
+  dryRun: boolean;
+  matched: number;
+  replayed: number;
+  byGroup: Record<string, number>;
+  byReason: Record<string, number>;
+  /** Entries that would fail today's schema (they would come straight back as invalid-event). */
+  invalidToday: { id: string; error: string }[];
+  /** Ids that were asked for but are not in the dead-letter stream. */
+  missing: string[];
+  replayedIds: string[];
+}
+
+/**
+ * The fleet's one dead-letter stream. Writes are idempotent per (group, event, replay round);
+ * replay sends an event back to the group that failed it, and only that group, with fresh
+ * attempts; replays and discards leave an audit record. Safe to share; holds no state.
+ */
+export class DeadLetterStream {
+  private readonly redis: DeadLetterRedis;
+  private readonly keys: StreamfleetKeys;
+  private readonly retryQueues: RetryQueues | undefined;
+  private readonly catalog: EventCatalog | undefined;
+
+  constructor(options: DeadLetterStreamOptions) {
+    const redis = options.redis as DeadLetterRedis;
+    if (typeof redis.sfWriteDeadLetter !== 'function') {
+      redis.defineCommand('sfWriteDeadLetter', { numberOfKeys: 4, lua: WRITE_SCRIPT });
+      redis.defineCommand('sfRemoveDeadLetter', { numberOfKeys: 5, lua: REMOVE_SCRIPT });
+    }
+    this.redis = redis;
+    this.keys = options.keys;
+    this.retryQueues = options.retryQueues;
+    this.catalog = options.catalog;
+  }
+
+  /**
+   * Writes the entry unless this (group, event, replay round) is already dead-lettered.
+   * With `ackEntryId`, the source entry is XACKed in the same script.
+   */
+  async write(input: DeadLetterInput, ackEntryId?: string): Promise<{ id: string; created: boolean }> {
+    const record = fieldsToRecord(input.fields);
+    const eventId = record.id ?? `entry:${input.entryId}`;
+    const now = new Date().toISOString();
+    const fields: string[] = [
+      'group',
+      input.group,
+      'stream',
+      input.stream,
+      'entryId',
+      input.entryId,
+      'eventId',
+      eventId,
+      'type',
+      record.type ?? '',
+      'aggregateId',
+      record.aggregateId ?? '',
+      'reason',
+      input.reason,
+      'attempts',
+      String(input.attempts),
+      'replayCount',
+      String(input.replayCount),
+      'error',
+      JSON.stringify(input.lastError),
+      'failures',
+      JSON.stringify(input.failures),
+      'firstFailedAt',
+      input.firstFailedAt,
+      'deadLetteredAt',
+      now,
+      'event',
+      JSON.stringify(record),
+    ];
+    const [id, created] = await this.redis.sfWriteDeadLetter(
+      this.keys.deadLetter,
+      this.keys.deadLetterMarkers,
+      this.keys.deadLetterCounts,
+      this.keys.stream(input.stream),
+      marker(input.group, eventId, input.replayCount),
+      input.group,
+      ackEntryId ?? '',
+      ...fields,
+    );
+    return { id, created: created === 1 };
+  }
+
+  async get(id: string): Promise<DeadLetterEntry | undefined> {
+    assertId(id);
+    const rows = (await this.redis.xrange(this.keys.deadLetter, id, id)) as [string, string[]][];
+    const row = rows[0];
+    return row ? parseEntry(row[0], row[1]) : undefined;
+  }
+
+  /** Newest first. Filters apply server-side of this call; pagination is by cursor (an entry id). */
+  async list(filter: DeadLetterFilter = {}, page: { cursor?: string; limit?: number } = {}): Promise<DeadLetterPage> {
+    const limit = clamp(page.limit ?? 50, 1, 1000);
+    if (page.cursor !== undefined) assertId(page.cursor, 'cursor');
+    const lower = filter.from ? String(filter.from.getTime()) : '-';
+    let end = page.cursor ? `(${page.cursor}` : filter.to ? String(filter.to.getTime()) : '+';
+    const items: DeadLetterEntry[] = [];
+    const chunk = Math.max(limit * 2, 100);
+    let scanned = 0;
+    for (;;) {
+      const rows = (await this.redis.xrevrange(this.keys.deadLetter, end, lower, 'COUNT', chunk)) as [
+        string,
+        string[],
+      ][];
+      const exhausted = rows.length < chunk;
+      for (let i = 0; i < rows.length; i++) {
+        const [id, fields] = rows[i] as [string, string[]];
+        scanned++;
+        const entry = parseEntry(id, fields);
+        if (!matches(entry, filter)) continue;
+        items.push(entry);
+        if (items.length === limit) {
+          const more = i < rows.length - 1 || !exhausted;
+          return more ? { items, nextCursor: id } : { items };
+        }
+      }
+      const last = rows.at(-1)?.[0];
+      if (exhausted || !last) return { items };
+      // Sparse matches: hand back what we have and where to go on, rather than scan forever.
+      if (scanned >= SCAN_BUDGET) return { items, nextCursor: last };
+      end = `(${last}`;
+    }
+  }
+
+  /** Replays one entry to the group that failed it. Rejects an id already replayed or discarded. */
+  async replay(id: string, context: OperatorContext): Promise<ReplayResult> {
+    const entry = await this.get(id);
+    if (!entry) throw await this.goneError(id);
+    return this.replayEntry(entry, context);
+  }
+
+  async replayMany(options: BulkReplayOptions): Promise<BulkReplayResult> {
+    const limit = clamp(options.limit ?? 100, 1, 10_000);
+    const dryRun = options.dryRun ?? false;
+    const missing: string[] = [];
+    let entries: DeadLetterEntry[] = [];
+    if (options.ids && options.ids.length > 0) {
+      for (const id of options.ids) assertId(id);
+      for (const id of options.ids.slice(0, limit)) {
+        const entry = await this.get(id);
+        if (entry && matches(entry, options.filter ?? {})) entries.push(entry);
+        else if (!entry) missing.push(id);
+      }
+    } else {
+      let cursor: string | undefined;
+      do {
+        const page = await this.list(options.filter ?? {}, {
+          limit: Math.min(1000, limit - entries.length),
+          ...(cursor ? { cursor } : {}),
+        });
+        entries = entries.concat(page.items);
+        cursor = page.nextCursor;
+      } while (cursor && entries.length < limit);
+    }
+    const result: BulkReplayResult = {
+      dryRun,
+      matched: entries.length,
+      replayed: 0,
+      byGroup: {},
+      byReason: {},
+      invalidToday: [],
+      missing,
+      replayedIds: [],
+    };
+    for (const entry of entries) {
+      result.byGroup[entry.group] = (result.byGroup[entry.group] ?? 0) + 1;
+      result.byReason[entry.reason] = (result.byReason[entry.reason] ?? 0) + 1;
+      const invalid = this.schemaProblem(entry);
+      if (invalid) result.invalidToday.push({ id: entry.id, error: invalid });
+    }
+    if (dryRun) return result;
+    for (const entry of entries) {
+      try {
+        await this.replayEntry(entry, options);
+        result.replayed++;
+        result.replayedIds.push(entry.id);
+      } catch (err) {
+        // Another operator got there first; it is not ours to count.
+        if (!(err instanceof ConflictError || err instanceof NotFoundError)) throw err;
+      }
+    }
+    return result;
+  }
+
+  /** Deletes an entry for good, with an audit record. */
+  async discard(id: string, context: OperatorContext): Promise<DeadLetterEntry> {
+    const entry = await this.get(id);
+    if (!entry) throw await this.goneError(id);
+    const removed = await this.remove(entry, 'discard', context);
+    if (!removed) throw await this.goneError(id);
+    return entry;
+  }
+
+  async audit(
+    options: { limit?: number; cursor?: string } = {},
+  ): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
+    const limit = clamp(options.limit ?? 50, 1, 1000);
+    if (options.cursor !== undefined) assertId(options.cursor, 'cursor');
+    const rows = (await this.redis.xrevrange(
+      this.keys.audit,
+      options.cursor ? `(${options.cursor}` : '+',
+      '-',
+      'COUNT',
+      limit,
+    )) as [string, string[]][];
+    const items = rows.map(([id, fields]) => {
+      const r = fieldsToRecord(fields);
+      const record: AuditRecord = {
+        id,
+        action: r.action === 'discard' ? 'discard' : 'replay',
+        actor: r.actor ?? '',
+        at: r.at ?? '',
+        deadLetterId: r.deadLetterId ?? '',
+        group: r.group ?? '',
+        eventId: r.eventId ?? '',
+        type: r.type ?? '',
+      };
+      if (r.batchId) record.batchId = r.batchId;
+      return record;
+    });
+    const last = rows.at(-1)?.[0];
+    return rows.length === limit && last ? { items, nextCursor: last } : { items };
+  }
+
+  async length(): Promise<number> {
+    return this.redis.xlen(this.keys.deadLetter);
+  }
+
+  /** Number of dead-lettered entries per group. */
+  async countsByGroup(): Promise<Record<string, number>> {
+    const raw = await this.redis.hgetall(this.keys.deadLetterCounts);
+    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
+  }
+
+  private async replayEntry(entry: DeadLetterEntry, context: OperatorContext): Promise<ReplayResult> {
+    if (!this.retryQueues) throw new Error('DeadLetterStream needs retryQueues to replay');
+    const fields = Object.entries(entry.event).flat();
+    const replayCount = entry.replayCount + 1;
+    // Job first, removal second: a crash in between leaves the entry listed, and a second
+    // replay of it maps to the same job id, so the group still runs it once.
+    const jobId = await this.retryQueues.schedule(
+      {
+        group: entry.group,
+        stream: entry.stream,
+        entryId: entry.entryId,
+        fields,
+        eventId: entry.eventId,
+        type: entry.type,
+        attemptOffset: 0,
+        replayCount,
+        firstFailedAt: new Date().toISOString(),
+        failures: [],
+      },
+      0,
+    );
+    const removed = await this.remove(entry, 'replay', context);
+    if (!removed) throw await this.goneError(entry.id);
+    return { id: entry.id, group: entry.group, eventId: entry.eventId, jobId };
+  }
+
+  private async remove(
+    entry: DeadLetterEntry,
+    action: 'replay' | 'discard',
+    context: OperatorContext,
+  ): Promise<boolean> {
+    const at = new Date().toISOString();
+    const audit = [
+      'action',
+      action,
+      'actor',
+      context.actor,
+      'at',
+      at,
+      'deadLetterId',
+      entry.id,
+      'group',
+      entry.group,
+      'eventId',
+      entry.eventId,
+      'type',
+      entry.type,
+      ...(context.batchId ? ['batchId', context.batchId] : []),
+    ];
+    const removed = await this.redis.sfRemoveDeadLetter(
+      this.keys.deadLetter,
+      this.keys.deadLetterMarkers,
+      this.keys.deadLetterCounts,
+      this.keys.deadLetterTombstone(entry.id),
+      this.keys.audit,
+      entry.id,
+      marker(entry.group, entry.eventId, entry.replayCount),
+      entry.group,
+      JSON.stringify({ action, actor: context.actor, at }),
+      String(TOMBSTONE_TTL_SECONDS),
+      String(AUDIT_MAX_LEN),
+      ...audit,
+    );
+    return removed === 1;
+  }
+
+  private async goneError(id: string): Promise<Error> {
+    const tombstone = await this.redis.get(this.keys.deadLetterTombstone(id));
+    if (tombstone) {
+      const t = JSON.parse(tombstone) as { action: string; actor: string; at: string };
+      const verb = t.action === 'discard' ? 'discarded' : 'replayed';
+      return new ConflictError(
+        `DLQ_ENTRY_${verb.toUpperCase()}`,
+        `dead-letter entry ${id} was already ${verb} at ${t.at} by ${t.actor}`,
+        {
+          id,
+          ...t,
+        },
+      );
+    }
+    return new NotFoundError(`no dead-letter entry ${id}`, { id });
+  }
+
+  private schemaProblem(entry: DeadLetterEntry): string | undefined {
+    if (!this.catalog) return undefined;
+    try {
+      decodeEvent(Object.entries(entry.event).flat(), this.catalog);
+      return undefined;
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+  }
+}
+
+function marker(group: string, eventId: string, replayCount: number): string {
+  return `${group}|${eventId}|${replayCount}`;
+}
+
+function parseEntry(id: string, fields: string[]): DeadLetterEntry {
+  const r = fieldsToRecord(fields);
+  const entry: DeadLetterEntry = {
+    id,
+    group: r.group ?? '',
+    stream: r.stream ?? '',
+    entryId: r.entryId ?? '',
+    eventId: r.eventId ?? '',
+    type: r.type ?? '',
+    reason: (DEAD_LETTER_REASONS as readonly string[]).includes(r.reason ?? '')
+      ? (r.reason as DeadLetterReason)
+      : 'retries-exhausted',
+    attempts: Number(r.attempts ?? 0),
+    replayCount: Number(r.replayCount ?? 0),
+    lastError: parseJson<ErrorSummary>(r.error, { name: 'Error', message: '' }),
+    failures: parseJson<FailureRecord[]>(r.failures, []),
+    firstFailedAt: r.firstFailedAt ?? '',
+    deadLetteredAt: r.deadLetteredAt ?? '',
+    event: parseJson<Record<string, string>>(r.event, {}),
+  };
+  if (r.aggregateId) entry.aggregateId = r.aggregateId;
+  return entry;
+}
+
+function matches(entry: DeadLetterEntry, filter: DeadLetterFilter): boolean {
+  return (
+    (filter.group === undefined || entry.group === filter.group) &&
+    (filter.type === undefined || entry.type === filter.type) &&
+    (filter.reason === undefined || entry.reason === filter.reason)
+  );
+}
+
+function parseJson<T>(raw: string | undefined, fallback: T): T {
+  if (!raw) return fallback;
+  try {
+    return JSON.parse(raw) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+function assertId(id: string, field = 'id'): void {
+  if (!isStreamId(id)) {
+    throw new ValidationError(`${field} must be a stream entry id like 1700000000000-0`, [
+      { field, message: 'not a stream entry id' },
+    ]);
+  }
+}
+
+function clamp(n: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, Math.trunc(n)));
+}

@@ -1,0 +1,8 @@
+export {
+  type BulkReplayOptions,
+  type BulkReplayResult,
+  DeadLetterStream,
+  type DeadLetterStreamOptions,
+  type ReplayResult,
+} from './dead-letter-stream';
+export * from './types';

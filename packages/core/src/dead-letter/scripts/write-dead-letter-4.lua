@@ -1,0 +1,28 @@
+--[[
+  Writes one dead-letter entry at most once per marker, and acknowledges the source entry
+  in the same step, so a crash can neither lose the event nor write it twice.
+
+  KEYS[1] dead-letter stream
+  KEYS[2] markers hash (marker -> dead-letter entry id)
+  KEYS[3] per-group counts hash
+  KEYS[4] source stream (XACK target)
+
+  ARGV[1] marker: "<group>|<event id>|<replay count>"
+  ARGV[2] group
+  ARGV[3] source entry id to XACK, or "" when the entry was already acknowledged
+  ARGV[4..] field/value pairs of the dead-letter entry
+
+  Returns { dead-letter entry id, 1 if written now | 0 if it already existed }
+]]
+local existing = redis.call('HGET', KEYS[2], ARGV[1])
+if existing then
+  if ARGV[3] ~= '' then redis.call('XACK', KEYS[4], ARGV[2], ARGV[3]) end
+  return { existing, 0 }
+end
+local fields = {}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+redis.call('HSET', KEYS[2], ARGV[1], id)
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+if ARGV[3] ~= '' then redis.call('XACK', KEYS[4], ARGV[2], ARGV[3]) end
+return { id, 1 }

@@ -1,0 +1,83 @@
+import type { ErrorSummary } from '../errors/index';
+
+export const DEAD_LETTER_REASONS = ['retries-exhausted', 'non-retryable', 'invalid-event', 'max-deliveries'] as const;
+export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
+
+/** One failed attempt: when, and what it threw. */
+export interface FailureRecord {
+  attempt: number;
+  at: string;
+  name: string;
+  message: string;
+}
+
+/** What a caller hands the dead-letter stream. */
+export interface DeadLetterInput {
+  group: string;
+  stream: string;
+  /** The source stream entry id. */
+  entryId: string;
+  /** The raw stream entry fields, kept verbatim so even an undecodable event survives. */
+  fields: readonly string[];
+  reason: DeadLetterReason;
+  attempts: number;
+  replayCount: number;
+  lastError: ErrorSummary;
+  failures: FailureRecord[];
+  firstFailedAt: string;
+}
+
+export interface DeadLetterEntry {
+  /** Dead-letter stream entry id; also the handle operators use. */
+  id: string;
+  group: string;
+  stream: string;
+  entryId: string;
+  eventId: string;
+  type: string;
+  aggregateId?: string;
+  reason: DeadLetterReason;
+  attempts: number;
+  replayCount: number;
+  lastError: ErrorSummary;
+  failures: FailureRecord[];
+  firstFailedAt: string;
+  deadLetteredAt: string;
+  /** The event as it was on the stream, field by field. */
+  event: Record<string, string>;
+}
+
+export interface DeadLetterFilter {
+  group?: string;
+  type?: string;
+  reason?: DeadLetterReason;
+  /** Inclusive lower bound on the dead-lettered time. */
+  from?: Date;
+  /** Inclusive upper bound on the dead-lettered time. */
+  to?: Date;
+}
+
+export interface DeadLetterPage {
+  items: DeadLetterEntry[];
+  /** Pass back as `cursor` for the next (older) page; absent on the last page. */
+  nextCursor?: string;
+}
+
+export interface AuditRecord {
+  id: string;
+  action: 'replay' | 'discard';
+  actor: string;
+  at: string;
+  deadLetterId: string;
+  group: string;
+  eventId: string;
+  type: string;
+  batchId?: string;
+}
+
+export interface OperatorContext {
+  /** Who asked: shown in the audit log. */
+  actor: string;
+  /** Groups a bulk action under one id in the audit log. */
+  batchId?: string;
+}

@@ -1,0 +1,84 @@
+import type { z } from 'zod';
+import { type FieldIssue, ValidationError } from '../errors/index';
+
+export interface EventDefinition {
+  type: string;
+  schemaVersion: number;
+  /** Which stream events of this type are published to. */
+  stream: string;
+  schema: z.ZodType;
+  description?: string;
+  example?: unknown;
+}
+
+const TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
+
+/**
+ * The registry of event types. A type is dotted lower case (`order.created`); each version
+ * has its own zod schema for `data`. Unknown types and invalid data are `ValidationError`s.
+ */
+export class EventCatalog {
+  private readonly definitions = new Map<string, EventDefinition>();
+  private readonly latest = new Map<string, number>();
+
+  register(definition: EventDefinition): this {
+    if (!TYPE_PATTERN.test(definition.type)) {
+      throw new Error(`event type "${definition.type}" must be dotted lower case, e.g. order.created`);
+    }
+    this.definitions.set(key(definition.type, definition.schemaVersion), definition);
+    this.latest.set(definition.type, Math.max(this.latest.get(definition.type) ?? 0, definition.schemaVersion));
+    return this;
+  }
+
+  has(type: string, schemaVersion?: number): boolean {
+    return schemaVersion === undefined ? this.latest.has(type) : this.definitions.has(key(type, schemaVersion));
+  }
+
+  types(): string[] {
+    return [...this.latest.keys()].sort();
+  }
+
+  definitionsList(): EventDefinition[] {
+    return [...this.definitions.values()];
+  }
+
+  latestVersion(type: string): number | undefined {
+    return this.latest.get(type);
+  }
+
+  get(type: string, schemaVersion?: number): EventDefinition | undefined {
+    const version = schemaVersion ?? this.latest.get(type);
+    return version === undefined ? undefined : this.definitions.get(key(type, version));
+  }
+
+  /** Validates `data` for a type and version; returns the parsed data or throws. */
+  validate(type: string, schemaVersion: number, data: unknown, pathPrefix = 'data'): unknown {
+    const definition = this.definitions.get(key(type, schemaVersion));
+    if (!definition) {
+      const known = this.latest.has(type);
+      throw new ValidationError(
+        known
+          ? `event type "${type}" has no schema version ${schemaVersion}`
+          : `unknown event type "${type}"; known types: ${this.types().join(', ')}`,
+        [{ field: known ? 'schemaVersion' : 'type', message: known ? 'unknown schema version' : 'unknown event type' }],
+      );
+    }
+    const result = definition.schema.safeParse(data);
+    if (!result.success) {
+      const issues: FieldIssue[] = result.error.issues.map((issue) => ({
+        field: [pathPrefix, ...issue.path.map(String)].join('.'),
+        message: issue.message,
+      }));
+      throw new ValidationError(`invalid data for ${type} v${schemaVersion}: ${describe(issues)}`, issues);
+    }
+    return result.data;
+  }
+}
+
+function key(type: string, version: number): string {
+  return `${type}@${version}`;
+}
+
+export function describe(issues: FieldIssue[]): string {
+  return issues.map((i) => `${i.field}: ${i.message}`).join('; ');
+}

@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import { DeadLetterStream } from '../dead-letter/dead-letter-stream';
+import type { EventCatalog } from '../events/catalog';
+import { type Logger, silentLogger } from '../logging/index';
+import { DEFAULT_RETRY, RetryPolicy, type RetryPolicyOptions } from '../retry/retry-policy';
+import { RetryQueues } from '../retry/retry-queues';
+import { RetryWorker } from '../retry/retry-worker';
+import { createRedis } from '../streams/connection';
+import { ConsumerGroup } from '../streams/consumer-group';
+import type { GroupDefinition, GroupObserver } from '../streams/handler';
+import { StreamfleetKeys } from '../streams/keys';
+import { StreamProducer } from '../streams/producer';
+
+export interface FleetOptions {
+  redisUrl: string;
+  prefix: string;
+  catalog: EventCatalog;
+  groups: GroupDefinition[];
+  /** Unique per process. Default: `<host>-<pid>-<random>`. */
+  consumerName?: string;
+  retry?: Partial<RetryPolicyOptions>;
+  /** Per-group retry overrides, e.g. from `RETRY_OVERRIDES`. */
+  retryOverrides?: Record<string, Partial<RetryPolicyOptions>>;
+  consumer?: {
+    batchSize?: number;
+    blockMs?: number;
+    concurrency?: number;
+    visibilityTimeoutMs?: number;
+    maxDeliveries?: number;
+    claimIntervalMs?: number;
+    consumerIdleTimeoutMs?: number;
+  };
+  /** Retry jobs running at once per group in this process. */
+  retryConcurrency?: number;
+  logger?: Logger;
+  observer?: GroupObserver;
+}
+
+export function defaultConsumerName(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Everything one process needs to run consumer groups: connections, the producer, the
+ * dead-letter stream, retry queues, and per group a `ConsumerGroup` loop plus its
+ * `RetryWorker`. `close()` shuts them down in order and ends every connection it opened.
+ */
+export class Fleet {
+  readonly keys: StreamfleetKeys;
+  readonly redis: Redis;
+  readonly producer: StreamProducer;
+  readonly retryQueues: RetryQueues;
+  readonly deadLetters: DeadLetterStream;
+  readonly consumerName: string;
+  readonly consumers: ConsumerGroup[] = [];
+  readonly retryWorkers: RetryWorker[] = [];
+  private readonly logger: Logger;
+  private started = false;
+
+  constructor(private readonly options: FleetOptions) {
+    this.keys = new StreamfleetKeys(options.prefix);
+    this.redis = createRedis(options.redisUrl, { connectionName: 'sf:fleet' });
+    this.logger = options.logger ?? silentLogger;
+    this.consumerName = options.consumerName ?? defaultConsumerName();
+    this.producer = new StreamProducer({ redis: this.redis, keys: this.keys, catalog: options.catalog });
+    this.retryQueues = new RetryQueues({ connection: this.redis, keys: this.keys });
+    this.deadLetters = new DeadLetterStream({
+      redis: this.redis,
+      keys: this.keys,
+      retryQueues: this.retryQueues,
+      catalog: options.catalog,
+    });
+  }
+
+  policyFor(definition: GroupDefinition): RetryPolicy {
+    return RetryPolicy.forGroup(
+      { ...DEFAULT_RETRY, ...this.options.retry },
+      this.options.retryOverrides,
+      definition.group,
+      definition.retry,
+    );
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const c = this.options.consumer ?? {};
+    const maxDeliveries = c.maxDeliveries ?? 5;
+    for (const definition of this.options.groups) {
+      const policy = this.policyFor(definition);
+      const consumer = new ConsumerGroup({
+        redis: this.redis,
+        keys: this.keys,
+        definition,
+        catalog: this.options.catalog,
+        consumer: this.consumerName,
+        deadLetters: this.deadLetters,
+        retryQueues: this.retryQueues,
+        policy,
+        ...c,
+        maxDeliveries,
+        logger: this.logger,
+        ...(this.options.observer ? { observer: this.options.observer } : {}),
+      });
+      const retry = new RetryWorker({
+        connection: this.redis,
+        keys: this.keys,
+        definition,
+        catalog: this.options.catalog,
+        policy,
+        deadLetters: this.deadLetters,
+        maxDeliveries,
+        concurrency: this.options.retryConcurrency ?? 10,
+        logger: this.logger,
+        ...(this.options.observer ? { observer: this.options.observer } : {}),
+      });
+      this.consumers.push(consumer);
+      this.retryWorkers.push(retry);
+      await consumer.start();
+      retry.start();
+    }
+  }
+
+  /** Stops reading, finishes in-flight work (up to `timeoutMs`), then closes every connection. */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    await Promise.all(this.consumers.map((c) => c.close(options)));
+    await Promise.all(this.retryWorkers.map((w) => w.close()));
+    await this.retryQueues.close();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

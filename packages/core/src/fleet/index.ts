@@ -1,0 +1,1 @@
+export { defaultConsumerName, Fleet, type FleetOptions } from './fleet';

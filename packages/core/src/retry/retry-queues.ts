@@ -1,0 +1,114 @@
+import { type JobsOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { FailureRecord } from '../dead-letter/types';
+import type { StreamfleetKeys } from '../streams/keys';
+
+/** What a retry job carries: the event verbatim, and its failure history so far. */
+export interface RetryJobData {
+  group: string;
+  stream: string;
+  entryId: string;
+  /** Raw stream entry fields; decoded again on every attempt against today's catalog. */
+  fields: string[];
+  eventId: string;
+  type: string;
+  /** Attempts made before this job started: 1 after a failed first delivery, 0 for a replay. */
+  attemptOffset: number;
+  replayCount: number;
+  firstFailedAt: string;
+  failures: FailureRecord[];
+}
+
+export interface RetryCounts {
+  waiting: number;
+  delayed: number;
+  active: number;
+  failed: number;
+  completed: number;
+}
+
+/** BullMQ decides nothing about exhaustion: the retry worker does, so the limit here is only a backstop. */
+const BACKSTOP_ATTEMPTS = 1000;
+
+export const RETRY_BACKOFF_TYPE = 'streamfleet';
+
+/** Retry job id: one job per (group, event, replay round), so a re-delivered entry cannot add a second. */
+export function retryJobId(group: string, eventId: string, replayCount: number): string {
+  const base = `${group}.${eventId}`.replaceAll(':', '_');
+  return replayCount === 0 ? base : `${base}.r${replayCount}`;
+}
+
+export interface RetryQueuesOptions {
+  /** A connection BullMQ may share for its queue commands. */
+  connection: Redis;
+  keys: StreamfleetKeys;
+  /** How long finished jobs are kept, which is how long a re-delivery is recognised. */
+  keepCompletedSeconds?: number;
+}
+
+/**
+ * One BullMQ queue per consumer group, named after the group. Producer side only:
+ * `RetryWorker` consumes them.
+ */
+export class RetryQueues {
+  private readonly queues = new Map<string, Queue<RetryJobData>>();
+  private readonly connection: Redis;
+  private readonly keys: StreamfleetKeys;
+  private readonly keepCompletedSeconds: number;
+
+  constructor(options: RetryQueuesOptions) {
+    this.connection = options.connection;
+    this.keys = options.keys;
+    this.keepCompletedSeconds = options.keepCompletedSeconds ?? 24 * 3600;
+  }
+
+  queue(group: string): Queue<RetryJobData> {
+    let queue = this.queues.get(group);
+    if (!queue) {
+      queue = new Queue<RetryJobData>(group, { connection: this.connection, prefix: this.keys.bullPrefix });
+      this.queues.set(group, queue);
+    }
+    return queue;
+  }
+
+  /**
+   * Stores a retry job; resolves once Redis has it. Adding an id that exists is a no-op
+   * (BullMQ keeps the first), which is what makes a re-delivery harmless.
+   */
+  async schedule(data: RetryJobData, delayMs: number): Promise<string> {
+    const jobId = retryJobId(data.group, data.eventId, data.replayCount);
+    const options: JobsOptions = {
+      jobId,
+      delay: Math.max(0, delayMs),
+      attempts: BACKSTOP_ATTEMPTS,
+      backoff: { type: RETRY_BACKOFF_TYPE },
+      removeOnComplete: { age: this.keepCompletedSeconds },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    };
+    await this.queue(data.group).add(data.type, data, options);
+    return jobId;
+  }
+
+  async counts(group: string): Promise<RetryCounts> {
+    const c = await this.queue(group).getJobCounts(
+      'waiting',
+      'delayed',
+      'active',
+      'failed',
+      'completed',
+      'prioritized',
+    );
+    return {
+      waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
+      delayed: c.delayed ?? 0,
+      active: c.active ?? 0,
+      failed: c.failed ?? 0,
+      completed: c.completed ?? 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}

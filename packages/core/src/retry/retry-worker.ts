@@ -1,0 +1,161 @@
+import { type Job, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
+import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
+import { isNonRetryable, summariseError } from '../errors/index';
+import type { EventCatalog } from '../events/catalog';
+import { decodeEvent } from '../events/codec';
+import { type Logger, silentLogger } from '../logging/index';
+import type { GroupDefinition, GroupObserver, HandlerContext } from '../streams/handler';
+import type { StreamfleetKeys } from '../streams/keys';
+import type { RetryPolicy } from './retry-policy';
+import { RETRY_BACKOFF_TYPE, type RetryJobData } from './retry-queues';
+
+export interface RetryWorkerOptions {
+  /** Needs `maxRetriesPerRequest: null` (BullMQ blocks on a duplicate of it). */
+  connection: Redis;
+  keys: StreamfleetKeys;
+  definition: GroupDefinition;
+  catalog: EventCatalog;
+  policy: RetryPolicy;
+  deadLetters: DeadLetterStream;
+  /** A job whose worker died this many times goes to the dead-letter stream (`max-deliveries`). */
+  maxDeliveries: number;
+  concurrency?: number;
+  logger?: Logger;
+  observer?: GroupObserver;
+}
+
+/**
+ * Runs a group's retry jobs through the group's own handler. This worker, not BullMQ,
+ * decides when attempts are exhausted: it then writes the dead letter and completes the
+ * job, so a job never ends "failed" with its event nowhere.
+ */
+export class RetryWorker {
+  private worker: Worker<RetryJobData> | undefined;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: RetryWorkerOptions) {
+    this.logger = (options.logger ?? silentLogger).child({ group: options.definition.group, component: 'retry' });
+  }
+
+  start(): void {
+    if (this.worker) return;
+    const { policy, definition } = this.options;
+    this.worker = new Worker<RetryJobData>(definition.group, (job) => this.process(job), {
+      connection: this.options.connection,
+      prefix: this.options.keys.bullPrefix,
+      concurrency: this.options.concurrency ?? definition.concurrency ?? 10,
+      maxStalledCount: this.options.maxDeliveries,
+      settings: {
+        backoffStrategy: (attemptsMade: number, type?: string, _err?: Error, job?: { data: RetryJobData }) => {
+          if (type !== RETRY_BACKOFF_TYPE) return 0;
+          return policy.delayAfter((job?.data.attemptOffset ?? 1) + attemptsMade);
+        },
+      },
+    });
+    this.worker.on('error', (err) => this.logger.error({ err }, 'retry worker error'));
+    // Backstop: a job BullMQ fails for good (e.g. stalled past maxStalledCount) still lands in the DLQ.
+    this.worker.on('failed', (job, err) => {
+      if (!job || !/stalled more than/i.test(err.message)) return;
+      void this.deadLetter(
+        job.data,
+        'max-deliveries',
+        err,
+        job.data.failures,
+        job.data.attemptOffset + job.attemptsMade,
+      ).catch((e: unknown) =>
+        this.logger.error({ err: e, eventId: job.data.eventId }, 'could not dead-letter a failed job'),
+      );
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.close();
+    this.worker = undefined;
+  }
+
+  private async process(job: Job<RetryJobData>): Promise<void> {
+    const data = job.data;
+    const { policy, definition, observer } = this.options;
+    const attempt = data.attemptOffset + job.attemptsMade + 1;
+    const logger = this.logger.child({ eventId: data.eventId, eventType: data.type, attempt, jobId: job.id });
+    if (attempt > policy.maxAttempts) {
+      // A previous run failed its last attempt but could not write the dead letter: finish that.
+      const last = data.failures.at(-1);
+      await this.deadLetter(
+        data,
+        'retries-exhausted',
+        new Error(last?.message ?? 'retries exhausted'),
+        data.failures,
+        attempt - 1,
+      );
+      return;
+    }
+    let event: ReturnType<typeof decodeEvent>;
+    try {
+      event = decodeEvent(data.fields, this.options.catalog);
+    } catch (err) {
+      await this.deadLetter(data, 'invalid-event', err, [...data.failures, failure(attempt, err)], attempt);
+      return;
+    }
+    const context: HandlerContext = {
+      group: definition.group,
+      stream: data.stream,
+      entryId: data.entryId,
+      attempt,
+      deliveryCount: 1,
+      replayCount: data.replayCount,
+      logger,
+    };
+    const started = performance.now();
+    try {
+      await definition.handler(event, context);
+      observer?.handled?.(definition.group, performance.now() - started);
+      logger.debug('retry succeeded');
+    } catch (err) {
+      observer?.failed?.(definition.group);
+      const failures = [...data.failures, failure(attempt, err)];
+      if (isNonRetryable(err)) {
+        await this.deadLetter(data, 'non-retryable', err, failures, attempt);
+        return;
+      }
+      if (!policy.canRetryAfter(attempt)) {
+        await this.deadLetter(data, 'retries-exhausted', err, failures, attempt);
+        return;
+      }
+      logger.warn({ err }, 'retry attempt failed; backing off');
+      await job.updateData({ ...data, failures });
+      observer?.retried?.(definition.group);
+      throw err;
+    }
+  }
+
+  private async deadLetter(
+    data: RetryJobData,
+    reason: DeadLetterReason,
+    err: unknown,
+    failures: FailureRecord[],
+    attempts: number,
+  ): Promise<void> {
+    const { created } = await this.options.deadLetters.write({
+      group: data.group,
+      stream: data.stream,
+      entryId: data.entryId,
+      fields: data.fields,
+      reason,
+      attempts,
+      replayCount: data.replayCount,
+      lastError: summariseError(err),
+      failures,
+      firstFailedAt: data.firstFailedAt,
+    });
+    if (created) this.options.observer?.deadLettered?.(data.group, reason);
+    this.logger.warn({ eventId: data.eventId, eventType: data.type, reason, attempts }, 'event dead-lettered');
+  }
+}
+
+export function failure(attempt: number, err: unknown): FailureRecord {
+  const s = summariseError(err);
+  return { attempt, at: new Date().toISOString(), name: s.name, message: s.message };
+}

@@ -1,0 +1,488 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
+import type { DeadLetterReason } from '../dead-letter/types';
+import { isNonRetryable, MaxDeliveriesError, summariseError } from '../errors/index';
+import type { EventCatalog } from '../events/catalog';
+import { decodeEvent } from '../events/codec';
+import type { EventEnvelope } from '../events/envelope';
+import { type Logger, silentLogger } from '../logging/index';
+import type { RetryPolicy } from '../retry/retry-policy';
+import type { RetryQueues } from '../retry/retry-queues';
+import { failure } from '../retry/retry-worker';
+import type { GroupDefinition, GroupObserver, HandlerContext } from './handler';
+import { KeyedLimiter } from './keyed-limiter';
+import type { StreamfleetKeys } from './keys';
+import { infoList, isNoGroupError, type XAutoClaimReply, type XPendingEntry, type XReadGroupReply } from './reply';
+
+const REMOVE_IDLE_CONSUMER = readFileSync(new URL('./remove-idle-consumer-1.lua', import.meta.url), 'utf8');
+
+type ConsumerRedis = Redis & {
+  sfRemoveIdleConsumer(stream: string, group: string, consumer: string, minIdleMs: number): Promise<number>;
+};
+
+export interface ConsumerGroupOptions {
+  /** Command connection: acks, claims, scripts. Shared with others is fine. */
+  redis: Redis;
+  /** Blocking XREADGROUP connection, owned by this loop. Default: `redis.duplicate()`. */
+  reader?: Redis;
+  keys: StreamfleetKeys;
+  definition: GroupDefinition;
+  catalog: EventCatalog;
+  /** Unique per process, e.g. `host-pid-random`. */
+  consumer: string;
+  deadLetters: DeadLetterStream;
+  retryQueues: RetryQueues;
+  policy: RetryPolicy;
+  /** Entries per XREADGROUP. */
+  batchSize?: number;
+  blockMs?: number;
+  /** Handlers running at once. */
+  concurrency?: number;
+  /** An entry pending this long (its consumer died) is claimed by a live consumer. */
+  visibilityTimeoutMs?: number;
+  /** A claimed entry delivered more often than this is dead-lettered (`max-deliveries`). */
+  maxDeliveries?: number;
+  /** How often to look for idle entries. Default: a quarter of the visibility timeout. */
+  claimIntervalMs?: number;
+  /** Consumers idle this long with nothing pending are removed from the group. */
+  consumerIdleTimeoutMs?: number;
+  /** Where a new group starts: `0` (whole stream, the default) or `$` (only new entries). */
+  startId?: string;
+  logger?: Logger;
+  observer?: GroupObserver;
+}
+
+/**
+ * The consumer-group loop: XREADGROUP in batches with BLOCK, handlers with bounded
+ * concurrency (one aggregate's entries in order within this process), XACK in batches.
+ *
+ * A failing handler never blocks the loop: its entry becomes a BullMQ retry job and is
+ * acked only once the job is stored. A background tick claims entries idle past the
+ * visibility timeout (XAUTOCLAIM), dead-letters those delivered too often, and removes
+ * idle consumers with nothing pending. `close()` stops reading, waits for in-flight
+ * handlers, and flushes their acks. One instance is driven by one event loop.
+ */
+export class ConsumerGroup {
+  readonly group: string;
+  readonly stream: string;
+  readonly consumer: string;
+  private readonly streamKey: string;
+  private readonly redis: Redis;
+  private readonly reader: Redis;
+  private readonly ownsReader: boolean;
+  private readonly limiter: KeyedLimiter;
+  private readonly types: Set<string> | undefined;
+  private readonly logger: Logger;
+  private readonly batchSize: number;
+  private readonly blockMs: number;
+  private readonly maxInFlight: number;
+  private readonly visibilityTimeoutMs: number;
+  private readonly maxDeliveries: number;
+  private readonly claimIntervalMs: number;
+  private readonly consumerIdleTimeoutMs: number;
+
+  private running = false;
+  private inFlight = 0;
+  private capacityWaiter: (() => void) | undefined;
+  private drainWaiter: (() => void) | undefined;
+  private ackBuffer: string[] = [];
+  private ackFlush: Promise<void> | undefined;
+  private readonly pendingWork = new Set<Promise<unknown>>();
+  private readerId: number | undefined;
+  private readLoopDone: Promise<void> | undefined;
+  private claimLoopDone: Promise<void> | undefined;
+  private readonly sleepers = new Set<() => void>();
+  private lastConsumerSweep = 0;
+
+  constructor(private readonly options: ConsumerGroupOptions) {
+    const d = options.definition;
+    this.group = d.group;
+    this.stream = d.stream;
+    this.consumer = options.consumer;
+    this.streamKey = options.keys.stream(d.stream);
+    this.redis = options.redis;
+    this.ownsReader = options.reader === undefined;
+    this.reader = options.reader ?? options.redis.duplicate({ connectionName: `sf:${d.group}:${options.consumer}` });
+    const concurrency = d.concurrency ?? options.concurrency ?? 50;
+    this.limiter = new KeyedLimiter(concurrency);
+    this.types = d.types ? new Set(d.types) : undefined;
+    this.batchSize = options.batchSize ?? 200;
+    this.blockMs = options.blockMs ?? 2000;
+    // Read ahead one batch while the previous one is being handled.
+    this.maxInFlight = Math.max(this.batchSize, concurrency) * 2;
+    this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30_000;
+    this.maxDeliveries = options.maxDeliveries ?? 5;
+    this.claimIntervalMs = options.claimIntervalMs ?? Math.max(50, Math.floor(this.visibilityTimeoutMs / 4));
+    this.consumerIdleTimeoutMs = options.consumerIdleTimeoutMs ?? Math.max(10 * this.visibilityTimeoutMs, 60_000);
+    this.logger = (options.logger ?? silentLogger).child({
+      group: this.group,
+      consumer: this.consumer,
+      stream: this.stream,
+    });
+  }
+
+  /** Creates the group if missing (and registers the stream), then starts reading. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    await this.ensureGroup();
+    this.readerId = Number(await this.reader.client('ID'));
+    this.running = true;
+    this.readLoopDone = this.readLoop();
+    this.claimLoopDone = this.claimLoop();
+    this.logger.info('consumer started');
+  }
+
+  /** Entries handed to handlers and not yet finished. */
+  get inFlightCount(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * Stops reading, waits up to `timeoutMs` for in-flight handlers, flushes acks. Whatever
+   * has not finished stays pending and is claimed by another consumer later.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    for (const wake of this.sleepers) wake();
+    this.capacityWaiter?.();
+    if (this.readerId !== undefined) await this.redis.client('UNBLOCK', this.readerId).catch(() => undefined);
+    await Promise.all([this.readLoopDone, this.claimLoopDone]);
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    if (this.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          this.drainWaiter = resolve;
+        }),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (this.inFlight > 0) this.logger.warn({ inFlight: this.inFlight }, 'closing with handlers still running');
+    }
+    await Promise.allSettled([...this.pendingWork]);
+    await this.flushAcks();
+    if (this.ownsReader) this.reader.disconnect();
+    this.logger.info('consumer stopped');
+  }
+
+  private async ensureGroup(): Promise<void> {
+    try {
+      await this.redis.xgroup('CREATE', this.streamKey, this.group, this.options.startId ?? '0', 'MKSTREAM');
+    } catch (err) {
+      if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
+    }
+    await this.redis.sadd(this.options.keys.streams, this.stream);
+  }
+
+  private async readLoop(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      if (this.inFlight + this.batchSize > this.maxInFlight) {
+        await new Promise<void>((resolve) => {
+          this.capacityWaiter = resolve;
+        });
+        this.capacityWaiter = undefined;
+        continue;
+      }
+      let reply: XReadGroupReply;
+      try {
+        reply = (await this.reader.xreadgroup(
+          'GROUP',
+          this.group,
+          this.consumer,
+          'COUNT',
+          this.batchSize,
+          'BLOCK',
+          this.blockMs,
+          'STREAMS',
+          this.streamKey,
+          '>',
+        )) as XReadGroupReply;
+        failures = 0;
+      } catch (err) {
+        if (!this.running) break;
+        failures++;
+        if (isNoGroupError(err)) {
+          // The stream or group vanished (e.g. Redis restarted without persistence).
+          this.logger.warn('group missing; recreating it');
+          await this.ensureGroup().catch((e: unknown) => this.logger.error({ err: e }, 'could not recreate group'));
+        } else {
+          this.logger.error({ err }, 'XREADGROUP failed; retrying');
+        }
+        await this.pause(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+        continue;
+      }
+      const entries = reply?.[0]?.[1];
+      if (!entries) continue;
+      for (const [id, fields] of entries) {
+        if (fields) this.dispatch(id, fields, 1);
+      }
+    }
+  }
+
+  /** Hands one entry to its handler. Never throws; every outcome ends in ack, retry job or dead letter. */
+  private dispatch(id: string, fields: string[], deliveryCount: number): void {
+    this.inFlight++;
+    let event: EventEnvelope;
+    try {
+      event = decodeEvent(fields, this.options.catalog);
+    } catch (err) {
+      this.track(this.deadLetter(id, fields, 'invalid-event', err, 1, 0));
+      return;
+    }
+    if (this.types && !this.types.has(event.type)) {
+      this.ack(id);
+      this.done();
+      return;
+    }
+    this.track(this.limiter.run(event.aggregateId ?? event.id, () => this.handle(id, fields, event, deliveryCount)));
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.pendingWork.add(work);
+    void work.then(
+      () => {
+        this.pendingWork.delete(work);
+        this.done();
+      },
+      (err: unknown) => {
+        this.pendingWork.delete(work);
+        this.logger.error({ err }, 'unexpected error while handling an entry');
+        this.done();
+      },
+    );
+  }
+
+  private done(): void {
+    this.inFlight--;
+    if (this.capacityWaiter && this.inFlight + this.batchSize <= this.maxInFlight) this.capacityWaiter();
+    if (this.inFlight === 0) this.drainWaiter?.();
+  }
+
+  private async handle(id: string, fields: string[], event: EventEnvelope, deliveryCount: number): Promise<void> {
+    const { definition, observer } = this.options;
+    const started = performance.now();
+    const context = this.context(id, event, deliveryCount);
+    try {
+      await definition.handler(event, context);
+    } catch (err) {
+      observer?.failed?.(this.group);
+      await this.onFailure(id, fields, event, err);
+      return;
+    }
+    this.ack(id);
+    observer?.handled?.(this.group, performance.now() - started);
+  }
+
+  private context(entryId: string, event: EventEnvelope, deliveryCount: number): HandlerContext {
+    let logger: Logger | undefined;
+    const base = this.logger;
+    return {
+      group: this.group,
+      stream: this.stream,
+      entryId,
+      attempt: 1,
+      deliveryCount,
+      replayCount: 0,
+      // Child loggers cost a few microseconds; only build one for handlers that log.
+      get logger() {
+        logger ??= base.child({ eventId: event.id, eventType: event.type, entryId });
+        return logger;
+      },
+    };
+  }
+
+  private async onFailure(id: string, fields: string[], event: EventEnvelope, err: unknown): Promise<void> {
+    const { policy } = this.options;
+    const log = this.logger.child({ eventId: event.id, eventType: event.type, entryId: id });
+    if (isNonRetryable(err)) return this.deadLetter(id, fields, 'non-retryable', err, 1, 0);
+    if (!policy.canRetryAfter(1)) return this.deadLetter(id, fields, 'retries-exhausted', err, 1, 0);
+    const at = new Date().toISOString();
+    try {
+      await this.options.retryQueues.schedule(
+        {
+          group: this.group,
+          stream: this.stream,
+          entryId: id,
+          fields,
+          eventId: event.id,
+          type: event.type,
+          attemptOffset: 1,
+          replayCount: 0,
+          firstFailedAt: at,
+          failures: [failure(1, err)],
+        },
+        policy.delayAfter(1),
+      );
+    } catch (scheduleErr) {
+      // Not acked: the entry stays pending and is claimed again after the visibility timeout.
+      log.error({ err: scheduleErr }, 'could not store the retry job; leaving the entry pending');
+      return;
+    }
+    this.options.observer?.retried?.(this.group);
+    log.warn({ err }, 'handler failed; retry scheduled');
+    this.ack(id);
+  }
+
+  private async deadLetter(
+    id: string,
+    fields: string[],
+    reason: DeadLetterReason,
+    err: unknown,
+    attempts: number,
+    replayCount: number,
+  ): Promise<void> {
+    const at = new Date().toISOString();
+    try {
+      const { created } = await this.options.deadLetters.write(
+        {
+          group: this.group,
+          stream: this.stream,
+          entryId: id,
+          fields,
+          reason,
+          attempts,
+          replayCount,
+          lastError: summariseError(err),
+          failures: reason === 'max-deliveries' ? [] : [failure(attempts, err)],
+          firstFailedAt: at,
+        },
+        id,
+      );
+      if (created) this.options.observer?.deadLettered?.(this.group, reason);
+      this.logger.warn({ entryId: id, reason, err: summariseError(err).message }, 'entry dead-lettered');
+    } catch (writeErr) {
+      this.logger.error({ err: writeErr, entryId: id }, 'could not dead-letter; leaving the entry pending');
+    }
+  }
+
+  private ack(id: string): void {
+    this.ackBuffer.push(id);
+    if (this.ackBuffer.length === 1 && !this.ackFlush) {
+      // Batch every ack of this turn of the event loop into one XACK.
+      setImmediate(() => void this.flushAcks());
+    }
+  }
+
+  private async flushAcks(): Promise<void> {
+    while (this.ackFlush) await this.ackFlush;
+    if (this.ackBuffer.length === 0) return;
+    const ids = this.ackBuffer;
+    this.ackBuffer = [];
+    this.ackFlush = this.redis
+      .xack(this.streamKey, this.group, ...ids)
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          // Unacked entries are delivered again after the visibility timeout; handlers are idempotent.
+          this.logger.error({ err, count: ids.length }, 'XACK failed');
+        },
+      )
+      .finally(() => {
+        this.ackFlush = undefined;
+        if (this.ackBuffer.length > 0) setImmediate(() => void this.flushAcks());
+      });
+    await this.ackFlush;
+  }
+
+  private async claimLoop(): Promise<void> {
+    while (this.running) {
+      await this.pause(this.claimIntervalMs);
+      if (!this.running) break;
+      try {
+        await this.claimIdle();
+        if (Date.now() - this.lastConsumerSweep >= Math.min(this.consumerIdleTimeoutMs, 60_000)) {
+          this.lastConsumerSweep = Date.now();
+          await this.removeIdleConsumers();
+        }
+      } catch (err) {
+        if (isNoGroupError(err)) await this.ensureGroup().catch(() => undefined);
+        else this.logger.error({ err }, 'claim tick failed');
+      }
+    }
+  }
+
+  /** Claims entries whose consumer went quiet for longer than the visibility timeout. */
+  async claimIdle(): Promise<number> {
+    let cursor = '0-0';
+    let claimedTotal = 0;
+    do {
+      if (this.inFlight + this.batchSize > this.maxInFlight) break;
+      const [next, entries, deleted] = (await this.redis.xautoclaim(
+        this.streamKey,
+        this.group,
+        this.consumer,
+        this.visibilityTimeoutMs,
+        cursor,
+        'COUNT',
+        this.batchSize,
+      )) as XAutoClaimReply;
+      cursor = next;
+      if (deleted.length > 0) this.logger.warn({ ids: deleted }, 'pending entries were trimmed away before handling');
+      const live = entries.filter((e): e is [string, string[]] => e[1] !== null);
+      if (live.length === 0) continue;
+      claimedTotal += live.length;
+      const first = live[0]?.[0] as string;
+      const last = live.at(-1)?.[0] as string;
+      const pending = (await this.redis.xpending(
+        this.streamKey,
+        this.group,
+        first,
+        last,
+        live.length + this.inFlight + 16,
+        this.consumer,
+      )) as XPendingEntry[];
+      const deliveries = new Map(pending.map((p) => [p[0], Number(p[3])]));
+      for (const [id, fields] of live) {
+        const count = deliveries.get(id) ?? 1;
+        this.logger.info({ entryId: id, deliveries: count }, 'claimed an idle entry');
+        if (count > this.maxDeliveries) {
+          this.inFlight++;
+          this.track(this.deadLetter(id, fields, 'max-deliveries', new MaxDeliveriesError(count - 1), count - 1, 0));
+        } else {
+          this.dispatch(id, fields, count);
+        }
+      }
+    } while (cursor !== '0-0' && this.running);
+    return claimedTotal;
+  }
+
+  /** Removes consumers of this group that have nothing pending and have been idle too long. */
+  async removeIdleConsumers(): Promise<string[]> {
+    const consumers = infoList(await this.redis.xinfo('CONSUMERS', this.streamKey, this.group));
+    const removed: string[] = [];
+    for (const c of consumers) {
+      const name = String(c.name);
+      if (name === this.consumer || Number(c.pending) > 0) continue;
+      // Redis 7.2+ reports `inactive` (since last successful read); older servers only `idle`.
+      const idle = Number(c.inactive ?? c.idle);
+      if (idle < this.consumerIdleTimeoutMs) continue;
+      const redis = this.redis as ConsumerRedis;
+      if (typeof redis.sfRemoveIdleConsumer !== 'function') {
+        redis.defineCommand('sfRemoveIdleConsumer', { numberOfKeys: 1, lua: REMOVE_IDLE_CONSUMER });
+      }
+      if ((await redis.sfRemoveIdleConsumer(this.streamKey, this.group, name, this.consumerIdleTimeoutMs)) !== 1)
+        continue;
+      removed.push(name);
+    }
+    if (removed.length > 0) this.logger.info({ removed }, 'removed idle consumers');
+    return removed;
+  }
+
+  /** Sleeps, but wakes at once when the loop closes. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
+  }
+}

@@ -1,0 +1,49 @@
+import type { DeadLetterReason } from '../dead-letter/types';
+import type { EventEnvelope } from '../events/envelope';
+import type { Logger } from '../logging/index';
+import type { RetryPolicyOptions } from '../retry/retry-policy';
+
+/** What a handler learns about the delivery it is running for. */
+export interface HandlerContext {
+  readonly group: string;
+  readonly stream: string;
+  /** Source stream entry id. */
+  readonly entryId: string;
+  /** 1 for the first delivery; counts retries, not crashes. */
+  readonly attempt: number;
+  /** How often the group's stream delivered this entry (claims after crashes raise it). */
+  readonly deliveryCount: number;
+  /** How often an operator replayed this event from the dead-letter stream. */
+  readonly replayCount: number;
+  /** Child logger carrying group, consumer, stream, eventId and eventType. */
+  readonly logger: Logger;
+}
+
+/**
+ * Handles one event for one group. Contract: it may be called more than once for the same
+ * event (at-least-once), so it must be idempotent; resolving means "done, ack it"; throwing
+ * means "retry later", unless the error is a `NonRetryableError`, which dead-letters at once.
+ */
+export type EventHandler = (event: EventEnvelope, context: HandlerContext) => Promise<void> | void;
+
+/** One consumer group: the service that reads a stream, and how it handles and retries. */
+export interface GroupDefinition {
+  group: string;
+  /** Stream name (not key), e.g. `orders`. */
+  stream: string;
+  handler: EventHandler;
+  /** Event types this group handles; others are acknowledged without a call. Default: all. */
+  types?: readonly string[];
+  /** Overrides of the fleet's retry policy for this group. */
+  retry?: Partial<RetryPolicyOptions>;
+  /** Handlers running at once in one process (entries of one aggregate still run in order). */
+  concurrency?: number;
+}
+
+/** Hooks for metrics. Called synchronously on the hot path: keep them cheap. */
+export interface GroupObserver {
+  handled?(group: string, durationMs: number): void;
+  failed?(group: string): void;
+  retried?(group: string): void;
+  deadLettered?(group: string, reason: DeadLetterReason): void;
+}

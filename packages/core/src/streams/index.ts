@@ -1,0 +1,8 @@
+export { createRedis } from './connection';
+export { ConsumerGroup, type ConsumerGroupOptions } from './consumer-group';
+export type { EventHandler, GroupDefinition, GroupObserver, HandlerContext } from './handler';
+export { KeyedLimiter } from './keyed-limiter';
+export { StreamfleetKeys } from './keys';
+export { type PublishTarget, StreamProducer, type StreamProducerOptions } from './producer';
+export * from './reply';
+export { StreamTrimmer, type StreamTrimmerOptions } from './stream-trimmer';

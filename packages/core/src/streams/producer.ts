@@ -1,0 +1,58 @@
+import type { Redis } from 'ioredis';
+import type { EventCatalog } from '../events/catalog';
+import { encodeEvent } from '../events/codec';
+import type { EventEnvelope } from '../events/envelope';
+import type { StreamfleetKeys } from './keys';
+
+export interface StreamProducerOptions {
+  redis: Redis;
+  keys: StreamfleetKeys;
+  /** When given, every event's data is validated before it is written. */
+  catalog?: EventCatalog;
+}
+
+export interface PublishTarget {
+  stream: string;
+  event: EventEnvelope;
+}
+
+/**
+ * Appends events to streams with XADD. Never trims: trimming is the `StreamTrimmer`'s job,
+ * which respects what consumer groups have not acknowledged. Safe to share across callers;
+ * ioredis pipelines concurrent calls on one connection.
+ */
+export class StreamProducer {
+  private readonly redis: Redis;
+  private readonly keys: StreamfleetKeys;
+  private readonly catalog: EventCatalog | undefined;
+
+  constructor(options: StreamProducerOptions) {
+    this.redis = options.redis;
+    this.keys = options.keys;
+    this.catalog = options.catalog;
+  }
+
+  /** Appends one event; resolves to its stream entry id. */
+  async publish(stream: string, event: EventEnvelope): Promise<string> {
+    this.validate(event);
+    const id = await this.redis.xadd(this.keys.stream(stream), '*', ...encodeEvent(event));
+    return id as string;
+  }
+
+  /** Appends many events in one pipeline; resolves to their entry ids, in order. */
+  async publishMany(targets: readonly PublishTarget[]): Promise<string[]> {
+    for (const t of targets) this.validate(t.event);
+    if (targets.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const t of targets) pipeline.xadd(this.keys.stream(t.stream), '*', ...encodeEvent(t.event));
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([err, id]) => {
+      if (err) throw err;
+      return id as string;
+    });
+  }
+
+  private validate(event: EventEnvelope): void {
+    this.catalog?.validate(event.type, event.schemaVersion, event.data);
+  }
+}

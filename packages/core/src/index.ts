@@ -1,3 +1,4 @@
+export { createCatalog } from './catalog';
 export * from './config/index';
 export * from './dead-letter/index';
 export * from './errors/index';

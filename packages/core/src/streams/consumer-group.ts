@@ -89,6 +89,8 @@ export class ConsumerGroup {
   private ackBuffer: string[] = [];
   private ackFlush: Promise<void> | undefined;
   private readonly pendingWork = new Set<Promise<unknown>>();
+  /** Entry ids handed to a handler and not finished: never dispatched twice by a claim. */
+  private readonly inFlightIds = new Set<string>();
   private readerId: number | undefined;
   private readLoopDone: Promise<void> | undefined;
   private claimLoopDone: Promise<void> | undefined;
@@ -227,38 +229,43 @@ export class ConsumerGroup {
   /** Hands one entry to its handler. Never throws; every outcome ends in ack, retry job or dead letter. */
   private dispatch(id: string, fields: string[], deliveryCount: number): void {
     this.inFlight++;
+    this.inFlightIds.add(id);
     let event: EventEnvelope;
     try {
       event = decodeEvent(fields, this.options.catalog);
     } catch (err) {
-      this.track(this.deadLetter(id, fields, 'invalid-event', err, 1, 0));
+      this.track(id, this.deadLetter(id, fields, 'invalid-event', err, 1, 0));
       return;
     }
     if (this.types && !this.types.has(event.type)) {
       this.ack(id);
-      this.done();
+      this.done(id);
       return;
     }
-    this.track(this.limiter.run(event.aggregateId ?? event.id, () => this.handle(id, fields, event, deliveryCount)));
+    this.track(
+      id,
+      this.limiter.run(event.aggregateId ?? event.id, () => this.handle(id, fields, event, deliveryCount)),
+    );
   }
 
-  private track(work: Promise<unknown>): void {
+  private track(id: string, work: Promise<unknown>): void {
     this.pendingWork.add(work);
     void work.then(
       () => {
         this.pendingWork.delete(work);
-        this.done();
+        this.done(id);
       },
       (err: unknown) => {
         this.pendingWork.delete(work);
-        this.logger.error({ err }, 'unexpected error while handling an entry');
-        this.done();
+        this.logger.error({ err, entryId: id }, 'unexpected error while handling an entry');
+        this.done(id);
       },
     );
   }
 
-  private done(): void {
+  private done(id: string): void {
     this.inFlight--;
+    this.inFlightIds.delete(id);
     if (this.capacityWaiter && this.inFlight + this.batchSize <= this.maxInFlight) this.capacityWaiter();
     if (this.inFlight === 0) this.drainWaiter?.();
   }
@@ -438,11 +445,17 @@ export class ConsumerGroup {
       )) as XPendingEntry[];
       const deliveries = new Map(pending.map((p) => [p[0], Number(p[3])]));
       for (const [id, fields] of live) {
+        // Our own slow handler: the claim only refreshed its idle time, which is what we want.
+        if (this.inFlightIds.has(id)) continue;
         const count = deliveries.get(id) ?? 1;
         this.logger.info({ entryId: id, deliveries: count }, 'claimed an idle entry');
         if (count > this.maxDeliveries) {
           this.inFlight++;
-          this.track(this.deadLetter(id, fields, 'max-deliveries', new MaxDeliveriesError(count - 1), count - 1, 0));
+          this.inFlightIds.add(id);
+          this.track(
+            id,
+            this.deadLetter(id, fields, 'max-deliveries', new MaxDeliveriesError(count - 1), count - 1, 0),
+          );
         } else {
           this.dispatch(id, fields, count);
         }

@@ -1,0 +1,384 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ConflictError, NonRetryableError } from '../errors/index';
+import { EventCatalog } from '../events/catalog';
+import { encodeEvent } from '../events/codec';
+import { createEvent, type EventEnvelope } from '../events/envelope';
+import { Fleet, type FleetOptions } from '../fleet/fleet';
+import { RetryQueues } from '../retry/retry-queues';
+import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '../testing/index';
+import type { EventHandler, GroupDefinition } from './handler';
+import { StreamTrimmer } from './stream-trimmer';
+
+const STREAM = 'things';
+const catalog = new EventCatalog().register({
+  type: 'thing.happened',
+  schemaVersion: 1,
+  stream: STREAM,
+  schema: z.object({ n: z.number().int() }).strict(),
+});
+
+const thing = (n: number, aggregateId?: string): EventEnvelope =>
+  createEvent({ type: 'thing.happened', data: { n }, ...(aggregateId ? { aggregateId } : {}) });
+const nonEmpty = <T>(items: T[]) => (items.length > 0 ? items : undefined);
+const n = (e: EventEnvelope) => (e.data as { n: number }).n;
+
+let url: string;
+let prefix: string;
+let redis: Redis;
+const fleets: Fleet[] = [];
+
+function startFleet(groups: GroupDefinition[], overrides: Partial<FleetOptions> = {}): Promise<Fleet> {
+  const fleet = new Fleet({
+    redisUrl: url,
+    prefix,
+    catalog,
+    groups,
+    retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000, jitter: 0 },
+    consumer: { blockMs: 100, visibilityTimeoutMs: 300, maxDeliveries: 3, claimIntervalMs: 50 },
+    ...overrides,
+  });
+  fleets.push(fleet);
+  return fleet.start().then(() => fleet);
+}
+
+const group = (name: string, handler: EventHandler, extra: Partial<GroupDefinition> = {}): GroupDefinition => ({
+  group: name,
+  stream: STREAM,
+  handler,
+  ...extra,
+});
+
+async function pendingCount(fleet: Fleet, groupName: string): Promise<number> {
+  const summary = (await fleet.redis.xpending(fleet.keys.stream(STREAM), groupName)) as [number];
+  return Number(summary[0]);
+}
+
+beforeAll(() => {
+  url = testRedisUrl();
+  redis = new Redis(url);
+});
+
+afterEach(async () => {
+  await Promise.all(fleets.splice(0).map((f) => f.close({ timeoutMs: 2000 })));
+  await cleanupPrefix(url, prefix);
+});
+
+afterAll(() => redis.disconnect());
+
+describe('consumer group loop', () => {
+  it('1. success: the handler runs once, the entry is acked, nothing is pending', async () => {
+    prefix = uniquePrefix();
+    const seen: string[] = [];
+    const fleet = await startFleet([group('a', (e) => void seen.push(e.id))]);
+    const event = thing(1);
+    await fleet.producer.publish(STREAM, event);
+    await waitFor(() => seen.length === 1);
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'ack' });
+    expect(seen).toEqual([event.id]);
+    expect(await fleet.deadLetters.length()).toBe(0);
+  });
+
+  it('2. transient failure then success: acked, no dead letter, one retry job ran', async () => {
+    prefix = uniquePrefix();
+    const attempts: number[] = [];
+    let done = false;
+    const fleet = await startFleet([
+      group('a', (_e, ctx) => {
+        attempts.push(ctx.attempt);
+        if (ctx.attempt === 1) throw new Error('flaky');
+        done = true;
+      }),
+    ]);
+    await fleet.producer.publish(STREAM, thing(1));
+    await waitFor(() => done, { message: 'second attempt' });
+    await waitFor(async () => (await fleet.retryQueues.counts('a')).completed === 1, {
+      message: 'retry job completed',
+    });
+    expect(attempts).toEqual([1, 2]);
+    expect(await pendingCount(fleet, 'a')).toBe(0);
+    expect(await fleet.deadLetters.length()).toBe(0);
+    const counts = await fleet.retryQueues.counts('a');
+    expect(counts.completed + counts.delayed + counts.waiting + counts.active + counts.failed).toBe(1);
+  });
+
+  it('3. always failing: exactly maxAttempts calls with growing gaps, then one retries-exhausted dead letter', async () => {
+    prefix = uniquePrefix();
+    const calls: number[] = [];
+    const fleet = await startFleet(
+      [
+        group('a', () => {
+          calls.push(Date.now());
+          throw new Error(`fail #${calls.length}`);
+        }),
+      ],
+      { retry: { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 10_000, jitter: 0 } },
+    );
+    await fleet.producer.publish(STREAM, thing(1));
+    const [entry] = (await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items))) ?? [];
+    // Give a wrongly scheduled extra attempt the chance to show up before counting.
+    await waitFor(async () => (await fleet.retryQueues.counts('a')).completed === 1);
+    expect(calls).toHaveLength(4);
+    expect(entry?.reason).toBe('retries-exhausted');
+    expect(entry?.attempts).toBe(4);
+    expect(entry?.failures.map((f) => f.attempt)).toEqual([1, 2, 3, 4]);
+    expect(entry?.failures.map((f) => f.message)).toEqual(['fail #1', 'fail #2', 'fail #3', 'fail #4']);
+    expect(entry?.lastError.message).toBe('fail #4');
+    const gaps = calls.slice(1).map((t, i) => t - (calls[i] as number));
+    // Policy: 100, 200, 400 ms (no jitter). Lower bounds are exact; each gap exceeds the last.
+    expect(gaps[0]).toBeGreaterThanOrEqual(95);
+    expect(gaps[1]).toBeGreaterThanOrEqual(195);
+    expect(gaps[2]).toBeGreaterThanOrEqual(395);
+    expect(gaps[1]).toBeGreaterThan(gaps[0] as number);
+    expect(gaps[2]).toBeGreaterThan(gaps[1] as number);
+    expect(await fleet.deadLetters.length()).toBe(1);
+  });
+
+  it('4. non-retryable error: one call, dead letter reason non-retryable', async () => {
+    prefix = uniquePrefix();
+    let calls = 0;
+    const fleet = await startFleet([
+      group('a', () => {
+        calls++;
+        throw new NonRetryableError('bad order');
+      }),
+    ]);
+    await fleet.producer.publish(STREAM, thing(1));
+    const items = await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items));
+    expect(calls).toBe(1);
+    expect(items[0]?.reason).toBe('non-retryable');
+    expect(items[0]?.attempts).toBe(1);
+    expect(await pendingCount(fleet, 'a')).toBe(0);
+  });
+
+  it('5. invalid events (bad data, unknown type, garbage) never reach the handler and the loop goes on', async () => {
+    prefix = uniquePrefix();
+    const seen: number[] = [];
+    const fleet = await startFleet([group('a', (e) => void seen.push(n(e)))]);
+    const key = fleet.keys.stream(STREAM);
+    await redis.xadd(key, '*', ...encodeEvent({ ...thing(1), data: { n: 'one' } }));
+    await redis.xadd(key, '*', ...encodeEvent({ ...thing(2), type: 'nobody.knows' }));
+    await redis.xadd(key, '*', 'hello', 'world');
+    await fleet.producer.publish(STREAM, thing(4));
+    await waitFor(() => seen.length === 1);
+    const items = await waitFor(async () => {
+      const page = await fleet.deadLetters.list();
+      return page.items.length === 3 ? page.items : undefined;
+    });
+    expect(seen).toEqual([4]);
+    expect(items.map((i) => i.reason)).toEqual(['invalid-event', 'invalid-event', 'invalid-event']);
+    expect(items.map((i) => i.lastError.message).join('\n')).toMatch(/data\.n/);
+    expect(items.map((i) => i.lastError.message).join('\n')).toMatch(/unknown event type "nobody.knows"/);
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0);
+  });
+
+  it('keeps one aggregate in order while running others concurrently', async () => {
+    prefix = uniquePrefix();
+    const order = new Map<string, number[]>();
+    let running = 0;
+    let maxRunning = 0;
+    const fleet = await startFleet([
+      group('a', async (e) => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        await new Promise((r) => setImmediate(r));
+        const list = order.get(e.aggregateId as string) ?? [];
+        list.push(n(e));
+        order.set(e.aggregateId as string, list);
+        running--;
+      }),
+    ]);
+    const events = [];
+    for (let i = 0; i < 200; i++) events.push({ stream: STREAM, event: thing(i, `agg-${i % 5}`) });
+    await fleet.producer.publishMany(events);
+    await waitFor(() => [...order.values()].reduce((s, l) => s + l.length, 0) === 200);
+    for (const list of order.values()) expect(list).toEqual([...list].sort((x, y) => x - y));
+    expect(maxRunning).toBeGreaterThan(1);
+  });
+});
+
+describe('crash recovery', () => {
+  it('6. entries read by a consumer that died are handled by another after the visibility timeout', async () => {
+    prefix = uniquePrefix();
+    const seen = new Set<number>();
+    const probe = await startFleet([group('a', () => undefined)]);
+    await probe.close();
+    fleets.length = 0;
+    const key = probe.keys.stream(STREAM);
+    for (let i = 0; i < 5; i++) await redis.xadd(key, '*', ...encodeEvent(thing(i)));
+    // The "dead" consumer reads everything and never acks.
+    await redis.xreadgroup('GROUP', 'a', 'dead-consumer', 'COUNT', 10, 'STREAMS', key, '>');
+    expect(Number(((await redis.xpending(key, 'a')) as [number])[0])).toBe(5);
+    const fleet = await startFleet([group('a', (e) => void seen.add(n(e)))]);
+    await waitFor(() => seen.size === 5, { message: 'claimed entries handled' });
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0);
+    expect([...seen].sort()).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('7. a crash between storing the retry job and acking does not make a second job', async () => {
+    prefix = uniquePrefix();
+    const probe = await startFleet([group('a', () => undefined)]);
+    await probe.close();
+    fleets.length = 0;
+    const retryQueues = new RetryQueues({ connection: redis, keys: probe.keys });
+    const key = probe.keys.stream(STREAM);
+    const event = thing(1);
+    await redis.xadd(key, '*', ...encodeEvent(event));
+    const read = (await redis.xreadgroup('GROUP', 'a', 'dead-consumer', 'STREAMS', key, '>')) as [
+      string,
+      [string, string[]][],
+    ][];
+    const [entryId, fields] = read[0]?.[1][0] ?? ['', []];
+    // What the dead consumer managed before dying: the job is stored, the ack never happened.
+    await retryQueues.schedule(
+      {
+        group: 'a',
+        stream: STREAM,
+        entryId,
+        fields,
+        eventId: event.id,
+        type: event.type,
+        attemptOffset: 1,
+        replayCount: 0,
+        firstFailedAt: new Date().toISOString(),
+        failures: [{ attempt: 1, at: new Date().toISOString(), name: 'Error', message: 'first' }],
+      },
+      60_000,
+    );
+    await retryQueues.close();
+    let calls = 0;
+    const fleet = await startFleet([
+      group('a', () => {
+        calls++;
+        throw new Error('still failing');
+      }),
+    ]);
+    await waitFor(() => calls === 1, { message: 're-delivered entry handled' });
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'entry acked' });
+    const counts = await fleet.retryQueues.counts('a');
+    expect(counts).toMatchObject({ delayed: 1, waiting: 0, active: 0, completed: 0, failed: 0 });
+  });
+
+  it('10. an entry that keeps killing its consumers is dead-lettered with max-deliveries', async () => {
+    prefix = uniquePrefix();
+    const probe = await startFleet([group('a', () => undefined)]);
+    await probe.close();
+    fleets.length = 0;
+    const key = probe.keys.stream(STREAM);
+    const id = (await redis.xadd(key, '*', ...encodeEvent(thing(1)))) as string;
+    // Three consumers took it and died (maxDeliveries is 3).
+    await redis.xreadgroup('GROUP', 'a', 'dead-1', 'STREAMS', key, '>');
+    await redis.xclaim(key, 'a', 'dead-2', 0, id);
+    await redis.xclaim(key, 'a', 'dead-3', 0, id);
+    let calls = 0;
+    const fleet = await startFleet([group('a', () => void calls++)]);
+    const items = await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items));
+    expect(items[0]?.reason).toBe('max-deliveries');
+    expect(items[0]?.entryId).toBe(id);
+    expect(calls).toBe(0);
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0);
+  });
+
+  it('removes idle consumers that have nothing pending, and keeps those that do', async () => {
+    prefix = uniquePrefix();
+    const fleet = await startFleet([group('a', () => undefined)], {
+      consumer: { blockMs: 100, visibilityTimeoutMs: 60_000, consumerIdleTimeoutMs: 200, claimIntervalMs: 50 },
+    });
+    const key = fleet.keys.stream(STREAM);
+    await redis.xgroup('CREATECONSUMER', key, 'a', 'ghost-idle');
+    await fleet.producer.publish(STREAM, thing(1));
+    await redis.xgroup('CREATE', key, 'b', '0');
+    await redis.xreadgroup('GROUP', 'a', 'ghost-busy', 'STREAMS', key, '0');
+    const names = async () => ((await redis.xinfo('CONSUMERS', key, 'a')) as unknown[][]).map((c) => String(c[1]));
+    await waitFor(async () => !(await names()).includes('ghost-idle'), { message: 'idle consumer removed' });
+    expect(await names()).toContain(fleet.consumerName);
+  });
+});
+
+describe('fan-out, replay and trimming', () => {
+  it('8. two groups each see every entry; a failure in one is not re-delivered to the other', async () => {
+    prefix = uniquePrefix();
+    const a: number[] = [];
+    const b: number[] = [];
+    const fleet = await startFleet([
+      group('a', (e) => void a.push(n(e))),
+      group('b', (e) => {
+        b.push(n(e));
+        if (n(e) === 2) throw new Error('b cannot do 2');
+      }),
+    ]);
+    await fleet.producer.publishMany([1, 2, 3].map((i) => ({ stream: STREAM, event: thing(i) })));
+    await waitFor(async () => (await fleet.deadLetters.length()) === 1, { message: 'b dead-letters 2' });
+    expect(a.sort()).toEqual([1, 2, 3]);
+    expect(b.filter((x) => x === 2)).toHaveLength(3);
+    const [dead] = (await fleet.deadLetters.list()).items;
+    expect(dead?.group).toBe('b');
+  });
+
+  it('9. replay runs again only in the failed group, leaves the DLQ, comes back with replayCount raised if it fails', async () => {
+    prefix = uniquePrefix();
+    let bFails = true;
+    const a: number[] = [];
+    const b: { n: number; replay: number }[] = [];
+    const fleet = await startFleet(
+      [
+        group('a', (e) => void a.push(n(e))),
+        group('b', (e, ctx) => {
+          b.push({ n: n(e), replay: ctx.replayCount });
+          if (bFails) throw new NonRetryableError('b is broken');
+        }),
+      ],
+      { retry: { maxAttempts: 2, baseDelayMs: 20, maxDelayMs: 100, jitter: 0 } },
+    );
+    await fleet.producer.publish(STREAM, thing(7));
+    const [first] = await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items));
+    expect(first?.replayCount).toBe(0);
+
+    // Still broken: the replay fails again and the event returns with replayCount 1.
+    await fleet.deadLetters.replay(first?.id as string, { actor: 'tester' });
+    const [second] = await waitFor(async () => {
+      const items = (await fleet.deadLetters.list()).items;
+      return items[0] && items[0].id !== first?.id ? items : undefined;
+    });
+    expect(second?.replayCount).toBe(1);
+    expect(second?.eventId).toBe(first?.eventId);
+    await expect(fleet.deadLetters.replay(first?.id as string, { actor: 'tester' })).rejects.toBeInstanceOf(
+      ConflictError,
+    );
+
+    // Fixed: the replay succeeds in b, a never sees the event again, the DLQ is empty.
+    bFails = false;
+    await fleet.deadLetters.replay(second?.id as string, { actor: 'tester' });
+    await waitFor(() => b.length === 3);
+    await waitFor(async () => (await fleet.deadLetters.length()) === 0);
+    expect(a).toEqual([7]);
+    expect(b.map((x) => x.replay)).toEqual([0, 1, 2]);
+    const audit = await fleet.deadLetters.audit();
+    expect(audit.items.map((r) => [r.action, r.actor, r.group])).toEqual([
+      ['replay', 'tester', 'b'],
+      ['replay', 'tester', 'b'],
+    ]);
+  });
+
+  it('11. trimming never drops entries a group has not acknowledged', async () => {
+    prefix = uniquePrefix();
+    const probe = await startFleet([group('a', () => undefined)]);
+    await probe.close();
+    fleets.length = 0;
+    const key = probe.keys.stream(STREAM);
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push((await redis.xadd(key, '*', ...encodeEvent(thing(i)))) as string);
+    await redis.xreadgroup('GROUP', 'a', 'c1', 'COUNT', 10, 'STREAMS', key, '>');
+    await redis.xack(key, 'a', ...ids.slice(0, 4));
+    const trimmer = new StreamTrimmer({ redis, keys: probe.keys });
+    await trimmer.trimAll();
+    const left = ((await redis.xrange(key, '-', '+')) as [string][]).map((r) => r[0]);
+    expect(left).toEqual(ids.slice(4));
+    // A second group that has read nothing holds everything back.
+    await redis.xgroup('CREATE', key, 'late', '0');
+    await redis.xack(key, 'a', ...ids.slice(4));
+    expect(await trimmer.trim(STREAM)).toBe(0);
+    expect(await redis.xlen(key)).toBe(6);
+  });
+});

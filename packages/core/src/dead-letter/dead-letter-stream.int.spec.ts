@@ -1,0 +1,116 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ConflictError, NotFoundError, ValidationError } from '../errors/index';
+import { EventCatalog } from '../events/catalog';
+import { encodeEvent } from '../events/codec';
+import { createEvent } from '../events/envelope';
+import { RetryQueues } from '../retry/retry-queues';
+import { StreamfleetKeys } from '../streams/keys';
+import { cleanupPrefix, testRedisUrl, uniquePrefix } from '../testing/index';
+import { DeadLetterStream } from './dead-letter-stream';
+import type { DeadLetterInput } from './types';
+
+const catalog = new EventCatalog().register({
+  type: 'thing.happened',
+  schemaVersion: 1,
+  stream: 'things',
+  schema: z.object({ n: z.number() }),
+});
+const prefix = uniquePrefix();
+const keys = new StreamfleetKeys(prefix);
+let redis: Redis;
+let queues: RetryQueues;
+let dlq: DeadLetterStream;
+
+function input(group: string, reason: DeadLetterInput['reason'], n: number | string = 1): DeadLetterInput {
+  const event = createEvent({ type: 'thing.happened', data: { n } });
+  return {
+    group,
+    stream: 'things',
+    entryId: `${Date.now()}-0`,
+    fields: encodeEvent(event),
+    reason,
+    attempts: 3,
+    replayCount: 0,
+    lastError: { name: 'Error', message: 'boom' },
+    failures: [],
+    firstFailedAt: new Date().toISOString(),
+  };
+}
+
+beforeAll(() => {
+  redis = new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
+  queues = new RetryQueues({ connection: redis, keys });
+  dlq = new DeadLetterStream({ redis, keys, retryQueues: queues, catalog });
+});
+
+afterAll(async () => {
+  await queues.close();
+  redis.disconnect();
+  await cleanupPrefix(testRedisUrl(), prefix);
+});
+
+describe('DeadLetterStream', () => {
+  it('writes once per (group, event, replay round), however often it is asked', async () => {
+    const entry = input('a', 'retries-exhausted');
+    const first = await dlq.write(entry);
+    const again = await dlq.write(entry);
+    expect(first.created).toBe(true);
+    expect(again).toEqual({ id: first.id, created: false });
+    const other = await dlq.write({ ...entry, group: 'b' });
+    expect(other.created).toBe(true);
+    expect(await dlq.countsByGroup()).toMatchObject({ a: 1, b: 1 });
+  });
+
+  it('lists newest first with filters and a cursor that walks every match once', async () => {
+    for (let i = 0; i < 7; i++) await dlq.write(input('paging', i % 2 ? 'non-retryable' : 'invalid-event', i));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await dlq.list({ group: 'paging' }, { limit: 3, ...(cursor ? { cursor } : {}) });
+      seen.push(...page.items.map((i) => i.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toHaveLength(7);
+    expect([...seen].sort().reverse()).toEqual(seen);
+    const onlyNonRetryable = await dlq.list({ group: 'paging', reason: 'non-retryable' }, { limit: 100 });
+    expect(onlyNonRetryable.items).toHaveLength(3);
+    const future = await dlq.list({ from: new Date(Date.now() + 60_000) });
+    expect(future.items).toHaveLength(0);
+    await expect(dlq.list({}, { cursor: 'nope' })).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('bulk dry-run counts by group and reason, flags entries failing today’s schema, and changes nothing', async () => {
+    await dlq.write(input('dry', 'non-retryable', 'not-a-number'));
+    await dlq.write(input('dry', 'non-retryable', 2));
+    const before = await dlq.length();
+    const report = await dlq.replayMany({ filter: { group: 'dry' }, dryRun: true, actor: 'ops' });
+    expect(report).toMatchObject({
+      dryRun: true,
+      matched: 2,
+      replayed: 0,
+      byGroup: { dry: 2 },
+      byReason: { 'non-retryable': 2 },
+    });
+    expect(report.invalidToday).toHaveLength(1);
+    expect(await dlq.length()).toBe(before);
+    const real = await dlq.replayMany({ filter: { group: 'dry' }, actor: 'ops', batchId: 'b-1' });
+    expect(real.replayed).toBe(2);
+    expect(await dlq.length()).toBe(before - 2);
+    expect((await queues.counts('dry')).waiting).toBe(2);
+    const audit = await dlq.audit({ limit: 2 });
+    expect(audit.items.every((r) => r.batchId === 'b-1' && r.actor === 'ops')).toBe(true);
+  });
+
+  it('discards with an audit record, and says clearly when an id is gone or unknown', async () => {
+    const { id } = await dlq.write(input('gone', 'non-retryable'));
+    const discarded = await dlq.discard(id, { actor: 'ops' });
+    expect(discarded.id).toBe(id);
+    await expect(dlq.replay(id, { actor: 'ops' })).rejects.toThrow(/already discarded/);
+    await expect(dlq.discard(id, { actor: 'ops' })).rejects.toBeInstanceOf(ConflictError);
+    await expect(dlq.get('1-1')).resolves.toBeUndefined();
+    await expect(dlq.replay('1-1', { actor: 'ops' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(dlq.get('not-an-id')).rejects.toBeInstanceOf(ValidationError);
+  });
+});

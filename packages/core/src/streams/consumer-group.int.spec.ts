@@ -373,7 +373,7 @@ describe('fan-out, replay and trimming', () => {
     await redis.xack(key, 'a', ...ids.slice(0, 4));
     const trimmer = new StreamTrimmer({ redis, keys: probe.keys });
     await trimmer.trimAll();
-    const left = ((await redis.xrange(key, '-', '+')) as [string][]).map((r) => r[0]);
+    const left = (await redis.xrange(key, '-', '+')).map((r) => r[0]);
     expect(left).toEqual(ids.slice(4));
     // A second group that has read nothing holds everything back.
     await redis.xgroup('CREATE', key, 'late', '0');

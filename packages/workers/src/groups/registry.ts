@@ -1,0 +1,74 @@
+import type { Config, EventCatalog, GroupDefinition, Logger, StreamfleetKeys } from '@streamfleet/core';
+import type { Redis } from 'ioredis';
+
+/** What a group set gets to build its handlers with. Connections are the worker's: don't close them. */
+export interface GroupDeps {
+  config: Config;
+  redis: Redis;
+  keys: StreamfleetKeys;
+  logger: Logger;
+}
+
+/**
+ * A named set of consumer groups, e.g. the order domain or the e2e test groups. Its event
+ * types go into the worker's catalog; `create` builds the definitions once the worker has a
+ * connection. `close` releases whatever `create` opened (database pools, clients).
+ */
+export interface GroupSet {
+  /** Name of the set, for logs. */
+  name: string;
+  /** Group names this set provides, so `WORKER_GROUPS` can be checked before connecting. */
+  groups: readonly string[];
+  /** Whether `WORKER_GROUPS` unset ("all groups") includes this set. Test sets say no. */
+  includedByDefault: boolean;
+  registerEvents?(catalog: EventCatalog): void;
+  create(deps: GroupDeps): Promise<GroupDefinition[]> | GroupDefinition[];
+  close?(): Promise<void>;
+}
+
+export class UnknownGroupError extends Error {
+  constructor(
+    readonly unknown: string[],
+    readonly known: string[],
+  ) {
+    super(
+      `WORKER_GROUPS: unknown group(s) ${unknown.join(', ')}; known groups: ${known.length ? known.join(', ') : '(none)'}`,
+    );
+    this.name = 'UnknownGroupError';
+  }
+}
+
+/** Every group set a worker process can run, and the choice `WORKER_GROUPS` makes among them. */
+export class GroupRegistry {
+  private readonly sets: GroupSet[] = [];
+
+  add(set: GroupSet): this {
+    this.sets.push(set);
+    return this;
+  }
+
+  list(): readonly GroupSet[] {
+    return this.sets;
+  }
+
+  knownGroups(): string[] {
+    return this.sets.flatMap((s) => [...s.groups]);
+  }
+
+  /**
+   * The sets to start and, for each, which of its groups. `undefined` selects every group of
+   * every set that is included by default. Unknown names throw `UnknownGroupError`.
+   */
+  select(names: readonly string[] | undefined): { set: GroupSet; groups: Set<string> }[] {
+    if (names === undefined || names.length === 0) {
+      return this.sets.filter((s) => s.includedByDefault).map((set) => ({ set, groups: new Set(set.groups) }));
+    }
+    const known = this.knownGroups();
+    const unknown = names.filter((n) => !known.includes(n));
+    if (unknown.length > 0) throw new UnknownGroupError(unknown, known);
+    const wanted = new Set(names);
+    return this.sets
+      .map((set) => ({ set, groups: new Set(set.groups.filter((g) => wanted.has(g))) }))
+      .filter((s) => s.groups.size > 0);
+  }
+}

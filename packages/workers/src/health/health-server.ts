@@ -1,0 +1,104 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '@streamfleet/core';
+
+export interface HealthServerOptions {
+  port: number;
+  host?: string;
+  logger: Logger;
+  /** `/readyz` answers 200 only while this returns `ready: true`. */
+  readiness(): { ready: boolean; reason?: string };
+  /** `/metrics` body. */
+  metrics(): Promise<{ contentType: string; body: string }>;
+}
+
+/**
+ * The worker's operational endpoints: `/healthz` (the process is alive), `/readyz` (it is
+ * consuming; 503 while starting, shutting down or without Redis), `/metrics` (Prometheus).
+ * Plain `node:http`: three routes do not need a framework, and it keeps the worker light.
+ */
+export class HealthServer {
+  private server: Server | undefined;
+
+  constructor(private readonly options: HealthServerOptions) {}
+
+  /**
+   * Listens on the port (0 = ephemeral) and resolves to the bound port. If the port is
+   * taken, logs and resolves to `undefined`: a worker without endpoints still consumes,
+   * which beats a crash loop when several workers share a host.
+   */
+  async listen(): Promise<number | undefined> {
+    const server = createServer((req, res) => {
+      void this.handle(req.url ?? '/', req.method ?? 'GET').then(
+        ({ status, contentType, body }) => {
+          res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' });
+          res.end(req.method === 'HEAD' ? undefined : body);
+        },
+        (err: unknown) => {
+          this.options.logger.error({ err }, 'health endpoint failed');
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('internal error\n');
+        },
+      );
+    });
+    // Don't let keep-alive sockets of a scraper hold the process open on shutdown.
+    server.keepAliveTimeout = 5000;
+    const host = this.options.host ?? '0.0.0.0';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.options.port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.options.logger.error(
+        { err, port: this.options.port },
+        'health/metrics server could not listen; worker continues without it',
+      );
+      return undefined;
+    }
+    server.on('error', (err) => this.options.logger.error({ err }, 'health/metrics server error'));
+    this.server = server;
+    const port = (server.address() as AddressInfo).port;
+    return port;
+  }
+
+  private async handle(url: string, method: string): Promise<{ status: number; contentType: string; body: string }> {
+    if (method !== 'GET' && method !== 'HEAD') return text(405, 'method not allowed\n');
+    const path = url.split('?')[0];
+    switch (path) {
+      case '/healthz':
+        return json(200, { status: 'ok' });
+      case '/readyz': {
+        const r = this.options.readiness();
+        return json(r.ready ? 200 : 503, r.ready ? { status: 'ready' } : { status: 'not-ready', reason: r.reason });
+      }
+      case '/metrics': {
+        const m = await this.options.metrics();
+        return { status: 200, contentType: m.contentType, body: m.body };
+      }
+      default:
+        return text(404, 'not found\n');
+    }
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+}
+
+function json(status: number, value: unknown) {
+  return { status, contentType: 'application/json; charset=utf-8', body: `${JSON.stringify(value)}\n` };
+}
+
+function text(status: number, body: string) {
+  return { status, contentType: 'text/plain; charset=utf-8', body };
+}

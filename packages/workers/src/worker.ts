@@ -1,0 +1,183 @@
+import {
+  type Config,
+  createCatalog,
+  createRedis,
+  defaultConsumerName,
+  Fleet,
+  type GroupDefinition,
+  type Logger,
+  StreamfleetKeys,
+} from '@streamfleet/core';
+import type { Redis } from 'ioredis';
+import type { GroupRegistry, GroupSet } from './groups/registry';
+import { HealthServer } from './health/health-server';
+import { WorkerMetrics } from './metrics/worker-metrics';
+
+export interface WorkerOptions {
+  config: Config;
+  registry: GroupRegistry;
+  logger: Logger;
+  /** Default: core's `<host>-<pid>-<random>`, unique per process. */
+  consumerName?: string;
+  /** Serve `/healthz`, `/readyz`, `/metrics` on `config.workerPort`. Default true. */
+  serveHealth?: boolean;
+  /** Collect default process metrics. Default true. */
+  defaultMetrics?: boolean;
+}
+
+/**
+ * One worker process's runtime: the groups `WORKER_GROUPS` selects, run by a core `Fleet`
+ * (consumer loops, claims, retry workers), their metrics, and the health endpoints. Knows
+ * nothing of signals or `process.exit`: `main.ts` owns those and calls `close()`.
+ */
+export class Worker {
+  readonly consumerName: string;
+  readonly metrics: WorkerMetrics;
+  /** Bound port of the health server; `undefined` when it could not listen or is off. */
+  port: number | undefined;
+  private readonly fleet: Fleet;
+  private readonly redis: Redis;
+  private readonly health: HealthServer | undefined;
+  private readonly sets: GroupSet[];
+  private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
+
+  private constructor(
+    private readonly options: WorkerOptions,
+    readonly definitions: GroupDefinition[],
+    sets: GroupSet[],
+    redis: Redis,
+    keys: StreamfleetKeys,
+    fleet: Fleet,
+  ) {
+    this.sets = sets;
+    this.redis = redis;
+    this.fleet = fleet;
+    this.consumerName = fleet.consumerName;
+    this.metrics = new WorkerMetrics({
+      redis,
+      keys,
+      groups: definitions.map((d) => ({ group: d.group, stream: d.stream })),
+      ...(options.defaultMetrics === undefined ? {} : { defaultMetrics: options.defaultMetrics }),
+    });
+    this.health =
+      options.serveHealth === false
+        ? undefined
+        : new HealthServer({
+            port: options.config.workerPort,
+            logger: options.logger,
+            readiness: () => this.readiness(),
+            metrics: () => this.metrics.render(),
+          });
+  }
+
+  /** Selects and builds the groups (throws `UnknownGroupError` for a bad `WORKER_GROUPS`); connects lazily. */
+  static async create(options: WorkerOptions): Promise<Worker> {
+    const { config, logger } = options;
+    const selection = options.registry.select(config.workerGroups);
+    const catalog = createCatalog();
+    for (const { set } of selection) set.registerEvents?.(catalog);
+    const keys = new StreamfleetKeys(config.prefix);
+    const redis = createRedis(config.redisUrl, { connectionName: 'sf:worker' });
+    const definitions: GroupDefinition[] = [];
+    for (const { set, groups } of selection) {
+      const built = await set.create({ config, redis, keys, logger: logger.child({ groupSet: set.name }) });
+      definitions.push(...built.filter((d) => groups.has(d.group)));
+    }
+    const consumerName = options.consumerName ?? defaultConsumerName();
+    // The metrics are the fleet's observer; they exist only once the worker does, hence the indirection.
+    let observerTarget: WorkerMetrics | undefined;
+    const fleet = new Fleet({
+      redisUrl: config.redisUrl,
+      prefix: config.prefix,
+      catalog,
+      groups: definitions,
+      consumerName,
+      retry: {
+        maxAttempts: config.retry.maxAttempts,
+        baseDelayMs: config.retry.baseDelayMs,
+        maxDelayMs: config.retry.maxDelayMs,
+        jitter: config.retry.jitter,
+      },
+      retryOverrides: config.retry.overrides,
+      consumer: {
+        batchSize: config.consumer.batchSize,
+        blockMs: config.consumer.blockMs,
+        concurrency: config.consumer.concurrency,
+        visibilityTimeoutMs: config.consumer.visibilityTimeoutMs,
+        maxDeliveries: config.consumer.maxDeliveries,
+      },
+      logger,
+      observer: {
+        handled: (group, ms) => observerTarget?.handled(group, ms),
+        failed: (group) => observerTarget?.failed(group),
+        retried: (group) => observerTarget?.retried(group),
+        deadLettered: (group, reason) => observerTarget?.deadLettered(group, reason),
+      },
+    });
+    const worker = new Worker(
+      options,
+      definitions,
+      selection.map((s) => s.set),
+      redis,
+      keys,
+      fleet,
+    );
+    observerTarget = worker.metrics;
+    return worker;
+  }
+
+  /** Serves the endpoints first (so `/healthz` answers while Redis is still coming up), then consumes. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') return;
+    this.state = 'starting';
+    const { logger, config } = this.options;
+    if (this.health) {
+      this.port = await this.health.listen();
+      if (this.port !== undefined) logger.info({ port: this.port }, `health and metrics on port ${this.port}`);
+    }
+    if (this.definitions.length === 0) {
+      logger.warn('no consumer groups registered or selected: this worker only serves its endpoints');
+    }
+    await this.fleet.start();
+    if (this.state !== 'starting') return; // closed while starting
+    this.state = 'running';
+    logger.info(
+      {
+        consumer: this.consumerName,
+        groups: this.definitions.map((d) => d.group),
+        prefix: config.prefix,
+        visibilityTimeoutMs: config.consumer.visibilityTimeoutMs,
+      },
+      'worker started',
+    );
+  }
+
+  readiness(): { ready: boolean; reason?: string } {
+    if (this.state === 'closing' || this.state === 'closed') return { ready: false, reason: 'shutting down' };
+    if (this.state !== 'running') return { ready: false, reason: 'starting' };
+    if (this.fleet.redis.status !== 'ready') return { ready: false, reason: `redis ${this.fleet.redis.status}` };
+    return { ready: true };
+  }
+
+  /** Marks the worker not ready (load balancers and orchestrators stop counting on it). */
+  markClosing(): void {
+    if (this.state !== 'closed') this.state = 'closing';
+  }
+
+  /**
+   * Stops consuming: in-flight handlers get `timeoutMs` to finish, their acks are flushed;
+   * what is left stays pending and is claimed by another worker after the visibility timeout.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closing';
+    const { logger } = this.options;
+    logger.info({ timeoutMs: options.timeoutMs }, 'worker stopping');
+    await this.fleet.close(options);
+    for (const set of this.sets) await set.close?.().catch((err: unknown) => logger.error({ err }, 'close failed'));
+    await this.redis.quit().catch(() => this.redis.disconnect());
+    await this.health?.close();
+    this.state = 'closed';
+    logger.info('worker stopped');
+  }
+}

@@ -5,5 +5,8 @@ export * from './errors/index';
 export * from './events/index';
 export * from './fleet/index';
 export * from './logging/index';
+export * from './orders/index';
+export * from './projection/index';
 export * from './retry/index';
+export * from './store/index';
 export * from './streams/index';

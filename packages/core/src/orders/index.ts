@@ -1,0 +1,30 @@
+export {
+  type CommandOptions,
+  type CommandResult,
+  cancelOrder,
+  confirmOrder,
+  createOrder,
+  deliverOrder,
+  getOrderOrThrow,
+  loadOrder,
+  markOrderPaid,
+  shipOrder,
+} from './commands';
+export * from './events';
+export {
+  type CreateOrderInput,
+  decideCancel,
+  decideConfirm,
+  decideCreate,
+  decideDeliver,
+  decidePay,
+  decideShip,
+  evolve,
+  foldOrder,
+  isOrderEvent,
+  type Order,
+  OrderErrorCode,
+  type OrderItem,
+  type OrderStatus,
+} from './order';
+export { OrderService } from './order-service';

@@ -1,0 +1,15 @@
+export {
+  createPostgres,
+  ensureDatabase,
+  inTransaction,
+  type PostgresOptions,
+  type Queryable,
+  type Sql,
+  sqlState,
+  type TransactionSql,
+} from './client';
+export { type AppendOptions, type AppendResult, appendToStream, loadEvents, type PendingEvent } from './event-store';
+export { MIGRATIONS, type MigrateResult, type Migration, migrate } from './migrations';
+export { enqueueOutbox, type OutboxMessage } from './outbox';
+export { OutboxRelay, type OutboxRelayOptions } from './outbox-relay';
+export { isProcessed, markProcessed } from './processed-events';

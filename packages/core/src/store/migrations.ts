@@ -1,0 +1,161 @@
+import type { Sql } from './client';
+
+export interface Migration {
+  /** Strictly increasing; never renumber or edit an applied migration, add a new one. */
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Any 64-bit number unique to "streamfleet migrations"; the relay uses another. */
+const MIGRATION_LOCK_KEY = 727_100_001;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'event store and outbox',
+    sql: `
+      create table events (
+        global_position bigserial primary key,
+        event_id uuid not null unique,
+        aggregate_id text not null,
+        version integer not null check (version > 0),
+        type text not null,
+        schema_version integer not null default 1,
+        data jsonb not null,
+        metadata jsonb not null default '{}',
+        occurred_at timestamptz not null,
+        recorded_at timestamptz not null default now(),
+        unique (aggregate_id, version)
+      );
+
+      create table outbox (
+        id bigserial primary key,
+        stream text not null,
+        event_id uuid not null,
+        event jsonb not null,
+        created_at timestamptz not null default now(),
+        published_at timestamptz
+      );
+      -- The relay only ever scans unpublished rows in id order.
+      create index outbox_unpublished on outbox (id) where published_at is null;
+
+      create table processed_events (
+        "group" text not null,
+        event_id text not null,
+        processed_at timestamptz not null default now(),
+        primary key ("group", event_id)
+      );
+    `,
+  },
+  {
+    version: 2,
+    name: 'order read model',
+    sql: `
+      create table orders_view (
+        id text primary key,
+        customer_id text not null,
+        status text not null,
+        total bigint not null,
+        currency text not null,
+        items jsonb not null,
+        cancellation_reason text,
+        cancelled_by text,
+        payment_id text,
+        version integer not null,
+        created_at timestamptz not null,
+        updated_at timestamptz not null
+      );
+      create index orders_view_customer on orders_view (customer_id, created_at desc, id desc);
+      create index orders_view_status on orders_view (status, created_at desc, id desc);
+    `,
+  },
+  {
+    version: 3,
+    name: 'inventory, payments, notifications, saga',
+    sql: `
+      create table inventory (
+        sku text primary key,
+        available integer not null check (available >= 0),
+        reserved integer not null default 0 check (reserved >= 0),
+        updated_at timestamptz not null default now()
+      );
+
+      -- One row per order: 'reserved', 'released', 'failed' or 'void' (cancelled before
+      -- anything was reserved, so a late order.created must not reserve).
+      create table reservations (
+        order_id text primary key,
+        status text not null,
+        items jsonb not null,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      );
+
+      create table payments (
+        order_id text primary key,
+        status text not null,
+        amount bigint not null,
+        currency text not null,
+        charge_id text,
+        refund_id text,
+        idempotency_key text not null unique,
+        failure_reason text,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      );
+
+      create table notifications (
+        event_id text primary key,
+        order_id text not null,
+        kind text not null,
+        recipient text not null,
+        delivered boolean not null,
+        status_code integer,
+        sent_at timestamptz not null default now()
+      );
+      create index notifications_order on notifications (order_id);
+
+      create table order_sagas (
+        order_id text primary key,
+        state text not null,
+        data jsonb not null default '{}',
+        history jsonb not null default '[]',
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      );
+    `,
+  },
+];
+
+export interface MigrateResult {
+  applied: number[];
+  current: number;
+}
+
+/**
+ * Applies pending migrations in version order, all in one transaction under an advisory
+ * lock, so several processes starting at once apply each migration exactly once.
+ */
+export async function migrate(sql: Sql, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrateResult> {
+  const sorted = [...migrations].sort((a, b) => a.version - b.version);
+  return sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
+    await tx`
+      create table if not exists schema_migrations (
+        version integer primary key,
+        name text not null,
+        applied_at timestamptz not null default now()
+      )`;
+    const rows = await tx<{ version: number }[]>`select version from schema_migrations`;
+    const done = new Set(rows.map((r) => r.version));
+    const applied: number[] = [];
+    for (const m of sorted) {
+      if (done.has(m.version)) continue;
+      await tx.unsafe(m.sql);
+      await tx`insert into schema_migrations (version, name) values (${m.version}, ${m.name})`;
+      applied.push(m.version);
+    }
+    const current = Math.max(0, ...done, ...applied);
+    return { applied, current };
+  }) as Promise<MigrateResult>;
+}

@@ -1,0 +1,24 @@
+import type { EventEnvelope } from '../events/envelope';
+import type { Queryable } from './client';
+
+export interface OutboxMessage {
+  stream: string;
+  event: EventEnvelope;
+}
+
+/**
+ * Writes events to the outbox. Call it with the transaction that makes the state change:
+ * both commit or neither does, and the `OutboxRelay` publishes what committed. Rows get
+ * ids in the order given, which is the order the relay publishes them in.
+ */
+export async function enqueueOutbox(sql: Queryable, messages: readonly OutboxMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  const streams = messages.map((m) => m.stream);
+  const ids = messages.map((m) => m.event.id);
+  const events = messages.map((m) => JSON.stringify(m.event));
+  await sql`
+    insert into outbox (stream, event_id, event)
+    select s, e::uuid, ev::jsonb
+    from unnest(${streams}::text[], ${ids}::text[], ${events}::text[]) with ordinality as t(s, e, ev, n)
+    order by n`;
+}

@@ -260,6 +260,35 @@ describe('crash recovery', () => {
     expect(counts).toMatchObject({ delayed: 1, waiting: 0, active: 0, completed: 0, failed: 0 });
   });
 
+  it('a slow but live handler keeps its entry: no other consumer claims it (heartbeat)', async () => {
+    prefix = uniquePrefix();
+    let calls = 0;
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow: EventHandler = async () => {
+      calls++;
+      await gate;
+    };
+    // The owner ticks slowly; the other consumer looks for idle entries every 20 ms.
+    const first = await startFleet([group('a', slow)], {
+      consumer: { blockMs: 100, visibilityTimeoutMs: 600, claimIntervalMs: 250 },
+    });
+    await startFleet([group('a', slow)], {
+      consumerName: 'second-consumer',
+      consumer: { blockMs: 100, visibilityTimeoutMs: 600, claimIntervalMs: 20 },
+    });
+    await first.producer.publish(STREAM, thing(1));
+    await waitFor(() => calls === 1);
+    const started = Date.now();
+    // Three visibility timeouts pass while the handler is still working.
+    await waitFor(() => Date.now() - started > 1800, { timeoutMs: 5000 });
+    release();
+    await waitFor(async () => (await pendingCount(first, 'a')) === 0);
+    expect(calls).toBe(1);
+  });
+
   it('10. an entry that keeps killing its consumers is dead-lettered with max-deliveries', async () => {
     prefix = uniquePrefix();
     const probe = await startFleet([group('a', () => undefined)]);

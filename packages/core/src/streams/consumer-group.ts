@@ -89,8 +89,8 @@ export class ConsumerGroup {
   private ackBuffer: string[] = [];
   private ackFlush: Promise<void> | undefined;
   private readonly pendingWork = new Set<Promise<unknown>>();
-  /** Entry ids handed to a handler and not finished: never dispatched twice by a claim. */
-  private readonly inFlightIds = new Set<string>();
+  /** Entry id -> when its handler started. Never dispatched twice by a claim; kept alive by heartbeats. */
+  private readonly inFlightIds = new Map<string, number>();
   private readerId: number | undefined;
   private readLoopDone: Promise<void> | undefined;
   private claimLoopDone: Promise<void> | undefined;
@@ -229,7 +229,7 @@ export class ConsumerGroup {
   /** Hands one entry to its handler. Never throws; every outcome ends in ack, retry job or dead letter. */
   private dispatch(id: string, fields: string[], deliveryCount: number): void {
     this.inFlight++;
-    this.inFlightIds.add(id);
+    this.inFlightIds.set(id, Date.now());
     let event: EventEnvelope;
     try {
       event = decodeEvent(fields, this.options.catalog);
@@ -401,6 +401,7 @@ export class ConsumerGroup {
       await this.pause(this.claimIntervalMs);
       if (!this.running) break;
       try {
+        await this.heartbeat();
         await this.claimIdle();
         if (Date.now() - this.lastConsumerSweep >= Math.min(this.consumerIdleTimeoutMs, 60_000)) {
           this.lastConsumerSweep = Date.now();
@@ -411,6 +412,19 @@ export class ConsumerGroup {
         else this.logger.error({ err }, 'claim tick failed');
       }
     }
+  }
+
+  /**
+   * Resets the idle time of entries whose handlers have been running for over half the
+   * visibility timeout (XCLAIM JUSTID to ourselves does not raise the delivery count), so
+   * other consumers do not claim work that is slow but alive.
+   */
+  private async heartbeat(): Promise<void> {
+    const threshold = Date.now() - this.visibilityTimeoutMs / 2;
+    const slow: string[] = [];
+    for (const [id, started] of this.inFlightIds) if (started <= threshold) slow.push(id);
+    if (slow.length === 0) return;
+    await this.redis.xclaim(this.streamKey, this.group, this.consumer, 0, ...slow, 'JUSTID');
   }
 
   /** Claims entries whose consumer went quiet for longer than the visibility timeout. */
@@ -451,7 +465,7 @@ export class ConsumerGroup {
         this.logger.info({ entryId: id, deliveries: count }, 'claimed an idle entry');
         if (count > this.maxDeliveries) {
           this.inFlight++;
-          this.inFlightIds.add(id);
+          this.inFlightIds.set(id, Date.now());
           this.track(
             id,
             this.deadLetter(id, fields, 'max-deliveries', new MaxDeliveriesError(count - 1), count - 1, 0),

@@ -173,6 +173,31 @@ describe('consumer group loop', () => {
     await waitFor(async () => (await pendingCount(fleet, 'a')) === 0);
   });
 
+  it('close() lets in-flight handlers finish and acks them before it resolves', async () => {
+    prefix = uniquePrefix();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started = false;
+    let finished = false;
+    const fleet = await startFleet([
+      group('a', async () => {
+        started = true;
+        await gate;
+        finished = true;
+      }),
+    ]);
+    await fleet.producer.publish(STREAM, thing(1));
+    await waitFor(() => started);
+    const key = fleet.keys.stream(STREAM);
+    const closing = fleets.splice(0).map((f) => f.close({ timeoutMs: 5000 }));
+    release();
+    await Promise.all(closing);
+    expect(finished).toBe(true);
+    expect(Number(((await redis.xpending(key, 'a')) as [number])[0])).toBe(0);
+  });
+
   it('keeps one aggregate in order while running others concurrently', async () => {
     prefix = uniquePrefix();
     const order = new Map<string, number[]>();

@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { type Config, StreamfleetKeys } from '@streamfleet/core';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
+import {
+  createJsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { ApiDeps, RateLimitOptions } from './deps';
+import { errorHandler, sendProblem } from './http/error-handler';
+import { ApiMetrics } from './http/metrics';
+import { ApiProblem } from './http/problem';
+import { findForbiddenKey } from './http/safe-body';
+import type { RouteContext, RouteRateLimit } from './route-context';
+import { adminDlqRoutes } from './routes/admin-dlq';
+import { adminGroupsRoutes } from './routes/admin-groups';
+import { eventsRoutes } from './routes/events';
+import { healthRoutes } from './routes/health';
+
+export type ApiApp = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Marks the app as shutting down: `/readyz` answers 503 from now on. */
+    beginShutdown(): void;
+    readonly metrics: ApiMetrics;
+  }
+}
+
+const DEFAULT_BODY_LIMIT = 1024 * 1024;
+const DEFAULT_INGEST_LIMIT: RateLimitOptions = { max: 6000, timeWindowMs: 60_000 };
+const DEFAULT_ADMIN_LIMIT: RateLimitOptions = { max: 600, timeWindowMs: 60_000 };
+const REQUEST_ID = /^[\w.:@-]{1,128}$/;
+
+const API_DESCRIPTION = `Event ingestion and dead-letter administration for a streamfleet Redis Streams fleet.
+
+Errors are RFC 9457 problem documents (\`application/problem+json\`) with a stable \`code\` and field-level \`errors\`.
+Admin routes need \`Authorization: Bearer <ADMIN_TOKEN>\`. Every response carries \`x-request-id\` (echoed when sent).`;
+
+/**
+ * Builds the HTTP app around its dependencies. Never listens and never connects: the
+ * caller (`server.ts`, tests) owns connections and closes them after `app.close()`.
+ */
+export function buildApp(config: Config, deps: ApiDeps): ApiApp {
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger } : { logger: false }),
+    bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      request,
+      reply,
+      new ApiProblem(404, 'ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
+    ),
+  );
+
+  const metrics = new ApiMetrics();
+  const lifecycle = { shuttingDown: false };
+  app.decorate('metrics', metrics);
+  app.decorate('beginShutdown', () => {
+    lifecycle.shuttingDown = true;
+  });
+  app.addHook('onClose', async () => {
+    lifecycle.shuttingDown = true;
+  });
+  metrics.install(app);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  // secure-json-parse already refuses `__proto__` and `constructor.prototype`; this also refuses a
+  // bare `constructor` key anywhere in a body, which no payload of ours has a reason to carry.
+  app.addHook('preValidation', async (request) => {
+    const path = findForbiddenKey(request.body);
+    if (path !== undefined) {
+      throw new ApiProblem(400, 'FORBIDDEN_KEY', `request body contains the forbidden key ${path}`, {
+        errors: [{ field: path, message: 'forbidden key' }],
+      });
+    }
+  });
+
+  const limits = rateLimits(deps);
+  void app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) =>
+      new ApiProblem(429, 'RATE_LIMITED', `rate limit of ${context.max} requests per ${context.after} exceeded`, {
+        headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) },
+      }),
+  });
+
+  const extraTags = (deps.plugins ?? []).flatMap((p) => (p.tag ? [p.tag] : []));
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'streamfleet API', description: API_DESCRIPTION, version: '0.1.0' },
+      tags: [
+        { name: 'events', description: 'Publish events to the fleet streams' },
+        { name: 'dead letters', description: 'Inspect, replay and discard dead-lettered events (admin)' },
+        { name: 'groups', description: 'Consumer groups, lag and retries (admin)' },
+        { name: 'health', description: 'Liveness, readiness and metrics' },
+        ...extraTags,
+      ],
+      components: {
+        securitySchemes: {
+          adminToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'The ADMIN_TOKEN configured on the server',
+          },
+        },
+      },
+    },
+    transform: createJsonSchemaTransform({ skipList: ['/docs', '/docs/', '/docs/*', '/docs/json', '/docs/yaml'] }),
+  });
+  void app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const context: RouteContext = {
+    config,
+    deps,
+    keys: new StreamfleetKeys(config.prefix),
+    metrics,
+    limits,
+    lifecycle,
+  };
+  void app.register(healthRoutes, context);
+  void app.register(eventsRoutes, context);
+  void app.register(adminDlqRoutes, context);
+  void app.register(adminGroupsRoutes, context);
+  for (const extra of deps.plugins ?? []) {
+    void app.register(extra.plugin, extra.prefix ? { prefix: extra.prefix } : {});
+  }
+  return app;
+}
+
+function rateLimits(deps: ApiDeps): RouteContext['limits'] {
+  if (deps.rateLimit === false) return { ingest: false, admin: false };
+  const toRoute = (o: RateLimitOptions): RouteRateLimit => ({ max: o.max, timeWindow: o.timeWindowMs });
+  return {
+    ingest: toRoute(deps.rateLimit?.ingest ?? DEFAULT_INGEST_LIMIT),
+    admin: toRoute(deps.rateLimit?.admin ?? DEFAULT_ADMIN_LIMIT),
+  };
+}

@@ -1,0 +1,148 @@
+import {
+  ConcurrencyError,
+  ConflictError,
+  DomainError,
+  NotFoundError,
+  StreamfleetError,
+  ValidationError,
+} from '@streamfleet/core';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  ApiProblem,
+  defaultTitle,
+  PROBLEM_CONTENT_TYPE,
+  type ProblemBody,
+  type ProblemField,
+  problemType,
+} from './problem';
+
+/** Codes of Fastify's own 4xx errors, renamed to the API's vocabulary. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED_JSON',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
+  FST_ERR_VALIDATION: 'VALIDATION_ERROR',
+};
+
+/**
+ * Statuses of core error codes. This table (with the classes below it) is the only place
+ * where streamfleet's error codes meet HTTP.
+ */
+const CODE_STATUS: Record<string, number> = {
+  VALIDATION_ERROR: 400,
+  NOT_FOUND: 404,
+  DLQ_ENTRY_REPLAYED: 409,
+  DLQ_ENTRY_DISCARDED: 409,
+  CONCURRENCY_CONFLICT: 409,
+};
+
+interface ValidationItem {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+}
+
+/** Normalises anything thrown while serving a request into a problem. */
+export function toProblem(err: unknown): ApiProblem {
+  if (err instanceof ApiProblem) return err;
+  if (err instanceof ValidationError) {
+    return new ApiProblem(400, err.code, err.message, { errors: err.issues });
+  }
+  if (err instanceof StreamfleetError) {
+    const status =
+      CODE_STATUS[err.code] ??
+      (err instanceof NotFoundError
+        ? 404
+        : err instanceof ConflictError || err instanceof ConcurrencyError
+          ? 409
+          : err instanceof DomainError
+            ? 422
+            : 500);
+    if (status >= 500) return internal();
+    const extensions = err.details && !('issues' in err.details) ? { details: err.details } : {};
+    return new ApiProblem(status, err.code, err.message, { extensions });
+  }
+  const fastifyError = err as Partial<FastifyError> & { validation?: ValidationItem[]; validationContext?: string };
+  if (Array.isArray(fastifyError.validation)) {
+    const errors = validationFields(fastifyError.validation, fastifyError.validationContext);
+    const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'request does not match its schema';
+    return new ApiProblem(400, 'VALIDATION_ERROR', detail, { errors });
+  }
+  const status = fastifyError.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const message = fastifyError.message ?? defaultTitle(status);
+    if (err instanceof SyntaxError || fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+      const forbidden = /prototype|constructor/i.test(message);
+      return new ApiProblem(
+        400,
+        forbidden ? 'FORBIDDEN_KEY' : 'MALFORMED_JSON',
+        forbidden ? `request body contains a forbidden key: ${message}` : `request body is not valid JSON: ${message}`,
+        { errors: [{ field: 'body', message }] },
+      );
+    }
+    const code = (fastifyError.code && FASTIFY_CODES[fastifyError.code]) ?? defaultCode(status, fastifyError.code);
+    const headers: Record<string, string> = {};
+    return new ApiProblem(status, code, message, { headers });
+  }
+  return internal();
+}
+
+function defaultCode(status: number, fastifyCode: string | undefined): string {
+  if (status === 413) return 'PAYLOAD_TOO_LARGE';
+  if (status === 415) return 'UNSUPPORTED_MEDIA_TYPE';
+  if (status === 429) return 'RATE_LIMITED';
+  if (status === 404) return 'NOT_FOUND';
+  return fastifyCode?.startsWith('FST_') ? 'BAD_REQUEST' : (fastifyCode ?? 'BAD_REQUEST');
+}
+
+function internal(): ApiProblem {
+  return new ApiProblem(500, 'INTERNAL_ERROR', 'the server failed to handle the request; it has been logged');
+}
+
+const CONTEXT_PREFIX: Record<string, string> = { querystring: 'query', params: 'params', headers: 'headers' };
+
+/** Maps zod (or ajv) issues to dotted field names; unknown keys are named one by one. */
+export function validationFields(items: ValidationItem[], context?: string): ProblemField[] {
+  const prefix = context ? CONTEXT_PREFIX[context] : undefined;
+  const fields: ProblemField[] = [];
+  for (const item of items) {
+    const path = (item.instancePath ?? '').split('/').filter(Boolean).join('.');
+    const base = prefix ? (path ? `${prefix}.${path}` : prefix) : path || 'body';
+    const unknownKeys = item.keyword === 'unrecognized_keys' ? item.params?.keys : undefined;
+    if (Array.isArray(unknownKeys) && unknownKeys.length > 0) {
+      for (const key of unknownKeys) {
+        fields.push({ field: base === 'body' ? String(key) : `${base}.${String(key)}`, message: 'unknown field' });
+      }
+      continue;
+    }
+    fields.push({ field: base, message: item.message ?? 'invalid' });
+  }
+  return fields;
+}
+
+/** Sends a problem document; used by the error and not-found handlers. */
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: ApiProblem): FastifyReply {
+  const body: ProblemBody = {
+    ...problem.extensions,
+    type: problemType(problem.code),
+    title: problem.title,
+    status: problem.status,
+    detail: problem.message,
+    code: problem.code,
+    errors: problem.errors,
+    instance: request.url.split('?')[0] ?? request.url,
+    requestId: request.id,
+  };
+  for (const [name, value] of Object.entries(problem.headers)) reply.header(name, value);
+  return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(body);
+}
+
+export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const problem = toProblem(err);
+  if (problem.status >= 500) request.log.error({ err }, 'request failed');
+  else request.log.info({ code: problem.code, status: problem.status }, 'request refused');
+  return sendProblem(request, reply, problem);
+}

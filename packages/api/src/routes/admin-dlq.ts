@@ -1,0 +1,225 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { actorOf, adminAuth } from '../http/admin-auth';
+import { ApiProblem, problemResponses } from '../http/problem';
+import { limitedBy, type RouteContext } from '../route-context';
+import {
+  actorHeaders,
+  adminProblems,
+  adminSecurity,
+  entrySchema,
+  entrySummarySchema,
+  filterSchema,
+  streamIdSchema,
+  summarise,
+  toFilter,
+} from './admin-schemas';
+
+const limitQuery = (max: number, fallback: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(max)
+    .default(fallback)
+    .meta({ description: `Page size, 1-${max}` });
+
+const idParams = z.strictObject({ id: streamIdSchema });
+
+const auditRecordSchema = z.object({
+  id: z.string(),
+  action: z.enum(['replay', 'discard']),
+  actor: z.string(),
+  at: z.string(),
+  deadLetterId: z.string(),
+  group: z.string(),
+  eventId: z.string(),
+  type: z.string(),
+  batchId: z.string().optional(),
+});
+
+/** Dead-letter administration: list, inspect, replay (one or in bulk), discard, audit log. */
+export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
+  const { deadLetters } = ctx.deps;
+  app.addHook('onRequest', adminAuth(ctx.config.adminToken));
+  const config = limitedBy(ctx.limits.admin);
+
+  app.get(
+    '/admin/dlq',
+    {
+      config,
+      schema: {
+        tags: ['dead letters'],
+        summary: 'List dead-lettered events',
+        description: 'Newest first. Filters combine; pass `nextCursor` back as `cursor` for the next (older) page.',
+        security: adminSecurity,
+        querystring: filterSchema.extend({
+          cursor: streamIdSchema.optional().meta({ description: 'From a previous page’s `nextCursor`' }),
+          limit: limitQuery(1000, 50),
+        }),
+        response: {
+          200: z.object({
+            items: z.array(entrySummarySchema),
+            nextCursor: streamIdSchema.optional().meta({ description: 'Absent on the last page' }),
+          }),
+          ...adminProblems,
+        },
+      },
+    },
+    async (request) => {
+      const { cursor, limit, ...filter } = request.query;
+      const page = await deadLetters.list(toFilter(filter), { limit, ...(cursor ? { cursor } : {}) });
+      return { items: page.items.map(summarise), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+    },
+  );
+
+  app.get(
+    '/admin/dlq/:id',
+    {
+      config,
+      schema: {
+        tags: ['dead letters'],
+        summary: 'Get one dead-lettered event',
+        description: 'The whole entry: the event, the last error and every failed attempt.',
+        security: adminSecurity,
+        params: idParams,
+        response: { 200: entrySchema, ...adminProblems, ...problemResponses(404) },
+      },
+    },
+    async (request) => {
+      const entry = await deadLetters.get(request.params.id);
+      if (!entry) throw new ApiProblem(404, 'NOT_FOUND', `no dead-letter entry ${request.params.id}`);
+      return entry;
+    },
+  );
+
+  app.post(
+    '/admin/dlq/:id/replay',
+    {
+      config,
+      schema: {
+        tags: ['dead letters'],
+        summary: 'Replay one dead-lettered event',
+        description:
+          'Sends the event back to the group that failed it, and only that group, with fresh attempts; the entry ' +
+          'leaves the dead-letter stream and the replay is audited. 409 if it was already replayed or discarded.',
+        security: adminSecurity,
+        headers: actorHeaders,
+        params: idParams,
+        response: {
+          200: z.object({ id: z.string(), group: z.string(), eventId: z.string(), jobId: z.string() }),
+          ...adminProblems,
+          ...problemResponses(404, 409),
+        },
+      },
+    },
+    async (request) => deadLetters.replay(request.params.id, { actor: actorOf(request) }),
+  );
+
+  app.delete(
+    '/admin/dlq/:id',
+    {
+      config,
+      schema: {
+        tags: ['dead letters'],
+        summary: 'Discard one dead-lettered event',
+        description: 'Deletes the entry for good, with an audit record. 409 if it was already replayed or discarded.',
+        security: adminSecurity,
+        headers: actorHeaders,
+        params: idParams,
+        response: {
+          200: z.object({ discarded: z.literal(true), entry: entrySummarySchema }),
+          ...adminProblems,
+          ...problemResponses(404, 409),
+        },
+      },
+    },
+    async (request) => {
+      const entry = await deadLetters.discard(request.params.id, { actor: actorOf(request) });
+      return { discarded: true as const, entry: summarise(entry) };
+    },
+  );
+
+  app.post(
+    '/admin/dlq/replay',
+    {
+      config,
+      schema: {
+        tags: ['dead letters'],
+        summary: 'Replay dead-lettered events in bulk',
+        description:
+          'By `ids` or by `filter` (use `{}` to mean every entry), at most `limit` entries. With `dryRun` nothing ' +
+          'changes: the answer says what would be replayed and which entries would fail today’s schemas.',
+        security: adminSecurity,
+        headers: actorHeaders,
+        body: z
+          .strictObject({
+            ids: z.array(streamIdSchema).min(1).max(10_000).optional(),
+            filter: filterSchema.optional(),
+            limit: z.number().int().min(1).max(10_000).default(100),
+            dryRun: z.boolean().default(false),
+          })
+          .refine((b) => b.ids !== undefined || b.filter !== undefined, {
+            message: 'give ids or a filter (an empty filter {} selects every entry)',
+            path: ['filter'],
+          })
+          .meta({ example: { filter: { group: 'payment', reason: 'retries-exhausted' }, limit: 100, dryRun: true } }),
+        response: {
+          200: z.object({
+            batchId: z.string().meta({ description: 'Groups this replay’s audit records' }),
+            dryRun: z.boolean(),
+            matched: z.number().int(),
+            replayed: z.number().int(),
+            byGroup: z.record(z.string(), z.number().int()),
+            byReason: z.record(z.string(), z.number().int()),
+            invalidToday: z
+              .array(z.object({ id: z.string(), error: z.string() }))
+              .meta({ description: 'Entries whose event fails today’s schema (they would come straight back)' }),
+            missing: z.array(z.string()).meta({ description: 'Asked-for ids not in the dead-letter stream' }),
+            replayedIds: z.array(z.string()),
+          }),
+          ...adminProblems,
+        },
+      },
+    },
+    async (request) => {
+      const { ids, filter, limit, dryRun } = request.body;
+      const batchId = randomUUID();
+      const result = await deadLetters.replayMany({
+        ...(ids ? { ids } : {}),
+        ...(filter ? { filter: toFilter(filter) } : {}),
+        limit,
+        dryRun,
+        actor: actorOf(request),
+        batchId,
+      });
+      return { batchId, ...result };
+    },
+  );
+
+  app.get(
+    '/admin/audit',
+    {
+      config,
+      schema: {
+        tags: ['dead letters'],
+        summary: 'Audit log of replays and discards',
+        description: 'Newest first, cursor paginated.',
+        security: adminSecurity,
+        querystring: z.strictObject({
+          cursor: streamIdSchema.optional(),
+          limit: limitQuery(1000, 50),
+        }),
+        response: {
+          200: z.object({ items: z.array(auditRecordSchema), nextCursor: z.string().optional() }),
+          ...adminProblems,
+        },
+      },
+    },
+    async (request) => {
+      const { cursor, limit } = request.query;
+      return deadLetters.audit({ limit, ...(cursor ? { cursor } : {}) });
+    },
+  );
+};

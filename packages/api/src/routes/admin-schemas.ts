@@ -1,0 +1,111 @@
+import { DEAD_LETTER_REASONS, type DeadLetterEntry } from '@streamfleet/core';
+import { z } from 'zod';
+import { problemResponses } from '../http/problem';
+
+const STREAM_ID = /^\d{1,20}(-\d{1,20})?$/;
+const NAME = /^[\w.:-]{1,200}$/;
+
+export const streamIdSchema = z
+  .string()
+  .regex(STREAM_ID, 'must be a stream entry id like 1732460000000-0')
+  .meta({ example: '1732460000000-0' });
+
+export const nameSchema = z.string().regex(NAME, 'letters, digits and . _ : - only (1-200)');
+export const reasonSchema = z.enum(DEAD_LETTER_REASONS);
+export const isoDate = z.iso.datetime({ offset: true }).meta({ example: '2026-11-24T00:00:00Z' });
+
+export const adminSecurity = [{ adminToken: [] }];
+
+/** Problems every admin route can answer with. */
+export const adminProblems = problemResponses(400, 401, 403, 429);
+
+export const actorHeaders = z.looseObject({
+  'x-actor': z
+    .string()
+    .regex(/^[\w.@:+-]{1,100}$/, 'letters, digits and . @ : + - _ only (1-100)')
+    .optional()
+    .meta({ description: 'Who is acting, recorded in the audit log (default `admin`)', example: 'alice@example.com' }),
+});
+
+export const filterSchema = z.strictObject({
+  group: nameSchema.optional().meta({ description: 'Consumer group that failed the event', example: 'payment' }),
+  type: nameSchema.optional().meta({ description: 'Event type', example: 'order.created' }),
+  reason: reasonSchema.optional(),
+  from: isoDate.optional().meta({ description: 'Dead-lettered at or after (ISO 8601)' }),
+  to: isoDate.optional().meta({ description: 'Dead-lettered at or before (ISO 8601)' }),
+});
+
+export type FilterInput = z.infer<typeof filterSchema>;
+
+const errorSummary = z.object({
+  name: z.string(),
+  message: z.string(),
+  code: z.string().optional(),
+  stack: z.string().optional(),
+});
+
+export const entrySummarySchema = z
+  .object({
+    id: streamIdSchema.meta({ description: 'Dead-letter entry id (the handle for replay/discard)' }),
+    group: z.string(),
+    stream: z.string(),
+    eventId: z.string(),
+    type: z.string(),
+    aggregateId: z.string().optional(),
+    reason: reasonSchema,
+    attempts: z.number().int(),
+    lastError: z.string().meta({ description: 'Message of the last error' }),
+    firstFailedAt: z.string(),
+    deadLetteredAt: z.string(),
+    replayCount: z.number().int(),
+  })
+  .meta({ description: 'A dead-lettered event, summarised' });
+
+export const entrySchema = z
+  .object({
+    id: streamIdSchema,
+    group: z.string(),
+    stream: z.string(),
+    entryId: z.string().meta({ description: 'Source stream entry id' }),
+    eventId: z.string(),
+    type: z.string(),
+    aggregateId: z.string().optional(),
+    reason: reasonSchema,
+    attempts: z.number().int(),
+    replayCount: z.number().int(),
+    lastError: errorSummary,
+    failures: z
+      .array(z.object({ attempt: z.number().int(), at: z.string(), name: z.string(), message: z.string() }))
+      .meta({ description: 'Every failed attempt, oldest first' }),
+    firstFailedAt: z.string(),
+    deadLetteredAt: z.string(),
+    event: z.record(z.string(), z.string()).meta({ description: 'The stream entry as it was, field by field' }),
+  })
+  .meta({ description: 'A dead-lettered event with its whole failure history' });
+
+export function summarise(entry: DeadLetterEntry): z.infer<typeof entrySummarySchema> {
+  return {
+    id: entry.id,
+    group: entry.group,
+    stream: entry.stream,
+    eventId: entry.eventId,
+    type: entry.type,
+    ...(entry.aggregateId ? { aggregateId: entry.aggregateId } : {}),
+    reason: entry.reason,
+    attempts: entry.attempts,
+    lastError: entry.lastError.message,
+    firstFailedAt: entry.firstFailedAt,
+    deadLetteredAt: entry.deadLetteredAt,
+    replayCount: entry.replayCount,
+  };
+}
+
+export function toFilter(input: FilterInput) {
+  return {
+    ...(input.group ? { group: input.group } : {}),
+    ...(input.type ? { type: input.type } : {}),
+    ...(input.reason ? { reason: input.reason } : {}),
+    ...(input.from ? { from: new Date(input.from) } : {}),
+    ...(input.to ? { to: new Date(input.to) } : {}),
+  };
+}

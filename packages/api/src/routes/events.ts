@@ -1,0 +1,225 @@
+import {
+  createEvent,
+  type EventCatalog,
+  type EventEnvelope,
+  type FieldIssue,
+  type PublishTarget,
+  ValidationError,
+} from '@streamfleet/core';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { IdempotencyStore } from '../http/idempotency';
+import { problemResponses } from '../http/problem';
+import { limitedBy, type RouteContext } from '../route-context';
+
+/** Most events one batch request may carry. */
+export const MAX_BATCH_SIZE = 500;
+
+const TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+const metadataSchema = z
+  .strictObject({
+    correlationId: z.string().min(1).max(200).optional().meta({ example: 'req-7f3a' }),
+    causationId: z.string().min(1).max(200).optional(),
+    traceparent: z
+      .string()
+      .regex(TRACEPARENT, 'must be a W3C traceparent')
+      .optional()
+      .meta({ example: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }),
+  })
+  .meta({ description: 'Tracing metadata carried on the stream entry' });
+
+function eventInputSchema(catalog: EventCatalog) {
+  const first = catalog.definitionsList()[0];
+  return z
+    .strictObject({
+      type: z
+        .string()
+        .max(200)
+        .regex(TYPE_PATTERN, 'must be a dotted lower-case event type, e.g. order.created')
+        .meta({ description: `Event type. Known types: ${catalog.types().join(', ')}`, example: first?.type }),
+      schemaVersion: z
+        .number()
+        .int()
+        .min(1)
+        .max(1000)
+        .optional()
+        .meta({ description: 'Schema version of `data`; default: the latest version of the type' }),
+      aggregateId: z.string().min(1).max(200).optional(),
+      aggregateVersion: z.number().int().min(0).optional(),
+      data: z
+        .record(z.string(), z.unknown())
+        .meta({ description: 'Event payload, validated against the type schema', example: first?.example }),
+      metadata: metadataSchema.optional(),
+    })
+    .meta({ description: 'An event to publish' });
+}
+
+const acceptedSchema = z
+  .object({
+    eventId: z.string().meta({ description: 'Event id (UUID v7)', example: '0191f0b2-7c1e-7000-8000-000000000001' }),
+    entryId: z.string().meta({ description: 'Stream entry id', example: '1732460000000-0' }),
+    stream: z.string().meta({ description: 'Stream the event was appended to', example: 'orders' }),
+  })
+  .meta({ description: 'Where an accepted event was written' });
+
+const batchAcceptedSchema = z.object({
+  count: z.number().int(),
+  events: z.array(acceptedSchema).meta({ description: 'One result per event, in request order' }),
+});
+
+const idempotencyHeaders = z.looseObject({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 visible ASCII characters')
+    .optional()
+    .meta({
+      description:
+        'Optional. A repeat with the same key and body within 24 h returns the first answer and writes nothing',
+      example: '5d3c2a8e-order-42',
+    }),
+});
+
+type EventInput = z.infer<ReturnType<typeof eventInputSchema>>;
+
+/** `POST /v1/events` and `POST /v1/events/batch`. */
+export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
+  const { catalog, producer } = ctx.deps;
+  const idempotency = new IdempotencyStore(ctx.deps.redis, ctx.keys, ctx.deps.idempotencyTtlSeconds ?? 24 * 3600);
+  const input = eventInputSchema(catalog);
+  const routeConfig = limitedBy(ctx.limits.ingest);
+
+  /** Validates one event against the catalog; returns where it goes, or the issues under `path`. */
+  const prepare = (body: EventInput, path: string): PublishTarget | FieldIssue[] => {
+    const at = (field: string) => (path ? `${path}.${field}` : field);
+    const definition = catalog.get(body.type, body.schemaVersion);
+    if (!definition) {
+      const known = catalog.has(body.type);
+      return [
+        known
+          ? {
+              field: at('schemaVersion'),
+              message: `event type ${body.type} has no schema version ${body.schemaVersion}`,
+            }
+          : {
+              field: at('type'),
+              message: `unknown event type ${body.type}; known types: ${catalog.types().join(', ')}`,
+            },
+      ];
+    }
+    let data: unknown;
+    try {
+      data = catalog.validate(definition.type, definition.schemaVersion, body.data, at('data'));
+    } catch (err) {
+      if (err instanceof ValidationError) return err.issues;
+      throw err;
+    }
+    const event: EventEnvelope = createEvent({
+      type: definition.type,
+      schemaVersion: definition.schemaVersion,
+      data,
+      ...(body.aggregateId === undefined ? {} : { aggregateId: body.aggregateId }),
+      ...(body.aggregateVersion === undefined ? {} : { aggregateVersion: body.aggregateVersion }),
+      ...(body.metadata ? { metadata: body.metadata } : {}),
+    });
+    return { stream: definition.stream, event };
+  };
+
+  const refuse = (issues: FieldIssue[]): never => {
+    const detail = issues
+      .slice(0, 20)
+      .map((i) => `${i.field}: ${i.message}`)
+      .join('; ');
+    throw new ValidationError(`event rejected: ${detail}`, issues);
+  };
+
+  const respond = async (
+    key: string | undefined,
+    route: string,
+    body: unknown,
+    targets: PublishTarget[],
+    shape: (results: { eventId: string; entryId: string; stream: string }[]) => unknown,
+  ) => {
+    const work = async () => {
+      const entryIds = await producer.publishMany(targets);
+      for (const t of targets) ctx.metrics.eventsIngested.inc({ type: t.event.type, stream: t.stream });
+      const results = targets.map((t, i) => ({ eventId: t.event.id, entryId: entryIds[i] ?? '', stream: t.stream }));
+      return { status: 202, body: shape(results) };
+    };
+    if (!key) return { ...(await work()), replayed: false };
+    return idempotency.run(key, IdempotencyStore.fingerprint(route, body), work);
+  };
+
+  app.post(
+    '/v1/events',
+    {
+      config: routeConfig,
+      schema: {
+        tags: ['events'],
+        summary: 'Publish one event',
+        description:
+          'Validates `data` against the catalog schema of `type` and appends the event to the stream of its type. ' +
+          'Unknown types are refused with the list of known ones.',
+        headers: idempotencyHeaders,
+        body: input,
+        response: { 202: acceptedSchema, ...problemResponses(400, 409, 413, 415, 422, 429) },
+      },
+    },
+    async (request, reply) => {
+      const prepared = prepare(request.body, '');
+      if (Array.isArray(prepared)) return refuse(prepared);
+      const answer = await respond(
+        request.headers['idempotency-key'],
+        'POST /v1/events',
+        request.body,
+        [prepared],
+        (results) => results[0],
+      );
+      if (answer.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(202).send(answer.body as z.infer<typeof acceptedSchema>);
+    },
+  );
+
+  app.post(
+    '/v1/events/batch',
+    {
+      config: routeConfig,
+      schema: {
+        tags: ['events'],
+        summary: `Publish up to ${MAX_BATCH_SIZE} events`,
+        description:
+          'All or nothing: every event is validated first, and if any is invalid nothing is written and the ' +
+          'problem lists each bad event by index (`events.<i>.<field>`). Valid batches are written in one pipeline.',
+        headers: idempotencyHeaders,
+        body: z.strictObject({
+          events: z
+            .array(input)
+            .min(1)
+            .max(MAX_BATCH_SIZE)
+            .meta({ description: `1 to ${MAX_BATCH_SIZE} events` }),
+        }),
+        response: { 202: batchAcceptedSchema, ...problemResponses(400, 409, 413, 415, 422, 429) },
+      },
+    },
+    async (request, reply) => {
+      const targets: PublishTarget[] = [];
+      const issues: FieldIssue[] = [];
+      request.body.events.forEach((event, i) => {
+        const prepared = prepare(event, `events.${i}`);
+        if (Array.isArray(prepared)) issues.push(...prepared);
+        else targets.push(prepared);
+      });
+      if (issues.length > 0) return refuse(issues);
+      const answer = await respond(
+        request.headers['idempotency-key'],
+        'POST /v1/events/batch',
+        request.body,
+        targets,
+        (results) => ({ count: results.length, events: results }),
+      );
+      if (answer.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(202).send(answer.body as z.infer<typeof batchAcceptedSchema>);
+    },
+  );
+};

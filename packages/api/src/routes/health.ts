@@ -1,0 +1,90 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { RouteContext } from '../route-context';
+
+const CHECK_TIMEOUT_MS = 2000;
+
+const readinessSchema = z.object({
+  status: z.enum(['ready', 'unavailable', 'shutting-down']),
+  checks: z.record(z.string(), z.string()).meta({
+    description: 'Each dependency: `ok`, or why it failed',
+    example: { redis: 'ok' },
+  }),
+});
+
+async function withTimeout(check: () => Promise<unknown>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return 'ok';
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `/healthz` (the process is alive), `/readyz` (it can serve: Redis and other checks) and `/metrics`. */
+export const healthRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness',
+        description: 'Answers while the process runs; checks no dependency.',
+        response: { 200: z.object({ status: z.literal('ok') }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness',
+        description: 'Pings Redis (and any extra checks, e.g. Postgres). 503 when one fails or while shutting down.',
+        response: { 200: readinessSchema, 503: readinessSchema },
+      },
+    },
+    async (_request, reply) => {
+      if (ctx.lifecycle.shuttingDown) {
+        return reply.code(503).send({ status: 'shutting-down', checks: {} });
+      }
+      const checks: Record<string, () => Promise<unknown>> = {
+        redis: () => ctx.deps.redis.ping(),
+        ...ctx.deps.readinessChecks,
+      };
+      const names = Object.keys(checks);
+      const results = await Promise.all(names.map((name) => withTimeout(checks[name] as () => Promise<unknown>)));
+      const report = Object.fromEntries(names.map((name, i) => [name, results[i] ?? 'unknown']));
+      const ok = results.every((r) => r === 'ok');
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', checks: report });
+    },
+  );
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Prometheus metrics',
+        description:
+          'HTTP requests by route and status, events ingested, and process metrics (text exposition format).',
+        produces: ['text/plain'],
+        response: { 200: z.string().meta({ description: 'Prometheus text exposition format' }) },
+      },
+    },
+    async (_request, reply) => {
+      const text = await ctx.metrics.registry.metrics();
+      return reply.type(ctx.metrics.registry.contentType).send(text);
+    },
+  );
+};

@@ -1,0 +1,87 @@
+/**
+ * API entrypoint: reads the environment once, connects, serves, and shuts down cleanly.
+ *
+ * Signals: SIGTERM (orchestrators) and SIGINT (Ctrl-C) both start a graceful shutdown:
+ * `/readyz` turns 503 so load balancers stop routing here, in-flight requests finish,
+ * then the app and every connection close. A second signal exits at once.
+ */
+import {
+  ConfigError,
+  createCatalog,
+  createLogger,
+  createRedis,
+  DeadLetterStream,
+  loadConfig,
+  RetryQueues,
+  StreamfleetKeys,
+  StreamProducer,
+} from '@streamfleet/core';
+import { buildApp } from './app';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel, name: 'streamfleet-api' });
+  const keys = new StreamfleetKeys(config.prefix);
+  // Requests must fail fast when Redis is away (readyz reports it), not queue forever.
+  const redis = createRedis(config.redisUrl, { connectionName: 'sf:api', maxRetriesPerRequest: 2 });
+  // BullMQ wants a connection that never gives up on a command; give it its own.
+  const bullConnection = createRedis(config.redisUrl, { connectionName: 'sf:api:retry' });
+  const catalog = createCatalog();
+  const retryQueues = new RetryQueues({ connection: bullConnection, keys });
+  const deps = {
+    redis,
+    catalog,
+    producer: new StreamProducer({ redis, keys, catalog }),
+    deadLetters: new DeadLetterStream({ redis, keys, retryQueues, catalog }),
+    retryQueues,
+    logger,
+  };
+  const app = buildApp(config, deps);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    app.beginShutdown();
+    const timer = setTimeout(() => {
+      logger.error('shutdown timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    timer.unref();
+    try {
+      await app.close();
+      await retryQueues.close();
+      await Promise.all([redis.quit(), bullConnection.quit()]);
+      process.exit(0);
+    } catch (err) {
+      logger.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  const address = await app.listen({ port: config.port, host: config.host });
+  const base = address.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost');
+  logger.info({ address }, 'listening');
+  console.log(`streamfleet API on ${base} — Swagger UI at ${base}/docs, OpenAPI at ${base}/docs/json`);
+  if (!config.adminToken) logger.warn('ADMIN_TOKEN is not set: admin routes refuse every request');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,94 @@
+import {
+  type Config,
+  createCatalog,
+  createRedis,
+  DeadLetterStream,
+  type EventCatalog,
+  loadConfig,
+  RetryQueues,
+  StreamfleetKeys,
+  StreamProducer,
+} from '@streamfleet/core';
+import { cleanupPrefix, testRedisUrl, uniquePrefix } from '@streamfleet/core/testing';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { type ApiApp, buildApp } from '../src/app';
+import type { ApiDeps } from '../src/deps';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+/** The reference catalog plus a test type on its own stream. */
+export function testCatalog(): EventCatalog {
+  return createCatalog().register({
+    type: 'test.thing',
+    schemaVersion: 1,
+    stream: 'things',
+    schema: z.strictObject({ name: z.string().min(1).max(100), fail: z.boolean().optional() }),
+    description: 'A thing used by the API tests.',
+    example: { name: 'widget' },
+  });
+}
+
+export interface Harness {
+  app: ApiApp;
+  prefix: string;
+  keys: StreamfleetKeys;
+  redis: Redis;
+  config: Config;
+  deps: ApiDeps;
+  /** Every key under the prefix, sorted. */
+  keyList(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export async function createHarness(
+  options: { adminToken?: string | null; deps?: Partial<ApiDeps>; catalog?: EventCatalog } = {},
+): Promise<Harness> {
+  const prefix = uniquePrefix('api');
+  const url = testRedisUrl();
+  const config = loadConfig({
+    REDIS_URL: url,
+    STREAMFLEET_PREFIX: prefix,
+    ...(options.adminToken === null ? {} : { ADMIN_TOKEN: options.adminToken ?? ADMIN_TOKEN }),
+  });
+  const keys = new StreamfleetKeys(prefix);
+  const redis = createRedis(url);
+  const catalog = options.catalog ?? testCatalog();
+  const retryQueues = new RetryQueues({ connection: redis, keys });
+  const deps: ApiDeps = {
+    redis,
+    catalog,
+    producer: new StreamProducer({ redis, keys, catalog }),
+    deadLetters: new DeadLetterStream({ redis, keys, retryQueues, catalog }),
+    retryQueues,
+    ...options.deps,
+  };
+  const app = buildApp(config, deps);
+  await app.ready();
+  return {
+    app,
+    prefix,
+    keys,
+    redis,
+    config,
+    deps,
+    async keyList() {
+      const found: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await redis.scan(cursor, 'MATCH', keys.pattern, 'COUNT', 1000);
+        cursor = next;
+        found.push(...batch);
+      } while (cursor !== '0');
+      return found.sort();
+    },
+    async close() {
+      await app.close();
+      await retryQueues.close();
+      await cleanupPrefix(url, prefix);
+      await redis.quit();
+    },
+  };
+}
+
+export const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}` };

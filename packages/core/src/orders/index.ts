@@ -27,4 +27,5 @@ export {
   type OrderItem,
   type OrderStatus,
 } from './order';
+export { createOrderGroups, type OrderGroupsDeps } from './order-groups';
 export { OrderService } from './order-service';

@@ -1,0 +1,146 @@
+import { createEvent, type EventEnvelope } from '../events/envelope';
+import {
+  type InventoryReleasedData,
+  type InventoryReservationFailedData,
+  type InventoryReservedData,
+  ORDERS_STREAM,
+  type OrderCancelledData,
+  type OrderCreatedData,
+  OrderEventType,
+} from '../orders/events';
+import type { Queryable, Sql, TransactionSql } from '../store/client';
+import { enqueueOutbox } from '../store/outbox';
+import { markProcessed } from '../store/processed-events';
+import type { GroupDefinition } from '../streams/handler';
+
+export const INVENTORY_GROUP = 'inventory';
+
+export interface StockLine {
+  sku: string;
+  quantity: number;
+}
+
+export interface StockLevel {
+  sku: string;
+  available: number;
+  reserved: number;
+}
+
+/** Sets a SKU's available stock (seeding, a stock count). */
+export async function setStock(sql: Queryable, sku: string, available: number): Promise<void> {
+  await sql`
+    insert into inventory (sku, available) values (${sku}, ${available})
+    on conflict (sku) do update set available = excluded.available, updated_at = now()`;
+}
+
+export async function getStock(sql: Queryable, sku: string): Promise<StockLevel | undefined> {
+  const [row] = await sql<StockLevel[]>`select sku, available, reserved from inventory where sku = ${sku}`;
+  return row;
+}
+
+/** Sums quantities per SKU and sorts by SKU, so row locks are always taken in one order. */
+function normalise(lines: readonly StockLine[]): StockLine[] {
+  const bySku = new Map<string, number>();
+  for (const l of lines) bySku.set(l.sku, (bySku.get(l.sku) ?? 0) + l.quantity);
+  return [...bySku.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([sku, quantity]) => ({ sku, quantity }));
+}
+
+function follow(cause: EventEnvelope, type: string, data: unknown): EventEnvelope {
+  return createEvent({
+    type,
+    data,
+    aggregateId: cause.aggregateId ?? (data as { orderId: string }).orderId,
+    metadata: { correlationId: cause.metadata.correlationId ?? cause.id, causationId: cause.id },
+  });
+}
+
+/**
+ * Reserves every line of an order or none (row locks in SKU order, so two orders never
+ * deadlock). Out of stock is an outcome: it emits `inventory.reservation_failed`.
+ */
+async function reserve(tx: TransactionSql, event: EventEnvelope<string, OrderCreatedData>): Promise<void> {
+  const order = event.data;
+  // A cancellation that overtook this event left a 'void' row: reserve nothing.
+  const [existing] = await tx`select status from reservations where order_id = ${order.orderId} for update`;
+  if (existing) return;
+  const lines = normalise(order.items);
+  const skus = lines.map((l) => l.sku);
+  const rows = await tx<StockLevel[]>`
+    select sku, available, reserved from inventory where sku = any(${skus}::text[]) order by sku for update`;
+  const stock = new Map(rows.map((r) => [r.sku, r]));
+  const unavailable = lines
+    .map((l) => ({ sku: l.sku, requested: l.quantity, available: stock.get(l.sku)?.available ?? 0 }))
+    .filter((u) => u.available < u.requested);
+  if (unavailable.length > 0) {
+    await tx`insert into reservations (order_id, status, items) values (${order.orderId}, 'failed', ${tx.json(lines as never)})`;
+    const data: InventoryReservationFailedData = { orderId: order.orderId, reason: 'out_of_stock', unavailable };
+    await enqueueOutbox(tx, [
+      { stream: ORDERS_STREAM, event: follow(event, OrderEventType.inventoryReservationFailed, data) },
+    ]);
+    return;
+  }
+  for (const l of lines) {
+    await tx`
+      update inventory set available = available - ${l.quantity}, reserved = reserved + ${l.quantity}, updated_at = now()
+      where sku = ${l.sku}`;
+  }
+  await tx`insert into reservations (order_id, status, items) values (${order.orderId}, 'reserved', ${tx.json(lines as never)})`;
+  const data: InventoryReservedData = {
+    orderId: order.orderId,
+    customerId: order.customerId,
+    items: lines,
+    total: order.total,
+    currency: order.currency ?? 'EUR',
+  };
+  await enqueueOutbox(tx, [{ stream: ORDERS_STREAM, event: follow(event, OrderEventType.inventoryReserved, data) }]);
+}
+
+/** Returns reserved stock of a cancelled order; remembers the cancellation when nothing was reserved yet. */
+async function release(tx: TransactionSql, event: EventEnvelope<string, OrderCancelledData>): Promise<void> {
+  const orderId = event.data.orderId;
+  const [row] = await tx<{ status: string; items: StockLine[] }[]>`
+    select status, items from reservations where order_id = ${orderId} for update`;
+  if (!row) {
+    await tx`insert into reservations (order_id, status, items) values (${orderId}, 'void', '[]'::jsonb)`;
+    return;
+  }
+  if (row.status !== 'reserved') return;
+  const lines = normalise(row.items);
+  for (const l of lines) {
+    await tx`
+      update inventory set available = available + ${l.quantity}, reserved = reserved - ${l.quantity}, updated_at = now()
+      where sku = ${l.sku}`;
+  }
+  await tx`update reservations set status = 'released', updated_at = now() where order_id = ${orderId}`;
+  const data: InventoryReleasedData = { orderId, items: lines };
+  await enqueueOutbox(tx, [{ stream: ORDERS_STREAM, event: follow(event, OrderEventType.inventoryReleased, data) }]);
+}
+
+export interface InventoryGroupOptions {
+  sql: Sql;
+  group?: string;
+}
+
+/**
+ * The inventory service as a consumer group: reserves stock on `order.created`, releases it
+ * on `order.cancelled`. Idempotent: the (group, event id) record commits with the effect.
+ */
+export function createInventoryGroup(options: InventoryGroupOptions): GroupDefinition {
+  const group = options.group ?? INVENTORY_GROUP;
+  return {
+    group,
+    stream: ORDERS_STREAM,
+    types: [OrderEventType.created, OrderEventType.cancelled],
+    handler: async (event) => {
+      await options.sql.begin(async (tx) => {
+        if (!(await markProcessed(tx, group, event.id))) return;
+        if (event.type === OrderEventType.created) await reserve(tx, event as EventEnvelope<string, OrderCreatedData>);
+        else if (event.type === OrderEventType.cancelled) {
+          await release(tx, event as EventEnvelope<string, OrderCancelledData>);
+        }
+      });
+    },
+  };
+}

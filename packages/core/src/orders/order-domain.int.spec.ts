@@ -1,0 +1,238 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCatalog } from '../catalog';
+import type { EventEnvelope } from '../events/envelope';
+import { Fleet } from '../fleet/fleet';
+import { getStock, setStock } from '../inventory/inventory-service';
+import { silentLogger } from '../logging/index';
+import { listNotifications } from '../notification/notification-service';
+import { SimulatedPaymentGateway } from '../payment/payment-gateway';
+import { getPayment } from '../payment/payment-service';
+import { getOrderView } from '../projection/order-projection';
+import { getSaga } from '../saga/order-saga';
+import { createPostgres, type Sql } from '../store/client';
+import { loadEvents } from '../store/event-store';
+import { migrate } from '../store/migrations';
+import { OutboxRelay } from '../store/outbox-relay';
+import type { GroupDefinition, HandlerContext } from '../streams/handler';
+import {
+  cleanupPrefix,
+  createTestDatabase,
+  type TestDatabase,
+  testRedisUrl,
+  uniquePrefix,
+  waitFor,
+} from '../testing/index';
+import { foldOrder, type OrderItem } from './order';
+import { createOrderGroups } from './order-groups';
+import { OrderService } from './order-service';
+
+let db: TestDatabase;
+let sql: Sql;
+let fleet: Fleet;
+let relay: OutboxRelay;
+let groups: GroupDefinition[];
+let orders: OrderService;
+let webhook: Server;
+const received: Array<{ key: string | undefined; body: { kind: string; orderId: string } }> = [];
+const gateway = new SimulatedPaymentGateway();
+const prefix = uniquePrefix('domain');
+const redisUrl = testRedisUrl();
+
+beforeAll(async () => {
+  db = await createTestDatabase('sf_domain');
+  sql = createPostgres(db.url, { max: 20 });
+  await migrate(sql);
+  webhook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      received.push({ key: req.headers['idempotency-key'] as string | undefined, body: JSON.parse(body) });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+  const port = (webhook.address() as AddressInfo).port;
+  groups = createOrderGroups({ sql, gateway, notificationWebhookUrl: `http://127.0.0.1:${port}/hook` });
+  fleet = new Fleet({
+    redisUrl,
+    prefix,
+    catalog: createCatalog(),
+    groups,
+    retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 100 },
+    consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
+  });
+  await fleet.start();
+  relay = new OutboxRelay({ sql, producer: fleet.producer, pollIntervalMs: 20, acquireIntervalMs: 50 });
+  relay.start();
+  orders = new OrderService(sql);
+});
+
+afterAll(async () => {
+  await relay?.close();
+  await fleet?.close();
+  await new Promise((resolve) => webhook?.close(resolve));
+  await sql?.end();
+  await db?.drop();
+  await cleanupPrefix(redisUrl, prefix);
+});
+
+function sku(): string {
+  return `SKU-${randomUUID().slice(0, 8)}`;
+}
+
+async function place(customerId: string, items: OrderItem[]): Promise<string> {
+  const orderId = randomUUID();
+  await orders.create({ orderId, customerId, items });
+  return orderId;
+}
+
+async function statusOf(orderId: string): Promise<string | undefined> {
+  return (await getOrderView(sql, orderId))?.status;
+}
+
+describe('order domain on a running fleet', () => {
+  it('happy path: stock reserved, charged once, confirmed and paid, one notification', async () => {
+    const a = sku();
+    await setStock(sql, a, 10);
+    const orderId = await place('cust-1', [{ sku: a, quantity: 3, unitPrice: 1000 }]);
+
+    await waitFor(async () => (await statusOf(orderId)) === 'PAID', { message: 'order paid' });
+    expect(await getStock(sql, a)).toMatchObject({ available: 7, reserved: 3 });
+    expect(await getPayment(sql, orderId)).toMatchObject({ status: 'succeeded', amount: 3000 });
+    expect((await getSaga(sql, orderId))?.state).toBe('completed');
+    const history = (await loadEvents(sql, orderId)).map((e) => e.type);
+    expect(history).toEqual(['order.created', 'order.confirmed', 'order.paid']);
+
+    await waitFor(async () => (await listNotifications(sql, orderId)).length === 1, { message: 'notification' });
+    const sent = received.filter((r) => r.body.orderId === orderId);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.body.kind).toBe('order_confirmed');
+    expect(sent[0]?.key).toBeTruthy();
+
+    // The read model equals the aggregate rebuilt from its events.
+    const view = await getOrderView(sql, orderId);
+    expect(view).toEqual(foldOrder(await loadEvents(sql, orderId)));
+  });
+
+  it('out of stock: cancelled with a reason, nothing reserved, no charge', async () => {
+    const b = sku();
+    await setStock(sql, b, 1);
+    const charges = gateway.chargeCount;
+    const calls = gateway.calls;
+    const orderId = await place('cust-2', [{ sku: b, quantity: 2, unitPrice: 500 }]);
+
+    await waitFor(async () => (await statusOf(orderId)) === 'CANCELLED', { message: 'order cancelled' });
+    const view = await getOrderView(sql, orderId);
+    expect(view?.cancellationReason).toContain('out_of_stock');
+    expect(view?.cancelledBy).toBe('order-saga');
+    expect(await getStock(sql, b)).toMatchObject({ available: 1, reserved: 0 });
+    await waitFor(async () => (await getPayment(sql, orderId))?.status === 'void', { message: 'payment voided' });
+    expect(gateway.chargeCount).toBe(charges);
+    expect(gateway.calls).toBe(calls);
+    await waitFor(async () => (await listNotifications(sql, orderId)).some((n) => n.kind === 'order_cancelled'));
+  });
+
+  it('payment declined: cancelled, stock released', async () => {
+    const c = sku();
+    await setStock(sql, c, 5);
+    const orderId = await place('decline-cust', [{ sku: c, quantity: 2, unitPrice: 700 }]);
+
+    await waitFor(async () => (await statusOf(orderId)) === 'CANCELLED', { message: 'order cancelled' });
+    expect((await getOrderView(sql, orderId))?.cancellationReason).toContain('payment_failed');
+    expect((await getPayment(sql, orderId))?.status).toBe('failed');
+    await waitFor(async () => (await getStock(sql, c))?.available === 5, { message: 'stock released' });
+    expect(await getStock(sql, c)).toMatchObject({ available: 5, reserved: 0 });
+    const [released] =
+      await sql`select 1 from outbox where event->>'type' = 'inventory.released' and event->'data'->>'orderId' = ${orderId}`;
+    expect(released).toBeDefined();
+  });
+
+  it('transient gateway failures are retried, then the order is confirmed, charged once', async () => {
+    const d = sku();
+    await setStock(sql, d, 5);
+    const charges = gateway.chargeCount;
+    const calls = gateway.calls;
+    gateway.failNextCalls(2);
+    const orderId = await place('cust-4', [{ sku: d, quantity: 1, unitPrice: 999 }]);
+
+    await waitFor(async () => (await statusOf(orderId)) === 'PAID', { message: 'order paid after retries' });
+    expect(gateway.chargeCount).toBe(charges + 1);
+    expect(gateway.calls - calls).toBeGreaterThanOrEqual(3);
+    expect((await getPayment(sql, orderId))?.status).toBe('succeeded');
+  });
+
+  it('a user cancelling a paid order gets stock released and the payment refunded', async () => {
+    const e = sku();
+    await setStock(sql, e, 4);
+    const orderId = await place('cust-5', [{ sku: e, quantity: 4, unitPrice: 250 }]);
+    await waitFor(async () => (await statusOf(orderId)) === 'PAID', { message: 'order paid' });
+
+    await orders.cancel(orderId, 'changed my mind', 'customer');
+    await waitFor(async () => (await getPayment(sql, orderId))?.status === 'refunded', { message: 'refunded' });
+    await waitFor(async () => (await getStock(sql, e))?.available === 4, { message: 'stock released' });
+    await waitFor(async () => (await statusOf(orderId)) === 'CANCELLED');
+    expect((await getSaga(sql, orderId))?.state).toBe('cancelled');
+  });
+
+  it('the same events delivered twice change nothing', async () => {
+    const f = sku();
+    await setStock(sql, f, 10);
+    const orderId = await place('cust-6', [{ sku: f, quantity: 2, unitPrice: 100 }]);
+    await waitFor(async () => (await statusOf(orderId)) === 'PAID', { message: 'order paid' });
+    await waitFor(async () => (await listNotifications(sql, orderId)).length === 1);
+
+    const snapshot = async () => ({
+      stock: await getStock(sql, f),
+      payment: await getPayment(sql, orderId),
+      view: await getOrderView(sql, orderId),
+      saga: (await getSaga(sql, orderId))?.state,
+      events: (await loadEvents(sql, orderId)).length,
+      outbox: (await sql`select count(*)::int as n from outbox`)[0]?.n,
+      notifications: (await listNotifications(sql, orderId)).length,
+      charges: gateway.chargeCount,
+    });
+    const before = await snapshot();
+
+    // Every event of this order, fed again to every group that handles its type, twice.
+    const rows = await sql<{ event: EventEnvelope }[]>`
+      select event from outbox where event->'data'->>'orderId' = ${orderId} order by id`;
+    expect(rows.length).toBeGreaterThanOrEqual(5);
+    for (let round = 0; round < 2; round++) {
+      for (const { event } of rows) {
+        for (const g of groups) {
+          if (g.types && !g.types.includes(event.type)) continue;
+          await g.handler(event, context(g.group));
+        }
+      }
+    }
+    expect(await snapshot()).toEqual(before);
+
+    // And a real re-delivery through the stream: publish one again and see it ignored.
+    const first = rows[0]?.event;
+    if (!first) throw new Error('no event');
+    await fleet.producer.publish('orders', first);
+    const marker = await place('cust-6b', [{ sku: f, quantity: 1, unitPrice: 100 }]);
+    await waitFor(async () => (await statusOf(marker)) === 'PAID', { message: 'marker order paid' });
+    const after = await snapshot();
+    expect(after.payment).toEqual(before.payment);
+    expect(after.stock?.reserved).toBe((before.stock?.reserved ?? 0) + 1);
+    expect(after.events).toBe(before.events);
+  });
+});
+
+function context(group: string): HandlerContext {
+  return {
+    group,
+    stream: 'orders',
+    entryId: '0-1',
+    attempt: 1,
+    deliveryCount: 1,
+    replayCount: 0,
+    logger: silentLogger,
+  };
+}

@@ -1,0 +1,188 @@
+import { createEvent, type EventEnvelope } from '../events/envelope';
+import { type Logger, silentLogger } from '../logging/index';
+import {
+  type InventoryReservedData,
+  ORDERS_STREAM,
+  type OrderCancelledData,
+  OrderEventType,
+  type PaymentFailedData,
+  type PaymentRefundedData,
+  type PaymentSucceededData,
+} from '../orders/events';
+import type { Queryable, Sql } from '../store/client';
+import { enqueueOutbox } from '../store/outbox';
+import { isProcessed, markProcessed } from '../store/processed-events';
+import type { GroupDefinition } from '../streams/handler';
+import type { PaymentGateway } from './payment-gateway';
+
+export const PAYMENT_GROUP = 'payment';
+
+export type PaymentStatus = 'succeeded' | 'failed' | 'refunded' | 'void';
+
+export interface PaymentRecord {
+  orderId: string;
+  status: PaymentStatus;
+  amount: number;
+  currency: string;
+  chargeId: string | null;
+  refundId: string | null;
+  failureReason: string | null;
+}
+
+interface PaymentRow {
+  order_id: string;
+  status: PaymentStatus;
+  amount: string | number;
+  currency: string;
+  charge_id: string | null;
+  refund_id: string | null;
+  failure_reason: string | null;
+}
+
+export async function getPayment(sql: Queryable, orderId: string): Promise<PaymentRecord | undefined> {
+  const [row] = await sql<PaymentRow[]>`select * from payments where order_id = ${orderId}`;
+  return row
+    ? {
+        orderId: row.order_id,
+        status: row.status,
+        amount: Number(row.amount),
+        currency: row.currency,
+        chargeId: row.charge_id,
+        refundId: row.refund_id,
+        failureReason: row.failure_reason,
+      }
+    : undefined;
+}
+
+function follow(cause: EventEnvelope, type: string, data: { orderId: string }): EventEnvelope {
+  return createEvent({
+    type,
+    data,
+    aggregateId: cause.aggregateId ?? data.orderId,
+    metadata: { correlationId: cause.metadata.correlationId ?? cause.id, causationId: cause.id },
+  });
+}
+
+export interface PaymentGroupOptions {
+  sql: Sql;
+  gateway: PaymentGateway;
+  group?: string;
+  logger?: Logger;
+}
+
+/**
+ * The payment service as a consumer group. On `inventory.reserved` it charges through the
+ * gateway (Idempotency-Key: the event id, so a retry after a crash cannot charge twice);
+ * a decline emits `payment.failed`; a gateway outage throws, and the group retries. On
+ * `order.cancelled` it refunds a captured payment, or leaves a `void` record so a charge
+ * request that arrives after the cancellation does nothing.
+ *
+ * The gateway call happens outside any transaction (no connection held during network
+ * I/O); the outcome, the (group, event id) record and the emitted event commit together.
+ */
+export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinition {
+  const { sql, gateway } = options;
+  const group = options.group ?? PAYMENT_GROUP;
+  const logger = options.logger ?? silentLogger;
+
+  async function onReserved(event: EventEnvelope<string, InventoryReservedData>): Promise<void> {
+    const d = event.data;
+    const existing = await getPayment(sql, d.orderId);
+    if (!existing) {
+      const result = await gateway.charge({
+        orderId: d.orderId,
+        customerId: d.customerId,
+        amount: d.total,
+        currency: d.currency,
+        idempotencyKey: event.id,
+      });
+      await sql.begin(async (tx) => {
+        if (!(await markProcessed(tx, group, event.id))) return;
+        const inserted = await tx`
+          insert into payments (order_id, status, amount, currency, charge_id, idempotency_key, failure_reason)
+          values (${d.orderId}, ${result.status === 'succeeded' ? 'succeeded' : 'failed'}, ${d.total}, ${d.currency},
+                  ${result.status === 'succeeded' ? result.chargeId : null}, ${event.id},
+                  ${result.status === 'declined' ? result.reason : null})
+          on conflict (order_id) do nothing
+          returning 1`;
+        if (inserted.length === 0) {
+          // The order was cancelled while we charged: the 'void' record won. The refund
+          // of this charge is an operator task; log it loudly.
+          logger.error({ orderId: d.orderId, eventId: event.id }, 'charged an order that was cancelled meanwhile');
+          return;
+        }
+        if (result.status === 'succeeded') {
+          const data: PaymentSucceededData = {
+            orderId: d.orderId,
+            paymentId: result.chargeId,
+            amount: d.total,
+            currency: d.currency,
+          };
+          await enqueueOutbox(tx, [
+            { stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentSucceeded, data) },
+          ]);
+        } else {
+          const data: PaymentFailedData = { orderId: d.orderId, amount: d.total, reason: result.reason };
+          await enqueueOutbox(tx, [
+            { stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentFailed, data) },
+          ]);
+        }
+      });
+      return;
+    }
+    await sql.begin(async (tx) => {
+      await markProcessed(tx, group, event.id);
+    });
+  }
+
+  async function onCancelled(event: EventEnvelope<string, OrderCancelledData>): Promise<void> {
+    const orderId = event.data.orderId;
+    const payment = await getPayment(sql, orderId);
+    if (payment?.status === 'succeeded' && payment.chargeId) {
+      const { refundId } = await gateway.refund({
+        chargeId: payment.chargeId,
+        amount: payment.amount,
+        idempotencyKey: event.id,
+      });
+      await sql.begin(async (tx) => {
+        if (!(await markProcessed(tx, group, event.id))) return;
+        await tx`
+          update payments set status = 'refunded', refund_id = ${refundId}, updated_at = now()
+          where order_id = ${orderId} and status = 'succeeded'`;
+        const data: PaymentRefundedData = {
+          orderId,
+          paymentId: payment.chargeId ?? '',
+          refundId,
+          amount: payment.amount,
+        };
+        await enqueueOutbox(tx, [
+          { stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentRefunded, data) },
+        ]);
+      });
+      return;
+    }
+    await sql.begin(async (tx) => {
+      if (!(await markProcessed(tx, group, event.id))) return;
+      if (!payment) {
+        await tx`
+          insert into payments (order_id, status, amount, currency, idempotency_key)
+          values (${orderId}, 'void', 0, 'EUR', ${`void:${event.id}`})
+          on conflict (order_id) do nothing`;
+      }
+    });
+  }
+
+  return {
+    group,
+    stream: ORDERS_STREAM,
+    types: [OrderEventType.inventoryReserved, OrderEventType.cancelled],
+    handler: async (event) => {
+      if (await isProcessed(sql, group, event.id)) return;
+      if (event.type === OrderEventType.inventoryReserved) {
+        await onReserved(event as EventEnvelope<string, InventoryReservedData>);
+      } else if (event.type === OrderEventType.cancelled) {
+        await onCancelled(event as EventEnvelope<string, OrderCancelledData>);
+      }
+    },
+  };
+}

@@ -1,0 +1,9 @@
+export {
+  createSagaGroup,
+  getSaga,
+  type OrderSaga,
+  SAGA_ACTOR,
+  SAGA_GROUP,
+  type SagaGroupOptions,
+  type SagaState,
+} from './order-saga';

@@ -1,0 +1,159 @@
+import type { EventEnvelope, EventMetadata } from '../events/envelope';
+import { cancelOrder, confirmOrder, loadOrder, markOrderPaid } from '../orders/commands';
+import {
+  type InventoryReservationFailedData,
+  ORDERS_STREAM,
+  type OrderCancelledData,
+  OrderEventType,
+  type PaymentFailedData,
+  type PaymentSucceededData,
+} from '../orders/events';
+import type { Queryable, Sql, TransactionSql } from '../store/client';
+import { markProcessed } from '../store/processed-events';
+import type { GroupDefinition } from '../streams/handler';
+
+export const SAGA_GROUP = 'order-saga';
+
+/**
+ * awaiting_reservation -> awaiting_payment -> completed, or -> cancelled from either
+ * waiting state. Compensation is event-driven: the saga cancels the order, and the
+ * inventory and payment services react to `order.cancelled` (release stock, refund).
+ */
+export type SagaState = 'awaiting_reservation' | 'awaiting_payment' | 'completed' | 'cancelled';
+
+export interface OrderSaga {
+  orderId: string;
+  state: SagaState;
+  data: Record<string, unknown>;
+  history: Array<{ event: string; eventId: string; state: SagaState; at: string }>;
+}
+
+export async function getSaga(sql: Queryable, orderId: string): Promise<OrderSaga | undefined> {
+  const [row] = await sql<OrderSaga[]>`
+    select order_id as "orderId", state, data, history from order_sagas where order_id = ${orderId}`;
+  return row;
+}
+
+/** Who the saga says cancelled an order, in `order.cancelled`. */
+export const SAGA_ACTOR = 'order-saga';
+
+function metadataFor(event: EventEnvelope): EventMetadata {
+  return { correlationId: event.metadata.correlationId ?? event.id, causationId: event.id };
+}
+
+async function transition(
+  tx: TransactionSql,
+  orderId: string,
+  event: EventEnvelope,
+  state: SagaState,
+  data: Record<string, unknown> = {},
+): Promise<void> {
+  const entry = [{ event: event.type, eventId: event.id, state, at: new Date().toISOString() }];
+  await tx`
+    insert into order_sagas (order_id, state, data, history)
+    values (${orderId}, ${state}, ${tx.json(data as never)}, ${tx.json(entry as never)})
+    on conflict (order_id) do update set
+      state = excluded.state,
+      data = order_sagas.data || excluded.data,
+      history = order_sagas.history || excluded.history,
+      updated_at = now()`;
+}
+
+/** Cancels the order unless it already is (or can no longer be): the saga never fights a user. */
+async function cancelIfOpen(tx: TransactionSql, orderId: string, reason: string, event: EventEnvelope): Promise<void> {
+  const order = await loadOrder(tx, orderId);
+  if (!order || (order.status !== 'PENDING' && order.status !== 'CONFIRMED')) return;
+  await cancelOrder(tx, orderId, reason, SAGA_ACTOR, { metadata: metadataFor(event) });
+}
+
+async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
+  const orderId = (event.data as { orderId: string }).orderId;
+  const [current] = await tx<{ state: SagaState }[]>`
+    select state from order_sagas where order_id = ${orderId} for update`;
+  const finished = current?.state === 'completed' || current?.state === 'cancelled';
+  switch (event.type) {
+    case OrderEventType.created:
+      if (!current) await transition(tx, orderId, event, 'awaiting_reservation');
+      return;
+    case OrderEventType.inventoryReserved:
+      if (!finished) await transition(tx, orderId, event, 'awaiting_payment', { reserved: true });
+      return;
+    case OrderEventType.inventoryReservationFailed: {
+      if (finished) return;
+      const d = event.data as InventoryReservationFailedData;
+      const skus = d.unavailable.map((u) => u.sku).join(', ');
+      await cancelIfOpen(tx, orderId, `${d.reason}: ${skus}`, event);
+      await transition(tx, orderId, event, 'cancelled', { cancelReason: d.reason });
+      return;
+    }
+    case OrderEventType.paymentSucceeded: {
+      if (finished) return;
+      const d = event.data as PaymentSucceededData;
+      const order = await loadOrder(tx, orderId);
+      if (order?.status === 'PENDING') {
+        await confirmOrder(tx, orderId, { metadata: metadataFor(event) });
+      }
+      if (order?.status === 'PENDING' || order?.status === 'CONFIRMED') {
+        await markOrderPaid(
+          tx,
+          orderId,
+          { paymentId: d.paymentId, amount: d.amount },
+          { metadata: metadataFor(event) },
+        );
+        await transition(tx, orderId, event, 'completed', { paymentId: d.paymentId });
+      }
+      // Otherwise the order was cancelled meanwhile: the payment service refunds on
+      // order.cancelled; the saga ends when it sees that event.
+      return;
+    }
+    case OrderEventType.paymentFailed: {
+      if (finished) return;
+      const d = event.data as PaymentFailedData;
+      await cancelIfOpen(tx, orderId, `payment_failed: ${d.reason}`, event);
+      await transition(tx, orderId, event, 'cancelled', { cancelReason: 'payment_failed' });
+      return;
+    }
+    case OrderEventType.cancelled: {
+      if (current?.state === 'cancelled') return;
+      const d = event.data as OrderCancelledData;
+      await transition(tx, orderId, event, 'cancelled', { cancelReason: d.reason, cancelledBy: d.cancelledBy });
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+export interface SagaGroupOptions {
+  sql: Sql;
+  group?: string;
+}
+
+/**
+ * The order-processing saga as a consumer group: order.created -> (inventory reserves) ->
+ * (payment charges) -> confirm and mark paid; a failed reservation or payment cancels the
+ * order with a reason. State, order commands and the (group, event id) record commit in
+ * one transaction; a ConcurrencyError (a user changed the order meanwhile) rolls it all
+ * back and the group retries against the new state.
+ */
+export function createSagaGroup(options: SagaGroupOptions): GroupDefinition {
+  const group = options.group ?? SAGA_GROUP;
+  return {
+    group,
+    stream: ORDERS_STREAM,
+    types: [
+      OrderEventType.created,
+      OrderEventType.inventoryReserved,
+      OrderEventType.inventoryReservationFailed,
+      OrderEventType.paymentSucceeded,
+      OrderEventType.paymentFailed,
+      OrderEventType.cancelled,
+    ],
+    handler: async (event) => {
+      await options.sql.begin(async (tx) => {
+        if (!(await markProcessed(tx, group, event.id))) return;
+        await step(tx, event);
+      });
+    },
+  };
+}

@@ -50,6 +50,6 @@ describe('event codec', () => {
     expect(() => decodeEvent(['hello', 'world'], catalog)).toThrow(ValidationError);
     const notJson = encodeEvent(createEvent({ type: 'order.created', data: { total: 1 } }));
     notJson[notJson.indexOf('data') + 1] = '{oops';
-    expect(() => decodeEvent(notJson, catalog)).toThrow(/not JSON/);
+    expect(() => decodeEvent(notJson, catalog)).toThrow(/data: not valid JSON/);
   });
 });

@@ -88,7 +88,6 @@ export class ConsumerGroup {
   private drainWaiter: (() => void) | undefined;
   private ackBuffer: string[] = [];
   private ackFlush: Promise<void> | undefined;
-  private readonly pendingWork = new Set<Promise<unknown>>();
   /** Entry id -> when its handler started. Never dispatched twice by a claim; kept alive by heartbeats. */
   private readonly inFlightIds = new Map<string, number>();
   private readerId: number | undefined;
@@ -165,7 +164,6 @@ export class ConsumerGroup {
       clearTimeout(timer);
       if (this.inFlight > 0) this.logger.warn({ inFlight: this.inFlight }, 'closing with handlers still running');
     }
-    await Promise.allSettled([...this.pendingWork]);
     await this.flushAcks();
     if (this.ownsReader) this.reader.disconnect();
     this.logger.info('consumer stopped');
@@ -249,14 +247,9 @@ export class ConsumerGroup {
   }
 
   private track(id: string, work: Promise<unknown>): void {
-    this.pendingWork.add(work);
-    void work.then(
-      () => {
-        this.pendingWork.delete(work);
-        this.done(id);
-      },
+    work.then(
+      () => this.done(id),
       (err: unknown) => {
-        this.pendingWork.delete(work);
         this.logger.error({ err, entryId: id }, 'unexpected error while handling an entry');
         this.done(id);
       },
@@ -286,21 +279,7 @@ export class ConsumerGroup {
   }
 
   private context(entryId: string, event: EventEnvelope, deliveryCount: number): HandlerContext {
-    let logger: Logger | undefined;
-    const base = this.logger;
-    return {
-      group: this.group,
-      stream: this.stream,
-      entryId,
-      attempt: 1,
-      deliveryCount,
-      replayCount: 0,
-      // Child loggers cost a few microseconds; only build one for handlers that log.
-      get logger() {
-        logger ??= base.child({ eventId: event.id, eventType: event.type, entryId });
-        return logger;
-      },
-    };
+    return new DeliveryContext(this.group, this.stream, entryId, deliveryCount, this.logger, event);
   }
 
   private async onFailure(id: string, fields: string[], event: EventEnvelope, err: unknown): Promise<void> {
@@ -511,5 +490,30 @@ export class ConsumerGroup {
       const timer = setTimeout(wake, ms);
       this.sleepers.add(wake);
     });
+  }
+}
+
+/** Handler context of a stream delivery. The child logger is built only if a handler logs. */
+class DeliveryContext implements HandlerContext {
+  readonly attempt = 1;
+  readonly replayCount = 0;
+  private childLogger: Logger | undefined;
+
+  constructor(
+    readonly group: string,
+    readonly stream: string,
+    readonly entryId: string,
+    readonly deliveryCount: number,
+    private readonly baseLogger: Logger,
+    private readonly event: EventEnvelope,
+  ) {}
+
+  get logger(): Logger {
+    this.childLogger ??= this.baseLogger.child({
+      eventId: this.event.id,
+      eventType: this.event.type,
+      entryId: this.entryId,
+    });
+    return this.childLogger;
   }
 }

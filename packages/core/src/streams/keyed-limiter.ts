@@ -15,17 +15,13 @@ export class KeyedLimiter {
   /** Resolves with the task's result; a failing task rejects only its own promise. */
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(key);
-    const result = previous
-      ? previous.then(
-          () => this.withSlot(task),
-          () => this.withSlot(task),
-        )
-      : this.withSlot(task);
-    const tail = result.then(noop, noop);
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
+    const start = () => this.withSlot(task);
+    const result = previous ? previous.then(start, start) : start();
+    this.tails.set(key, result);
+    const forget = () => {
+      if (this.tails.get(key) === result) this.tails.delete(key);
+    };
+    result.then(forget, forget);
     return result;
   }
 
@@ -43,5 +39,3 @@ export class KeyedLimiter {
     }
   }
 }
-
-function noop(): void {}

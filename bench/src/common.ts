@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { cpus } from 'node:os';
+import { createCatalog, createEvent, type EventEnvelope, StreamfleetKeys, StreamProducer } from '@streamfleet/core';
+import { cleanupPrefix } from '@streamfleet/core/testing';
+import { Redis } from 'ioredis';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** Events per throughput run. */
+export const N = Number(process.env.BENCH_N ?? 50_000);
+/** Runs per throughput scenario; the median is reported. */
+export const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+/** Stream every scenario writes to (the reference domain's stream). */
+export const STREAM = 'orders';
+export const EVENT_TYPE = 'order.created';
+
+/** Every scenario uses the reference domain's catalog and its `order.created` event. */
+export const catalog = createCatalog();
+
+export function benchPrefix(label: string): string {
+  return `bench-${label}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** An `order.created` payload; `orderId` carries the index (or a send timestamp for latency runs). */
+export function orderData(orderId: string): unknown {
+  return {
+    orderId,
+    customerId: 'cust-42',
+    items: [
+      { sku: 'SKU-1', quantity: 2, unitPrice: 1250 },
+      { sku: 'SKU-2', quantity: 1, unitPrice: 990 },
+    ],
+    total: 3490,
+    currency: 'EUR',
+  };
+}
+
+export function makeEvent(orderId: string): EventEnvelope {
+  return createEvent({ type: EVENT_TYPE, data: orderData(orderId), aggregateId: orderId });
+}
+
+export function makeEvents(n: number): EventEnvelope[] {
+  const events: EventEnvelope[] = new Array(n);
+  for (let i = 0; i < n; i++) events[i] = makeEvent(`ord-${i}`);
+  return events;
+}
+
+export function newRedis(): Redis {
+  return new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+}
+
+/** Writes `events` to the stream exactly as streamfleet's producer does (same fields, same sizes). */
+export async function prefill(redis: Redis, prefix: string, events: readonly EventEnvelope[]): Promise<void> {
+  const producer = new StreamProducer({ redis, keys: new StreamfleetKeys(prefix) });
+  for (let i = 0; i < events.length; i += 2000) {
+    await producer.publishMany(events.slice(i, i + 2000).map((event) => ({ stream: STREAM, event })));
+  }
+}
+
+/** Runs `body` with a fresh prefix, always deleting its keys afterwards. */
+export async function withPrefix<T>(label: string, body: (prefix: string) => Promise<T>): Promise<T> {
+  const prefix = benchPrefix(label);
+  try {
+    return await body(prefix);
+  } finally {
+    await cleanupPrefix(REDIS_URL, prefix);
+  }
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx] as number;
+}
+
+export async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** Entries of a group delivered and not yet acknowledged (XPENDING summary). */
+export async function pendingCount(redis: Redis, streamKey: string, group: string): Promise<number> {
+  const reply = (await redis.xpending(streamKey, group)) as [number | string, ...unknown[]];
+  return Number(reply[0]);
+}
+
+export function fmt(n: number | null): string {
+  if (n === null || Number.isNaN(n)) return 'n/a';
+  return Math.round(n).toLocaleString('en-US');
+}
+
+export function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+export function machine(redisVersion: string) {
+  return { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, redisVersion };
+}
+
+export async function redisVersion(redis: Redis): Promise<string> {
+  const info = await redis.info('server');
+  return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
+}

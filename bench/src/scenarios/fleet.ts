@@ -1,0 +1,91 @@
+import { type EventEnvelope, Fleet, type HandlerContext } from '@streamfleet/core';
+import { catalog, newRedis, pendingCount, prefill, REDIS_URL, STREAM, waitUntil, withPrefix } from '../common';
+
+export interface FleetRunOptions {
+  /** Consumer groups on the one stream (fan-out). Default 1. */
+  groups?: number;
+  /** Every `failEvery`-th event throws on its first attempt (100 -> 1%). */
+  failEvery?: number;
+  /** Called right before `fleet.start()` and right after the run is done (profiling). */
+  hooks?: { started?: () => Promise<void>; finished?: () => Promise<void> };
+}
+
+export interface FleetRunResult {
+  /** Handled events per second (every group counted) until all were acknowledged. */
+  perSecond: number;
+  /** Events whose first attempt failed (retried through BullMQ). */
+  failed: number;
+  /** Milliseconds from start until the failed events' retries had also succeeded. */
+  retriesDoneMs: number | null;
+}
+
+/**
+ * streamfleet: N pre-filled entries, `groups` consumer groups with a no-op handler, one
+ * consumer loop per group in this process. Timed from `fleet.start()` until every group
+ * has handled its (happy-path) events and XPENDING is 0 for each group.
+ */
+export async function fleetRun(
+  events: readonly EventEnvelope[],
+  options: FleetRunOptions = {},
+): Promise<FleetRunResult> {
+  const groupCount = options.groups ?? 1;
+  const failEvery = options.failEvery;
+  const failing = new Set<string>();
+  if (failEvery) for (let i = 0; i < events.length; i += failEvery) failing.add((events[i] as EventEnvelope).id);
+  const happyPerGroup = events.length - failing.size;
+
+  return withPrefix('fleet', async (prefix) => {
+    const seed = newRedis();
+    let fleet: Fleet | undefined;
+    try {
+      await prefill(seed, prefix, events);
+      let handled = 0;
+      let retried = 0;
+      const handler = (event: EventEnvelope, context: HandlerContext) => {
+        if (failing.has(event.id)) {
+          if (context.attempt === 1) throw new Error('bench: planned failure');
+          retried++;
+          return;
+        }
+        handled++;
+      };
+      fleet = new Fleet({
+        redisUrl: REDIS_URL,
+        prefix,
+        catalog,
+        groups: Array.from({ length: groupCount }, (_, g) => ({ group: `g${g}`, stream: STREAM, handler })),
+        retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 100 },
+        consumer: { batchSize: 200, blockMs: 1000, concurrency: 50 },
+      });
+      const key = fleet.keys.stream(STREAM);
+      await options.hooks?.started?.();
+      const started = performance.now();
+      await fleet.start();
+      await waitUntil(() => handled >= happyPerGroup * groupCount, 300_000, 'handlers');
+      // Every happy-path entry handled; now wait for the acks (and, with failures, the retry jobs' acks).
+      await waitUntil(
+        async () => {
+          for (let g = 0; g < groupCount; g++) if ((await pendingCount(seed, key, `g${g}`)) !== 0) return false;
+          return true;
+        },
+        60_000,
+        'XPENDING = 0',
+      );
+      const elapsed = performance.now() - started;
+      await options.hooks?.finished?.();
+      let retriesDoneMs: number | null = null;
+      if (failing.size > 0) {
+        await waitUntil(() => retried >= failing.size * groupCount, 60_000, 'retries to succeed');
+        retriesDoneMs = performance.now() - started;
+      }
+      return {
+        perSecond: ((happyPerGroup * groupCount) / elapsed) * 1000,
+        failed: failing.size * groupCount,
+        retriesDoneMs,
+      };
+    } finally {
+      await fleet?.close({ timeoutMs: 5000 });
+      seed.disconnect();
+    }
+  });
+}

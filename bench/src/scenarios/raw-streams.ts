@@ -1,0 +1,41 @@
+import type { EventEnvelope } from '@streamfleet/core';
+import { StreamfleetKeys } from '@streamfleet/core';
+import { newRedis, pendingCount, prefill, STREAM, withPrefix } from '../common';
+
+type Reply = [string, [string, string[] | null][]][] | null;
+
+const GROUP = 'raw';
+
+/**
+ * Baseline: one ioredis client, XREADGROUP COUNT 500 then XACK of the ids, no work per
+ * entry. The XACK is not awaited, so it pipelines with the next read on the same socket.
+ * Returns entries per second from the first read until every entry is acknowledged.
+ */
+export async function rawStreams(events: readonly EventEnvelope[]): Promise<number> {
+  return withPrefix('raw', async (prefix) => {
+    const redis = newRedis();
+    try {
+      await prefill(redis, prefix, events);
+      const key = new StreamfleetKeys(prefix).stream(STREAM);
+      await redis.xgroup('CREATE', key, GROUP, '0');
+      const started = performance.now();
+      let read = 0;
+      let lastAck: Promise<unknown> = Promise.resolve();
+      while (read < events.length) {
+        const reply = (await redis.xreadgroup('GROUP', GROUP, 'c1', 'COUNT', 500, 'STREAMS', key, '>')) as Reply;
+        const entries = reply?.[0]?.[1];
+        if (!entries || entries.length === 0) continue;
+        const ids = new Array<string>(entries.length);
+        for (let i = 0; i < entries.length; i++) ids[i] = (entries[i] as [string, unknown])[0];
+        read += ids.length;
+        lastAck = redis.xack(key, GROUP, ...ids);
+      }
+      await lastAck;
+      const elapsed = performance.now() - started;
+      if ((await pendingCount(redis, key, GROUP)) !== 0) throw new Error('raw: entries left pending');
+      return (events.length / elapsed) * 1000;
+    } finally {
+      redis.disconnect();
+    }
+  });
+}

@@ -1,0 +1,70 @@
+/**
+ * HTTP server for scenarios 6 and 7, run in a child process (`fork`) so that the load
+ * generator does not share its event loop. argv: `api|bare <prefix>`. Sends `{ port }`
+ * (or `{ error }`) to the parent over IPC and exits on `'stop'` or disconnect.
+ *
+ * - `api`: the real `buildApp(config, deps)` of `@streamfleet/api`, rate limiting off.
+ * - `bare`: a bare Fastify route doing what the API's single POST must at least do:
+ *   build the envelope and XADD it (no validation, no idempotency, no metrics).
+ */
+import { createEvent, encodeEvent, Fleet, loadConfig, StreamfleetKeys } from '@streamfleet/core';
+import Fastify from 'fastify';
+import { catalog, REDIS_URL, STREAM } from '../common';
+
+interface Closable {
+  close(): Promise<unknown>;
+  listen(options: { port: number; host: string }): Promise<string>;
+  server: { address(): unknown };
+}
+
+const [mode, prefix] = process.argv.slice(2);
+if (!prefix || (mode !== 'api' && mode !== 'bare')) throw new Error('usage: http-server api|bare <prefix>');
+
+const fleet = new Fleet({ redisUrl: REDIS_URL, prefix, catalog, groups: [] });
+let app: Closable;
+
+try {
+  if (mode === 'api') {
+    const { buildApp } = await import('@streamfleet/api');
+    const config = loadConfig({ REDIS_URL, STREAMFLEET_PREFIX: prefix, LOG_LEVEL: 'silent', NODE_ENV: 'production' });
+    app = buildApp(config, {
+      redis: fleet.redis,
+      catalog,
+      producer: fleet.producer,
+      deadLetters: fleet.deadLetters,
+      retryQueues: fleet.retryQueues,
+      rateLimit: false,
+    });
+  } else {
+    const key = new StreamfleetKeys(prefix).stream(STREAM);
+    const bare = Fastify({ logger: false });
+    bare.post('/raw', async (request, reply) => {
+      const body = request.body as { type: string; data: unknown; aggregateId?: string };
+      const event = createEvent({
+        type: body.type,
+        data: body.data,
+        ...(body.aggregateId ? { aggregateId: body.aggregateId } : {}),
+      });
+      const entryId = await fleet.redis.xadd(key, '*', ...encodeEvent(event));
+      return reply.code(202).send({ eventId: event.id, entryId, stream: STREAM });
+    });
+    app = bare;
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address() as { port: number };
+  process.send?.({ port: address.port });
+} catch (err) {
+  process.send?.({ error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  await fleet.close();
+  process.exit(1);
+}
+
+const stop = async () => {
+  await app.close().catch(() => undefined);
+  await fleet.close().catch(() => undefined);
+  process.exit(0);
+};
+process.on('message', (m) => {
+  if (m === 'stop') void stop();
+});
+process.on('disconnect', () => void stop());

@@ -14,8 +14,8 @@ import {
 import type { ApiDeps, RateLimitOptions } from './deps';
 import { errorHandler, sendProblem } from './http/error-handler';
 import { ApiMetrics } from './http/metrics';
-import { ApiProblem } from './http/problem';
-import { findForbiddenKey } from './http/safe-body';
+import { ApiProblem, PROBLEM_CONTENT_TYPE } from './http/problem';
+import { parseJsonBody } from './http/safe-body';
 import type { RouteContext, RouteRateLimit } from './route-context';
 import { adminDlqRoutes } from './routes/admin-dlq';
 import { adminGroupsRoutes } from './routes/admin-groups';
@@ -92,14 +92,12 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  // secure-json-parse already refuses `__proto__` and `constructor.prototype`; this also refuses a
-  // bare `constructor` key anywhere in a body, which no payload of ours has a reason to carry.
-  app.addHook('preValidation', async (request) => {
-    const path = findForbiddenKey(request.body);
-    if (path !== undefined) {
-      throw new ApiProblem(400, 'FORBIDDEN_KEY', `request body contains the forbidden key ${path}`, {
-        errors: [{ field: path, message: 'forbidden key' }],
-      });
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
     }
   });
 
@@ -135,6 +133,7 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
       },
     },
     transform: createJsonSchemaTransform({ skipList: ['/docs', '/docs/', '/docs/*', '/docs/json', '/docs/yaml'] }),
+    transformObject: (documentObject) => problemContentTypes(documentObject as { openapiObject: OpenApiLike }),
   });
   void app.register(swaggerUi, { routePrefix: '/docs' });
 
@@ -163,4 +162,23 @@ function rateLimits(deps: ApiDeps): RouteContext['limits'] {
     ingest: toRoute(deps.rateLimit?.ingest ?? DEFAULT_INGEST_LIMIT),
     admin: toRoute(deps.rateLimit?.admin ?? DEFAULT_ADMIN_LIMIT),
   };
+}
+
+interface OpenApiLike {
+  paths?: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, unknown> }> }>>;
+}
+
+/** Error responses are served as `application/problem+json`; say so in the document. */
+function problemContentTypes({ openapiObject }: { openapiObject: OpenApiLike }): OpenApiLike {
+  for (const operations of Object.values(openapiObject.paths ?? {})) {
+    for (const operation of Object.values(operations)) {
+      for (const [status, response] of Object.entries(operation.responses ?? {})) {
+        const json = response.content?.['application/json'] as { schema?: { description?: string } } | undefined;
+        if (Number(status) >= 400 && json?.schema?.description?.startsWith('RFC 9457')) {
+          response.content = { [PROBLEM_CONTENT_TYPE]: json };
+        }
+      }
+    }
+  }
+  return openapiObject;
 }

@@ -1,0 +1,349 @@
+import type { InjectOptions } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminHeaders, createHarness, type Harness } from './harness';
+
+interface BadRequest {
+  name: string;
+  request: InjectOptions;
+  status: number;
+  code?: string;
+  /** A field the problem must name. */
+  field?: string;
+}
+
+const json = { 'content-type': 'application/json' };
+const thing = (data: unknown, extra: Record<string, unknown> = {}) => ({ type: 'test.thing', data, ...extra });
+const post = (url: string, payload: unknown, headers: Record<string, string> = {}): InjectOptions => ({
+  method: 'POST',
+  url,
+  payload: payload as InjectOptions['payload'],
+  headers: { ...json, ...headers },
+});
+const raw = (url: string, body: string, headers: Record<string, string> = json): InjectOptions => ({
+  method: 'POST',
+  url,
+  body,
+  headers,
+});
+const admin = (method: InjectOptions['method'], url: string, payload?: unknown, headers = {}): InjectOptions => ({
+  method,
+  url,
+  headers: { ...adminHeaders, ...(payload === undefined ? {} : json), ...headers },
+  ...(payload === undefined ? {} : { payload: payload as InjectOptions['payload'] }),
+});
+
+const CASES: BadRequest[] = [
+  // ingestion: body shape
+  {
+    name: 'malformed JSON',
+    request: raw('/v1/events', '{"type": "test.thing", "data": '),
+    status: 400,
+    code: 'MALFORMED_JSON',
+  },
+  { name: 'empty JSON body', request: raw('/v1/events', ''), status: 400, code: 'MALFORMED_JSON' },
+  {
+    name: 'text/plain body',
+    request: raw('/v1/events', 'type=test.thing', { 'content-type': 'text/plain' }),
+    status: 400,
+    field: 'body',
+  },
+  { name: 'JSON array body', request: raw('/v1/events', '[]'), status: 400, code: 'VALIDATION_ERROR' },
+  { name: 'JSON string body', request: raw('/v1/events', '"order.created"'), status: 400 },
+  { name: 'JSON null body', request: raw('/v1/events', 'null'), status: 400 },
+  { name: 'missing type', request: post('/v1/events', { data: { name: 'a' } }), status: 400, field: 'type' },
+  { name: 'missing data', request: post('/v1/events', { type: 'test.thing' }), status: 400, field: 'data' },
+  { name: 'type is a number', request: post('/v1/events', { type: 42, data: {} }), status: 400, field: 'type' },
+  {
+    name: 'type not dotted',
+    request: post('/v1/events', thing({ name: 'a' }, { type: 'Thing' })),
+    status: 400,
+    field: 'type',
+  },
+  {
+    name: 'unknown event type',
+    request: post('/v1/events', { type: 'nope.never', data: {} }),
+    status: 400,
+    code: 'VALIDATION_ERROR',
+    field: 'type',
+  },
+  { name: 'data is an array', request: post('/v1/events', thing([1, 2])), status: 400, field: 'data' },
+  { name: 'data is a string', request: post('/v1/events', thing('x')), status: 400, field: 'data' },
+  { name: 'data misses a required field', request: post('/v1/events', thing({})), status: 400, field: 'data.name' },
+  {
+    name: 'data field of wrong type',
+    request: post('/v1/events', thing({ name: 7 })),
+    status: 400,
+    field: 'data.name',
+  },
+  { name: 'data with an unknown field', request: post('/v1/events', thing({ name: 'a', colour: 'red' })), status: 400 },
+  {
+    name: 'extra top-level field',
+    request: post('/v1/events', thing({ name: 'a' }, { priority: 1 })),
+    status: 400,
+    field: 'priority',
+  },
+  {
+    name: 'extra metadata field',
+    request: post('/v1/events', thing({ name: 'a' }, { metadata: { correlationId: 'c', user: 'u' } })),
+    status: 400,
+    field: 'metadata.user',
+  },
+  {
+    name: 'bad traceparent',
+    request: post('/v1/events', thing({ name: 'a' }, { metadata: { traceparent: 'not-a-trace' } })),
+    status: 400,
+    field: 'metadata.traceparent',
+  },
+  { name: 'schemaVersion 0', request: post('/v1/events', thing({ name: 'a' }, { schemaVersion: 0 })), status: 400 },
+  {
+    name: 'unknown schemaVersion',
+    request: post('/v1/events', thing({ name: 'a' }, { schemaVersion: 99 })),
+    status: 400,
+    field: 'schemaVersion',
+  },
+  {
+    name: 'schemaVersion as string',
+    request: post('/v1/events', thing({ name: 'a' }, { schemaVersion: '1' })),
+    status: 400,
+  },
+  {
+    name: 'negative aggregateVersion',
+    request: post('/v1/events', thing({ name: 'a' }, { aggregateVersion: -1 })),
+    status: 400,
+  },
+  {
+    name: '__proto__ at top level',
+    request: raw('/v1/events', '{"type":"test.thing","data":{"name":"a"},"__proto__":{"admin":true}}'),
+    status: 400,
+    code: 'FORBIDDEN_KEY',
+  },
+  {
+    name: '__proto__ inside data',
+    request: raw('/v1/events', '{"type":"test.thing","data":{"name":"a","__proto__":{"polluted":1}}}'),
+    status: 400,
+    code: 'FORBIDDEN_KEY',
+  },
+  {
+    name: 'constructor.prototype inside data',
+    request: raw('/v1/events', '{"type":"test.thing","data":{"name":"a","constructor":{"prototype":{"x":1}}}}'),
+    status: 400,
+    code: 'FORBIDDEN_KEY',
+  },
+  {
+    name: 'bare constructor key',
+    request: raw('/v1/events', '{"type":"test.thing","data":{"name":"a","constructor":"x"}}'),
+    status: 400,
+    code: 'FORBIDDEN_KEY',
+  },
+  {
+    name: 'body over 1 MiB',
+    request: post('/v1/events', thing({ name: 'a', blob: 'x'.repeat(1024 * 1024 + 10) })),
+    status: 413,
+    code: 'PAYLOAD_TOO_LARGE',
+  },
+  {
+    name: 'XML body',
+    request: raw('/v1/events', '<event type="test.thing"/>', { 'content-type': 'application/xml' }),
+    status: 415,
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+  },
+  {
+    name: 'Idempotency-Key too long',
+    request: post('/v1/events', thing({ name: 'a' }), { 'idempotency-key': 'k'.repeat(300) }),
+    status: 400,
+    field: 'headers.idempotency-key',
+  },
+  // ingestion: batch
+  { name: 'empty batch', request: post('/v1/events/batch', { events: [] }), status: 400, field: 'events' },
+  {
+    name: 'batch over 500 events',
+    request: post('/v1/events/batch', { events: Array.from({ length: 501 }, () => thing({ name: 'a' })) }),
+    status: 400,
+    field: 'events',
+  },
+  {
+    name: 'batch events not an array',
+    request: post('/v1/events/batch', { events: thing({ name: 'a' }) }),
+    status: 400,
+  },
+  {
+    name: 'batch with extra key',
+    request: post('/v1/events/batch', { events: [thing({ name: 'a' })], all: true }),
+    status: 400,
+  },
+  {
+    name: 'batch with one bad event among good ones',
+    request: post('/v1/events/batch', { events: [thing({ name: 'a' }), thing({ name: 'b' }), thing({})] }),
+    status: 400,
+    field: 'events.2.data.name',
+  },
+  {
+    name: 'batch with an unknown type',
+    request: post('/v1/events/batch', { events: [thing({ name: 'a' }), { type: 'nope.never', data: {} }] }),
+    status: 400,
+    field: 'events.1.type',
+  },
+  // admin: list filters and pagination
+  { name: 'negative limit', request: admin('GET', '/admin/dlq?limit=-1'), status: 400, field: 'query.limit' },
+  { name: 'zero limit', request: admin('GET', '/admin/dlq?limit=0'), status: 400, field: 'query.limit' },
+  {
+    name: 'huge limit',
+    request: admin('GET', '/admin/dlq?limit=99999999999999999999'),
+    status: 400,
+    field: 'query.limit',
+  },
+  { name: 'limit not a number', request: admin('GET', '/admin/dlq?limit=ten'), status: 400, field: 'query.limit' },
+  { name: 'fractional limit', request: admin('GET', '/admin/dlq?limit=1.5'), status: 400, field: 'query.limit' },
+  {
+    name: 'cursor not a stream id',
+    request: admin('GET', '/admin/dlq?cursor=abc'),
+    status: 400,
+    field: 'query.cursor',
+  },
+  {
+    name: 'SQL in cursor',
+    request: admin('GET', `/admin/dlq?cursor=${encodeURIComponent("0-0'; DROP TABLE events;--")}`),
+    status: 400,
+    field: 'query.cursor',
+  },
+  { name: 'unknown reason', request: admin('GET', '/admin/dlq?reason=bored'), status: 400, field: 'query.reason' },
+  { name: 'from not ISO', request: admin('GET', '/admin/dlq?from=yesterday'), status: 400, field: 'query.from' },
+  { name: 'to not ISO', request: admin('GET', '/admin/dlq?to=2026-13-45'), status: 400, field: 'query.to' },
+  {
+    name: 'SQL in group filter',
+    request: admin('GET', `/admin/dlq?group=${encodeURIComponent("' OR 1=1 --")}`),
+    status: 400,
+    field: 'query.group',
+  },
+  { name: 'Redis glob in type filter', request: admin('GET', '/admin/dlq?type=*'), status: 400, field: 'query.type' },
+  {
+    name: 'Redis command in group filter',
+    request: admin('GET', `/admin/dlq?group=${encodeURIComponent('x\r\nFLUSHALL\r\n')}`),
+    status: 400,
+    field: 'query.group',
+  },
+  {
+    name: 'repeated group filter',
+    request: admin('GET', '/admin/dlq?group=a&group=b'),
+    status: 400,
+    field: 'query.group',
+  },
+  { name: 'unknown query parameter', request: admin('GET', '/admin/dlq?sort=desc'), status: 400, field: 'query.sort' },
+  {
+    name: 'audit cursor not an id',
+    request: admin('GET', '/admin/audit?cursor=%2B'),
+    status: 400,
+    field: 'query.cursor',
+  },
+  { name: 'audit limit too big', request: admin('GET', '/admin/audit?limit=1001'), status: 400, field: 'query.limit' },
+  // admin: single entries
+  { name: 'get with a bad id', request: admin('GET', '/admin/dlq/not-an-id'), status: 400, field: 'params.id' },
+  { name: 'get an id that is not there', request: admin('GET', '/admin/dlq/1-0'), status: 404, code: 'NOT_FOUND' },
+  { name: 'replay with a bad id', request: admin('POST', '/admin/dlq/x-1/replay'), status: 400, field: 'params.id' },
+  {
+    name: 'replay an id that is not there',
+    request: admin('POST', '/admin/dlq/1-0/replay'),
+    status: 404,
+    code: 'NOT_FOUND',
+  },
+  { name: 'discard with a bad id', request: admin('DELETE', '/admin/dlq/%2A'), status: 400, field: 'params.id' },
+  {
+    name: 'discard an id that is not there',
+    request: admin('DELETE', '/admin/dlq/1-0'),
+    status: 404,
+    code: 'NOT_FOUND',
+  },
+  {
+    name: 'bad X-Actor',
+    request: admin('DELETE', '/admin/dlq/1-0', undefined, { 'x-actor': 'eve; rm -rf /' }),
+    status: 400,
+    field: 'headers.x-actor',
+  },
+  // admin: bulk replay
+  {
+    name: 'bulk replay with neither ids nor filter',
+    request: admin('POST', '/admin/dlq/replay', {}),
+    status: 400,
+    field: 'filter',
+  },
+  {
+    name: 'bulk replay with bad ids',
+    request: admin('POST', '/admin/dlq/replay', { ids: ['x'] }),
+    status: 400,
+    field: 'ids.0',
+  },
+  {
+    name: 'bulk replay with empty ids',
+    request: admin('POST', '/admin/dlq/replay', { ids: [] }),
+    status: 400,
+    field: 'ids',
+  },
+  {
+    name: 'bulk replay with limit 0',
+    request: admin('POST', '/admin/dlq/replay', { filter: {}, limit: 0 }),
+    status: 400,
+    field: 'limit',
+  },
+  {
+    name: 'bulk replay with huge limit',
+    request: admin('POST', '/admin/dlq/replay', { filter: {}, limit: 1e9 }),
+    status: 400,
+    field: 'limit',
+  },
+  {
+    name: 'bulk replay with dryRun as string',
+    request: admin('POST', '/admin/dlq/replay', { filter: {}, dryRun: 'yes' }),
+    status: 400,
+    field: 'dryRun',
+  },
+  {
+    name: 'bulk replay with unknown filter key',
+    request: admin('POST', '/admin/dlq/replay', { filter: { status: 'dead' } }),
+    status: 400,
+    field: 'filter.status',
+  },
+  {
+    name: 'bulk replay with unknown reason',
+    request: admin('POST', '/admin/dlq/replay', { filter: { reason: 'whatever' }, dryRun: true }),
+    status: 400,
+    field: 'filter.reason',
+  },
+  // routing
+  { name: 'unknown route', request: { method: 'GET', url: '/v2/events' }, status: 404, code: 'ROUTE_NOT_FOUND' },
+  { name: 'wrong method', request: { method: 'PUT', url: '/v1/events', payload: {} }, status: 404 },
+  { name: 'unknown admin route', request: admin('GET', '/admin/nothing'), status: 404 },
+];
+
+describe('bad requests', () => {
+  let h: Harness;
+  let keysBefore: string[];
+
+  beforeAll(async () => {
+    h = await createHarness();
+    keysBefore = await h.keyList();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('has a table of at least 40 cases', () => {
+    expect(CASES.length).toBeGreaterThanOrEqual(40);
+  });
+
+  it.each(CASES)('$name -> $status problem', async ({ request, status, code, field }) => {
+    const res = await h.app.inject(request);
+    expect(res.statusCode).toBe(status);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    const body = res.json();
+    expect(body).toMatchObject({ status, type: expect.stringMatching(/^\/problems\//), title: expect.any(String) });
+    expect(body.code).toEqual(code ?? expect.any(String));
+    expect(body.detail).toEqual(expect.any(String));
+    expect(Array.isArray(body.errors)).toBe(true);
+    if (field) expect(body.errors.map((e: { field: string }) => e.field)).toContain(field);
+    expect(res.headers['x-request-id']).toBeTruthy();
+  });
+
+  it('wrote nothing to Redis for any of them', async () => {
+    expect(await h.keyList()).toEqual(keysBefore);
+  });
+});

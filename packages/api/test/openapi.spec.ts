@@ -1,0 +1,95 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { EventCatalog } from '@streamfleet/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createHarness, type Harness } from './harness';
+
+/** Every route the API serves; the doc must describe each, and describe nothing else. */
+const ROUTES = [
+  ['get', '/healthz'],
+  ['get', '/readyz'],
+  ['get', '/metrics'],
+  ['post', '/v1/events'],
+  ['post', '/v1/events/batch'],
+  ['get', '/admin/dlq'],
+  ['get', '/admin/dlq/{id}'],
+  ['post', '/admin/dlq/{id}/replay'],
+  ['delete', '/admin/dlq/{id}'],
+  ['post', '/admin/dlq/replay'],
+  ['get', '/admin/audit'],
+  ['get', '/admin/groups'],
+  ['get', '/admin/retries'],
+] as const;
+
+// A fixed catalog, so the snapshot does not move when the domain adds event types.
+function docCatalog(): EventCatalog {
+  return new EventCatalog().register({
+    type: 'test.thing',
+    schemaVersion: 1,
+    stream: 'things',
+    schema: z.strictObject({ name: z.string() }),
+    example: { name: 'widget' },
+  });
+}
+
+interface OpenApiDoc {
+  openapi: string;
+  paths: Record<string, Record<string, { tags?: string[]; security?: unknown[]; responses: Record<string, unknown> }>>;
+  components: { securitySchemes: Record<string, unknown> };
+}
+
+describe('OpenAPI document', () => {
+  let h: Harness;
+  let doc: OpenApiDoc;
+
+  beforeAll(async () => {
+    h = await createHarness({ catalog: docCatalog() });
+    const res = await h.app.inject({ method: 'GET', url: '/docs/json' });
+    expect(res.statusCode).toBe(200);
+    doc = res.json();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('describes every route, and only those', () => {
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((method) => `${method} ${path}`),
+    );
+    expect(documented.sort()).toEqual(ROUTES.map(([m, p]) => `${m} ${p}`).sort());
+    for (const [method, path] of ROUTES) {
+      const url = path.replace('{id}', ':id');
+      expect(h.app.hasRoute({ method: method.toUpperCase() as 'GET', url }), `${method} ${url}`).toBe(true);
+    }
+  });
+
+  it('tags every operation and puts admin operations behind the bearer scheme', () => {
+    expect(doc.components.securitySchemes.adminToken).toMatchObject({ type: 'http', scheme: 'bearer' });
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const op of Object.values(ops)) {
+        expect(op.tags?.length, path).toBeGreaterThan(0);
+        if (path.startsWith('/admin')) {
+          expect(op.security, path).toEqual([{ adminToken: [] }]);
+          expect(Object.keys(op.responses), path).toContain('401');
+        }
+      }
+    }
+  });
+
+  it('passes swagger-parser validation', async () => {
+    await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeTruthy();
+  });
+
+  it('matches the stored snapshot', async () => {
+    await expect(`${JSON.stringify(doc, null, 2)}\n`).toMatchFileSnapshot('./__snapshots__/openapi.snapshot.json');
+  });
+
+  it('serves Swagger UI at /docs', async () => {
+    const res = await h.app.inject({ method: 'GET', url: '/docs' });
+    const page =
+      res.statusCode === 302 ? await h.app.inject({ method: 'GET', url: String(res.headers.location) }) : res;
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toMatch(/text\/html/);
+    expect(page.body).toContain('swagger');
+  });
+});

@@ -123,6 +123,8 @@ export class Worker {
       fleet,
     );
     observerTarget = worker.metrics;
+    worker.watchConnection(fleet.redis, 'fleet');
+    worker.watchConnection(redis, 'worker');
     return worker;
   }
 
@@ -150,6 +152,25 @@ export class Worker {
       },
       'worker started',
     );
+  }
+
+  /**
+   * Logs connection loss and recovery once per outage (ioredis reconnects by itself and
+   * would otherwise print "Unhandled error event" on every attempt).
+   */
+  private watchConnection(connection: Redis, name: string): void {
+    const { logger } = this.options;
+    let down = false;
+    connection.on('error', (err: Error) => {
+      if (down) return;
+      down = true;
+      logger.warn({ connection: name, err: err.message }, 'redis connection lost; reconnecting');
+    });
+    connection.on('ready', () => {
+      if (!down) return;
+      down = false;
+      logger.info({ connection: name }, 'redis connection restored');
+    });
   }
 
   readiness(): { ready: boolean; reason?: string } {

@@ -40,6 +40,8 @@ export class FleetHarness {
     private readonly baseEnv: Record<string, string>,
   ) {
     this.redis = createRedis(redisUrl);
+    // Tests restart Redis on purpose; commands wait for the reconnect, errors are expected noise.
+    this.redis.on('error', () => undefined);
     const catalog = createCatalog();
     registerE2eEvents(catalog);
     this.producer = new StreamProducer({ redis: this.redis, keys: this.keys, catalog });

@@ -1,0 +1,81 @@
+import { waitFor } from '@streamfleet/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { E2E_GROUPS } from '../../src/groups/index';
+import { FleetHarness } from '../support/fleet-harness';
+import { TestRedisServer } from '../support/redis-server';
+
+const MIN_EVENTS = 3000;
+const BATCH = 50;
+
+describe('Redis restart under load', () => {
+  const redis = new TestRedisServer();
+  let fleet: FleetHarness;
+
+  beforeAll(async () => {
+    await redis.start();
+    fleet = new FleetHarness(redis.url, {
+      WORKER_GROUPS: E2E_GROUPS.join(','),
+      VISIBILITY_TIMEOUT_MS: '2000',
+      E2E_HANDLER_DELAY_MS: '2',
+      CONSUMER_CONCURRENCY: '20',
+      CONSUMER_BATCH_SIZE: '50',
+      CONSUMER_BLOCK_MS: '200',
+    });
+  });
+  afterAll(async () => {
+    await fleet?.close();
+    await redis.stop();
+  });
+
+  it('workers reconnect and every acknowledged event is handled', async () => {
+    const workers = [fleet.spawn(), fleet.spawn()];
+    await Promise.all(workers.map((w) => w.ready()));
+
+    // Only ids whose XADD Redis acknowledged count: those must not be lost.
+    const acknowledged: string[] = [];
+    let restarted = false;
+    let publishErrors = 0;
+    const publishing = (async () => {
+      let n = 0;
+      while (!restarted || acknowledged.length < MIN_EVENTS) {
+        try {
+          acknowledged.push(...(await fleet.publishRange(n, n + BATCH)));
+        } catch {
+          publishErrors++;
+        }
+        n += BATCH;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+
+    await waitFor(async () => (await fleet.tally('e2e-a')).handled >= 1000, {
+      timeoutMs: 30_000,
+      message: '1000 events handled before the restart',
+    });
+    const killedAt = Date.now();
+    await redis.kill();
+    await redis.start();
+    const restartMs = Date.now() - killedAt;
+    // Readiness follows the connection: every worker must come back on its own.
+    await Promise.all(workers.map((w) => w.ready(30_000)));
+    const reconnectMs = Date.now() - killedAt;
+    restarted = true;
+    await publishing;
+
+    for (const group of E2E_GROUPS) {
+      await waitFor(
+        async () => (await fleet.missing(group, acknowledged)).length === 0 && (await fleet.pending(group)) === 0,
+        { timeoutMs: 90_000, intervalMs: 250, message: `${group} to handle every acknowledged event` },
+      );
+    }
+    const tallies = await Promise.all(E2E_GROUPS.map((g) => fleet.tally(g)));
+    console.log(
+      `[redis restart] acknowledged=${acknowledged.length}, publish errors=${publishErrors},`,
+      `redis down+up in ${restartMs} ms, workers ready again ${reconnectMs} ms after the kill;`,
+      tallies.map((t) => `${t.group}: handled=${t.handled} calls=${t.calls} duplicates=${t.duplicates}`).join('; '),
+    );
+    for (const w of workers) expect(w.exit).toBeUndefined();
+    for (const group of E2E_GROUPS) expect(await fleet.missing(group, acknowledged)).toEqual([]);
+    expect(await fleet.deadLetterLength()).toBe(0);
+  });
+});

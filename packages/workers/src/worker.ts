@@ -9,7 +9,7 @@ import {
   StreamfleetKeys,
 } from '@streamfleet/core';
 import type { Redis } from 'ioredis';
-import type { GroupRegistry, GroupSet } from './groups/registry';
+import type { GroupDeps, GroupRegistry, GroupSet } from './groups/registry';
 import { HealthServer } from './health/health-server';
 import { WorkerMetrics } from './metrics/worker-metrics';
 
@@ -39,17 +39,20 @@ export class Worker {
   private readonly redis: Redis;
   private readonly health: HealthServer | undefined;
   private readonly sets: GroupSet[];
+  private readonly deps: GroupDeps;
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
 
   private constructor(
     private readonly options: WorkerOptions,
     readonly definitions: GroupDefinition[],
     sets: GroupSet[],
+    deps: GroupDeps,
     redis: Redis,
     keys: StreamfleetKeys,
     fleet: Fleet,
   ) {
     this.sets = sets;
+    this.deps = deps;
     this.redis = redis;
     this.fleet = fleet;
     this.consumerName = fleet.consumerName;
@@ -79,8 +82,9 @@ export class Worker {
     const keys = new StreamfleetKeys(config.prefix);
     const redis = createRedis(config.redisUrl, { connectionName: 'sf:worker' });
     const definitions: GroupDefinition[] = [];
+    const deps: GroupDeps = { config, catalog, redis, keys, logger };
     for (const { set, groups } of selection) {
-      const built = await set.create({ config, redis, keys, logger: logger.child({ groupSet: set.name }) });
+      const built = await set.create({ ...deps, logger: logger.child({ groupSet: set.name }) });
       definitions.push(...built.filter((d) => groups.has(d.group)));
     }
     const consumerName = options.consumerName ?? defaultConsumerName();
@@ -118,6 +122,7 @@ export class Worker {
       options,
       definitions,
       selection.map((s) => s.set),
+      deps,
       redis,
       keys,
       fleet,
@@ -139,6 +144,9 @@ export class Worker {
     }
     if (this.definitions.length === 0) {
       logger.warn('no consumer groups registered or selected: this worker only serves its endpoints');
+    }
+    for (const set of this.sets) {
+      await set.start?.({ ...this.deps, logger: logger.child({ groupSet: set.name }) });
     }
     await this.fleet.start();
     if (this.state !== 'starting') return; // closed while starting

@@ -4,6 +4,8 @@ import type { Redis } from 'ioredis';
 /** What a group set gets to build its handlers with. Connections are the worker's: don't close them. */
 export interface GroupDeps {
   config: Config;
+  /** The worker's catalog, with every selected set's event types registered. */
+  catalog: EventCatalog;
   redis: Redis;
   keys: StreamfleetKeys;
   logger: Logger;
@@ -12,7 +14,7 @@ export interface GroupDeps {
 /**
  * A named set of consumer groups, e.g. the order domain or the e2e test groups. Its event
  * types go into the worker's catalog; `create` builds the definitions once the worker has a
- * connection. `close` releases whatever `create` opened (database pools, clients).
+ * connection; `start` and `close` bracket the consumers' life.
  */
 export interface GroupSet {
   /** Name of the set, for logs. */
@@ -23,6 +25,9 @@ export interface GroupSet {
   includedByDefault: boolean;
   registerEvents?(catalog: EventCatalog): void;
   create(deps: GroupDeps): Promise<GroupDefinition[]> | GroupDefinition[];
+  /** Runs before the consumers start: migrations, background services (e.g. an outbox relay). */
+  start?(deps: GroupDeps): Promise<void>;
+  /** Runs after the consumers stopped. */
   close?(): Promise<void>;
 }
 

@@ -5,7 +5,7 @@ import { ApiProblem } from './problem';
 const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 
 /**
- * `onRequest` hook guarding admin routes with `Authorization: Bearer <ADMIN_TOKEN>`.
+ * Hook guarding admin routes with `Authorization: Bearer <ADMIN_TOKEN>`.
  * Both sides are hashed before `timingSafeEqual`, so neither the token's content nor its
  * length leaks through timing. Without a configured token every request is refused: an
  * admin API is never open by default.

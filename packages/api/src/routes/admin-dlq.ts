@@ -42,7 +42,8 @@ const auditRecordSchema = z.object({
 /** Dead-letter administration: list, inspect, replay (one or in bulk), discard, audit log. */
 export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   const { deadLetters } = ctx.deps;
-  app.addHook('onRequest', adminAuth(ctx.config.adminToken));
+  // preParsing: after the rate limiter (onRequest), so token guessing is limited too; before any body is read.
+  app.addHook('preParsing', adminAuth(ctx.config.adminToken));
   const config = limitedBy(ctx.limits.admin);
 
   app.get(

@@ -45,7 +45,8 @@ const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0) 
 /** Consumer groups per stream (XINFO GROUPS / CONSUMERS) and retry queue counts. */
 export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   const { redis, retryQueues, deadLetters } = ctx.deps;
-  app.addHook('onRequest', adminAuth(ctx.config.adminToken));
+  // preParsing: after the rate limiter (onRequest), so token guessing is limited too; before any body is read.
+  app.addHook('preParsing', adminAuth(ctx.config.adminToken));
   const config = limitedBy(ctx.limits.admin);
 
   const streamNames = async () => (await redis.smembers(ctx.keys.streams)).sort();

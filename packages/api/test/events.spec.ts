@@ -1,0 +1,218 @@
+import { fieldsToRecord } from '@streamfleet/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHarness, type Harness } from './harness';
+
+type Entry = [string, string[]];
+
+describe('POST /v1/events', () => {
+  let h: Harness;
+  const entries = async (stream: string) => (await h.redis.xrange(h.keys.stream(stream), '-', '+')) as Entry[];
+
+  beforeAll(async () => {
+    h = await createHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('appends one event to the stream of its type and answers 202 with its ids', async () => {
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { 'x-request-id': 'req-abc-123' },
+      payload: {
+        type: 'test.thing',
+        aggregateId: 'thing-1',
+        aggregateVersion: 3,
+        data: { name: 'widget' },
+        metadata: { correlationId: 'corr-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+      },
+    });
+    expect(res.statusCode).toBe(202);
+    expect(res.headers['x-request-id']).toBe('req-abc-123');
+    const body = res.json();
+    expect(body).toEqual({
+      eventId: expect.any(String),
+      entryId: expect.stringMatching(/^\d+-\d+$/),
+      stream: 'things',
+    });
+    const [entry] = await entries('things');
+    expect(entry?.[0]).toBe(body.entryId);
+    expect(fieldsToRecord(entry?.[1] ?? [])).toMatchObject({
+      id: body.eventId,
+      type: 'test.thing',
+      schemaVersion: '1',
+      aggregateId: 'thing-1',
+      aggregateVersion: '3',
+      data: JSON.stringify({ name: 'widget' }),
+      correlationId: 'corr-1',
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    });
+  });
+
+  it('publishes a domain event to its stream with the catalog defaults applied', async () => {
+    const data = {
+      orderId: 'o-1',
+      customerId: 'c-1',
+      items: [{ sku: 'SKU-1', quantity: 1, unitPrice: 100 }],
+      total: 100,
+    };
+    const res = await h.app.inject({ method: 'POST', url: '/v1/events', payload: { type: 'order.created', data } });
+    expect(res.statusCode).toBe(202);
+    expect(res.json().stream).toBe('orders');
+    const record = fieldsToRecord((await entries('orders')).at(-1)?.[1] ?? []);
+    expect(JSON.parse(record.data ?? '{}')).toEqual({ ...data, currency: 'EUR' });
+  });
+
+  it('refuses an unknown type listing the known ones', async () => {
+    const res = await h.app.inject({ method: 'POST', url: '/v1/events', payload: { type: 'nope.never', data: {} } });
+    expect(res.statusCode).toBe(400);
+    const body = res.json();
+    expect(body.code).toBe('VALIDATION_ERROR');
+    expect(body.detail).toContain('known types');
+    expect(body.detail).toContain('test.thing');
+    expect(body.detail).toContain('order.created');
+  });
+
+  it('generates a request id when none (or a bad one) is sent', async () => {
+    const res = await h.app.inject({
+      method: 'GET',
+      url: '/healthz',
+      headers: { 'x-request-id': 'bad id with spaces' },
+    });
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('POST /v1/events/batch', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('writes every event, in order, across streams', async () => {
+    const events = [
+      { type: 'test.thing', data: { name: 'a' } },
+      {
+        type: 'order.created',
+        data: { orderId: 'o', customerId: 'c', items: [{ sku: 's', quantity: 1, unitPrice: 1 }], total: 1 },
+      },
+      { type: 'test.thing', data: { name: 'b' } },
+    ];
+    const res = await h.app.inject({ method: 'POST', url: '/v1/events/batch', payload: { events } });
+    expect(res.statusCode).toBe(202);
+    const body = res.json();
+    expect(body.count).toBe(3);
+    expect(body.events.map((e: { stream: string }) => e.stream)).toEqual(['things', 'orders', 'things']);
+    const things = (await h.redis.xrange(h.keys.stream('things'), '-', '+')) as Entry[];
+    expect(things.map(([id]) => id)).toEqual([body.events[0].entryId, body.events[2].entryId]);
+    expect(things.map(([, f]) => JSON.parse(fieldsToRecord(f).data ?? '{}').name)).toEqual(['a', 'b']);
+  });
+
+  it('is all or nothing and names each bad event by index', async () => {
+    const before = await h.keyList();
+    const lengthBefore = await h.redis.xlen(h.keys.stream('things'));
+    const events = [
+      { type: 'test.thing', data: { name: 'ok' } },
+      { type: 'test.thing', data: { name: 5 } },
+      { type: 'test.thing', data: { name: 'ok too' } },
+      { type: 'nope.never', data: {} },
+    ];
+    const res = await h.app.inject({ method: 'POST', url: '/v1/events/batch', payload: { events } });
+    expect(res.statusCode).toBe(400);
+    const fields = res.json().errors.map((e: { field: string }) => e.field);
+    expect(fields).toEqual(['events.1.data.name', 'events.3.type']);
+    expect(await h.redis.xlen(h.keys.stream('things'))).toBe(lengthBefore);
+    expect(await h.keyList()).toEqual(before);
+  });
+
+  it('accepts the documented maximum of 500 events', async () => {
+    const events = Array.from({ length: 500 }, (_, i) => ({ type: 'test.thing', data: { name: `n${i}` } }));
+    const before = await h.redis.xlen(h.keys.stream('things'));
+    const res = await h.app.inject({ method: 'POST', url: '/v1/events/batch', payload: { events } });
+    expect(res.statusCode).toBe(202);
+    expect(await h.redis.xlen(h.keys.stream('things'))).toBe(before + 500);
+  });
+});
+
+describe('Idempotency-Key', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+  const send = (key: string, name: string, url = '/v1/events') =>
+    h.app.inject({
+      method: 'POST',
+      url,
+      headers: { 'idempotency-key': key },
+      payload: url.endsWith('batch')
+        ? { events: [{ type: 'test.thing', data: { name } }] }
+        : { type: 'test.thing', data: { name } },
+    });
+
+  it('returns the first answer for a repeat and writes nothing new', async () => {
+    const first = await send('key-1', 'a');
+    const second = await send('key-1', 'a');
+    expect(first.statusCode).toBe(202);
+    expect(second.statusCode).toBe(202);
+    expect(second.json()).toEqual(first.json());
+    expect(second.headers['idempotent-replayed']).toBe('true');
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    expect(await h.redis.xlen(h.keys.stream('things'))).toBe(1);
+    expect(await h.redis.ttl(h.keys.idempotency('key-1'))).toBeGreaterThan(23 * 3600);
+  });
+
+  it('refuses the same key with a different request (422)', async () => {
+    await send('key-2', 'a');
+    const other = await send('key-2', 'b');
+    expect(other.statusCode).toBe(422);
+    expect(other.json().code).toBe('IDEMPOTENCY_KEY_REUSED');
+    const otherRoute = await send('key-2', 'a', '/v1/events/batch');
+    expect(otherRoute.statusCode).toBe(422);
+  });
+
+  it('does not consume the key on a refused request', async () => {
+    const bad = await h.app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { 'idempotency-key': 'key-3' },
+      payload: { type: 'test.thing', data: {} },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(await h.redis.exists(h.keys.idempotency('key-3'))).toBe(0);
+    expect((await send('key-3', 'fixed')).statusCode).toBe(202);
+  });
+
+  it('writes once when concurrent requests race on one key', async () => {
+    const before = await h.redis.xlen(h.keys.stream('things'));
+    const results = await Promise.all(Array.from({ length: 20 }, () => send('race', 'r', '/v1/events/batch')));
+    const accepted = results.filter((r) => r.statusCode === 202);
+    const inProgress = results.filter((r) => r.statusCode === 409);
+    expect(accepted.length + inProgress.length).toBe(20);
+    expect(accepted.length).toBeGreaterThanOrEqual(1);
+    for (const r of inProgress) expect(r.json().code).toBe('IDEMPOTENCY_KEY_IN_PROGRESS');
+    const bodies = new Set(accepted.map((r) => r.body));
+    expect(bodies.size).toBe(1);
+    expect(await h.redis.xlen(h.keys.stream('things'))).toBe(before + 1);
+    // Once settled, every repeat gets the stored answer.
+    const late = await send('race', 'r', '/v1/events/batch');
+    expect(late.statusCode).toBe(202);
+    expect(late.body).toBe(accepted[0]?.body);
+  });
+
+  it('counts ingested events in /metrics', async () => {
+    const res = await h.app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
+    expect(res.body).toMatch(/streamfleet_events_ingested_total\{type="test.thing",stream="things"\} \d+/);
+    expect(res.body).toMatch(/streamfleet_http_requests_total\{method="POST",route="\/v1\/events",status="202"\} \d+/);
+    expect(res.body).toMatch(/streamfleet_http_request_duration_seconds_bucket/);
+    expect(res.body).toMatch(/streamfleet_api_process_cpu_user_seconds_total/);
+  });
+});

@@ -67,7 +67,13 @@ beforeAll(async () => {
     consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
   });
   await fleet.start();
-  relay = new OutboxRelay({ sql, producer: fleet.producer, pollIntervalMs: 20, acquireIntervalMs: 50 });
+  relay = new OutboxRelay({
+    sql,
+    databaseUrl: db.url,
+    producer: fleet.producer,
+    pollIntervalMs: 20,
+    acquireIntervalMs: 50,
+  });
   relay.start();
   orders = new OrderService(sql);
 });

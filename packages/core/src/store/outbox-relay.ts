@@ -1,11 +1,17 @@
-import type postgres from 'postgres';
+import postgres from 'postgres';
 import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import type { StreamProducer } from '../streams/producer';
 import type { Sql } from './client';
 
 export interface OutboxRelayOptions {
+  /** Pool the relay reads and marks outbox rows with. */
   sql: Sql;
+  /**
+   * The same database: the relay opens one dedicated connection to it for the leader
+   * lock (a pooled connection could be recycled, silently dropping a session lock).
+   */
+  databaseUrl: string;
   producer: StreamProducer;
   /** Rows published per round trip. Default 200. */
   batchSize?: number;
@@ -19,6 +25,15 @@ export interface OutboxRelayOptions {
 }
 
 const DEFAULT_LOCK_KEY = 727_100_002;
+const LOCK_QUERY_TIMEOUT_MS = 5000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`lock query timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 interface OutboxRow {
   id: string;
@@ -28,7 +43,7 @@ interface OutboxRow {
 
 /**
  * Publishes committed outbox rows to their streams. Many relays may run; one leads: the
- * one holding a session advisory lock on a dedicated connection. Followers retry every
+ * one holding a session advisory lock on its own dedicated connection. Followers retry every
  * `acquireIntervalMs`; when the leader closes or its connection drops, Postgres releases
  * the lock and a follower takes over.
  *
@@ -45,7 +60,10 @@ export class OutboxRelay {
   private readonly acquireIntervalMs: number;
   private readonly lockKey: number;
   private readonly logger: Logger;
-  private lockConnection: postgres.ReservedSql | undefined;
+  private readonly databaseUrl: string;
+  private lockClient: Sql | undefined;
+  /** Backend pid of the session holding the lock: a different pid means the lock is gone. */
+  private lockPid: number | undefined;
   private leader = false;
   private running = false;
   private loop: Promise<void> | undefined;
@@ -54,6 +72,7 @@ export class OutboxRelay {
 
   constructor(options: OutboxRelayOptions) {
     this.sql = options.sql;
+    this.databaseUrl = options.databaseUrl;
     this.producer = options.producer;
     this.batchSize = options.batchSize ?? 200;
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
@@ -130,52 +149,66 @@ export class OutboxRelay {
 
   private async tryAcquire(): Promise<void> {
     try {
-      this.lockConnection ??= await this.sql.reserve();
-      const [row] = await this.lockConnection<
-        { locked: boolean }[]
-      >`select pg_try_advisory_lock(${this.lockKey}) as locked`;
+      this.lockClient ??= postgres(this.databaseUrl, {
+        max: 1,
+        idle_timeout: 0,
+        max_lifetime: null,
+        onnotice: () => undefined,
+        connection: { application_name: 'streamfleet-outbox-relay-lock' },
+      });
+      const [row] = await withTimeout(
+        this.lockClient<{ locked: boolean; pid: number }[]>`
+          select pg_try_advisory_lock(${this.lockKey}) as locked, pg_backend_pid() as pid`,
+        LOCK_QUERY_TIMEOUT_MS,
+      );
       if (row?.locked) {
         this.leader = true;
-        this.logger.info('outbox relay became leader');
+        this.lockPid = row.pid;
+        this.logger.info({ pid: row.pid }, 'outbox relay became leader');
       }
     } catch (err) {
       this.logger.warn({ err }, 'outbox relay could not try the leader lock');
-      this.dropLockConnection();
+      await this.dropLockClient();
     }
   }
 
+  /**
+   * Still leader only if the lock's session is alive: postgres.js reconnects silently, so
+   * a query that succeeds on a new backend (new pid) means the old session and its lock
+   * are gone.
+   */
   private async checkLock(): Promise<void> {
-    if (!this.leader || !this.lockConnection) return;
+    if (!this.leader || !this.lockClient) return;
     try {
-      await this.lockConnection`select 1`;
+      const [row] = await withTimeout(
+        this.lockClient<{ pid: number }[]>`select pg_backend_pid() as pid`,
+        LOCK_QUERY_TIMEOUT_MS,
+      );
+      if (row?.pid === this.lockPid) return;
+      this.logger.warn('outbox relay lock session was replaced; stepping down');
     } catch (err) {
       this.logger.warn({ err }, 'outbox relay lost its lock connection; stepping down');
-      this.leader = false;
-      this.dropLockConnection();
     }
+    await this.dropLockClient();
   }
 
   private async resign(): Promise<void> {
-    const connection = this.lockConnection;
-    this.lockConnection = undefined;
-    if (!connection) return;
-    if (this.leader) {
-      this.leader = false;
-      // Unlock before the connection goes back to the pool: a session lock outlives release().
-      await connection`select pg_advisory_unlock(${this.lockKey})`.catch(() => undefined);
+    const client = this.lockClient;
+    if (client && this.leader) {
+      await withTimeout(client`select pg_advisory_unlock(${this.lockKey})`, LOCK_QUERY_TIMEOUT_MS).catch(
+        () => undefined,
+      );
     }
-    connection.release();
+    await this.dropLockClient();
   }
 
-  private dropLockConnection(): void {
-    const connection = this.lockConnection;
-    this.lockConnection = undefined;
+  /** Ends the lock session (releasing the lock if it still held it). */
+  private async dropLockClient(): Promise<void> {
+    const client = this.lockClient;
+    this.lockClient = undefined;
+    this.lockPid = undefined;
     this.leader = false;
-    try {
-      connection?.release();
-    } catch {
-      // already gone
-    }
+    await client?.end({ timeout: 1 }).catch(() => undefined);
   }
 
   private pause(ms: number): Promise<void> {

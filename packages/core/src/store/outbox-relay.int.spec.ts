@@ -1,0 +1,179 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createCatalog } from '../catalog';
+import { fieldsToRecord } from '../events/codec';
+import { createEvent } from '../events/envelope';
+import { StreamfleetKeys } from '../streams/keys';
+import { StreamProducer } from '../streams/producer';
+import {
+  cleanupPrefix,
+  createTestDatabase,
+  type TestDatabase,
+  testRedisUrl,
+  uniquePrefix,
+  waitFor,
+} from '../testing/index';
+import { createPostgres, type Sql } from './client';
+import { migrate } from './migrations';
+import { enqueueOutbox } from './outbox';
+import { OutboxRelay } from './outbox-relay';
+
+let db: TestDatabase;
+let sql: Sql;
+let redis: Redis;
+const redisUrl = testRedisUrl();
+const prefixes: string[] = [];
+const relays: OutboxRelay[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase('sf_relay');
+  sql = createPostgres(db.url, { max: 20 });
+  await migrate(sql);
+  redis = new Redis(redisUrl);
+});
+
+// Relays of one test must not publish another test's rows (they share the outbox table).
+afterEach(async () => {
+  await Promise.all(relays.splice(0).map((r) => r.close()));
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await sql?.end();
+  await db?.drop();
+  for (const p of prefixes) await cleanupPrefix(redisUrl, p);
+});
+
+/** A fresh stream namespace plus `n` relays on it, each with its own lock key space. */
+function setup(n: number, lockKey: number) {
+  const prefix = uniquePrefix('relay');
+  prefixes.push(prefix);
+  const keys = new StreamfleetKeys(prefix);
+  const producer = new StreamProducer({ redis, keys, catalog: createCatalog() });
+  const made = Array.from(
+    { length: n },
+    () =>
+      new OutboxRelay({
+        sql,
+        databaseUrl: db.url,
+        producer,
+        lockKey,
+        pollIntervalMs: 10,
+        acquireIntervalMs: 30,
+        batchSize: 50,
+      }),
+  );
+  relays.push(...made);
+  return { keys, relays: made, stream: `s-${prefix}` };
+}
+
+async function enqueue(stream: string, count: number, label: string): Promise<string[]> {
+  const events = Array.from({ length: count }, (_, i) =>
+    createEvent({ type: 'order.delivered', data: { orderId: `${label}-${i}` }, aggregateId: `${label}-${i}` }),
+  );
+  await enqueueOutbox(
+    sql,
+    events.map((event) => ({ stream, event })),
+  );
+  return events.map((e) => e.id);
+}
+
+async function publishedIds(keys: StreamfleetKeys, stream: string): Promise<string[]> {
+  const entries = (await redis.xrange(keys.stream(stream), '-', '+')) as Array<[string, string[]]>;
+  return entries.map(([, fields]) => fieldsToRecord(fields).id as string);
+}
+
+describe('OutboxRelay', () => {
+  it('publishes in id order with exactly one leader among two relays', async () => {
+    const {
+      keys,
+      relays: [a, b],
+      stream,
+    } = setup(2, 990_001);
+    if (!a || !b) throw new Error('relays');
+    a.start();
+    b.start();
+    await waitFor(() => a.isLeader || b.isLeader, { message: 'a leader' });
+    const ids = await enqueue(stream, 120, 'one');
+    await waitFor(async () => (await publishedIds(keys, stream)).length >= 120, { message: 'all published' });
+    expect(await publishedIds(keys, stream)).toEqual(ids);
+    expect(a.isLeader && b.isLeader).toBe(false);
+    const follower = a.isLeader ? b : a;
+    expect(follower.publishedCount).toBe(0);
+    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
+    expect(row?.n).toBe(0);
+  });
+
+  it('hands over when the leader closes, losing nothing', async () => {
+    const {
+      keys,
+      relays: [a, b],
+      stream,
+    } = setup(2, 990_002);
+    if (!a || !b) throw new Error('relays');
+    a.start();
+    await waitFor(() => a.isLeader, { message: 'a leads' });
+    b.start();
+    const first = await enqueue(stream, 30, 'h1');
+    await waitFor(async () => (await publishedIds(keys, stream)).length >= 30);
+    await a.close();
+    const second = await enqueue(stream, 30, 'h2');
+    await waitFor(() => b.isLeader, { message: 'b takes over' });
+    await waitFor(async () => (await publishedIds(keys, stream)).length >= 60, { message: 'all published' });
+    const published = await publishedIds(keys, stream);
+    expect(published).toEqual([...first, ...second]);
+  });
+
+  it('a leader whose connection drops loses the lock; another takes over', async () => {
+    const {
+      keys,
+      relays: [a, b],
+      stream,
+    } = setup(2, 990_003);
+    if (!a || !b) throw new Error('relays');
+    a.start();
+    await waitFor(() => a.isLeader, { message: 'a leads' });
+    b.start();
+    // Kill the backend holding the advisory lock, as a network partition or crash would.
+    await sql`
+      select pg_terminate_backend(pid) from pg_locks
+      where locktype = 'advisory' and objid = ${990_003} and granted`;
+    await waitFor(() => b.isLeader, { message: 'b takes over' });
+    await waitFor(() => !a.isLeader, { message: 'a steps down' });
+    const ids = await enqueue(stream, 10, 'drop');
+    await waitFor(async () => (await publishedIds(keys, stream)).length >= 10, { message: 'published' });
+    expect(await publishedIds(keys, stream)).toEqual(ids);
+  });
+
+  it('publishes a row whose transaction commits after later rows were published', async () => {
+    const {
+      keys,
+      relays: [a],
+      stream,
+    } = setup(1, 990_004);
+    if (!a) throw new Error('relay');
+    a.start();
+    await waitFor(() => a.isLeader);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let lateIds: string[] = [];
+    // Takes a lower outbox id, then holds its transaction open.
+    const late = sql.begin(async (tx) => {
+      lateIds = await (async () => {
+        const event = createEvent({ type: 'order.delivered', data: { orderId: 'late' }, aggregateId: 'late' });
+        await enqueueOutbox(tx, [{ stream, event }]);
+        return [event.id];
+      })();
+      await gate;
+    });
+    await waitFor(() => lateIds.length === 1);
+    const early = await enqueue(stream, 5, 'early');
+    await waitFor(async () => (await publishedIds(keys, stream)).length >= 5, { message: 'early published' });
+    release();
+    await late;
+    await waitFor(async () => (await publishedIds(keys, stream)).length >= 6, { message: 'late published' });
+    expect(await publishedIds(keys, stream)).toEqual([...early, ...lateIds]);
+  });
+});

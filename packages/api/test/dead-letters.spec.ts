@@ -1,0 +1,259 @@
+import { type EventEnvelope, Fleet, loadConfig, NonRetryableError } from '@streamfleet/core';
+import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiApp, buildApp } from '../src/app';
+import { ADMIN_TOKEN, adminHeaders, testCatalog } from './harness';
+
+const WORKER = 'thing-worker';
+const AUDITOR = 'thing-auditor';
+
+/**
+ * The whole dead-letter loop through the real engine: a `Fleet` runs two groups on the
+ * `things` stream; the worker group throws `NonRetryableError` while `failing` is set, so
+ * its events are dead-lettered; the admin API lists, fetches, replays and discards them.
+ */
+describe('dead-letter admin through the engine', () => {
+  const prefix = uniquePrefix('api-dlq');
+  const url = testRedisUrl();
+  const handled = { [WORKER]: new Map<string, number>(), [AUDITOR]: new Map<string, number>() };
+  const count = (group: keyof typeof handled, eventId: string) => handled[group].get(eventId) ?? 0;
+  let failing = true;
+  let fleet: Fleet;
+  let app: ApiApp;
+  const eventIds: string[] = [];
+
+  const admin = (method: 'GET' | 'POST' | 'DELETE', path: string, payload?: unknown, headers = {}) =>
+    app.inject({
+      method,
+      url: path,
+      headers: { ...adminHeaders, ...headers },
+      ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    });
+  const list = async (query = '') => {
+    const res = await admin('GET', `/admin/dlq${query}`);
+    expect(res.statusCode).toBe(200);
+    return res.json() as { items: { id: string; eventId: string; [k: string]: unknown }[]; nextCursor?: string };
+  };
+
+  beforeAll(async () => {
+    const catalog = testCatalog();
+    const record = (group: keyof typeof handled) => (event: EventEnvelope) => {
+      handled[group].set(event.id, count(group, event.id) + 1);
+    };
+    fleet = new Fleet({
+      redisUrl: url,
+      prefix,
+      catalog,
+      groups: [
+        {
+          group: WORKER,
+          stream: 'things',
+          handler: (event) => {
+            record(WORKER)(event);
+            if (failing && (event.data as { fail?: boolean }).fail) throw new NonRetryableError('thing is broken');
+          },
+        },
+        { group: AUDITOR, stream: 'things', handler: record(AUDITOR) },
+      ],
+      retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20, jitter: 0 },
+      consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
+    });
+    await fleet.start();
+    const config = loadConfig({ REDIS_URL: url, STREAMFLEET_PREFIX: prefix, ADMIN_TOKEN });
+    app = buildApp(config, {
+      redis: fleet.redis,
+      catalog,
+      producer: fleet.producer,
+      deadLetters: fleet.deadLetters,
+      retryQueues: fleet.retryQueues,
+    });
+    await app.ready();
+
+    for (const [name, fail] of [
+      ['one', true],
+      ['two', true],
+      ['three', true],
+      ['fine', false],
+    ] as const) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/events',
+        payload: { type: 'test.thing', aggregateId: name, data: { name, fail } },
+      });
+      expect(res.statusCode).toBe(202);
+      eventIds.push(res.json().eventId);
+    }
+    await waitFor(async () => (await fleet.deadLetters.length()) === 3, { message: 'three dead letters' });
+    await waitFor(() => eventIds.every((id) => count(AUDITOR, id) === 1), { message: 'auditor saw every event' });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await fleet?.close();
+    await cleanupPrefix(url, prefix);
+  });
+
+  it('lists dead-lettered events, newest first, with summaries', async () => {
+    const page = await list();
+    expect(page.items).toHaveLength(3);
+    expect(page.nextCursor).toBeUndefined();
+    expect(page.items.map((i) => i.eventId)).toEqual([eventIds[2], eventIds[1], eventIds[0]]);
+    expect(page.items[0]).toEqual({
+      id: expect.stringMatching(/^\d+-\d+$/),
+      group: WORKER,
+      stream: 'things',
+      eventId: eventIds[2],
+      type: 'test.thing',
+      aggregateId: 'three',
+      reason: 'non-retryable',
+      attempts: 1,
+      lastError: 'thing is broken',
+      firstFailedAt: expect.any(String),
+      deadLetteredAt: expect.any(String),
+      replayCount: 0,
+    });
+  });
+
+  it('filters by group, type, reason and time, and paginates by cursor', async () => {
+    expect((await list(`?group=${WORKER}`)).items).toHaveLength(3);
+    expect((await list(`?group=${AUDITOR}`)).items).toHaveLength(0);
+    expect((await list('?type=test.thing&reason=non-retryable')).items).toHaveLength(3);
+    expect((await list('?reason=retries-exhausted')).items).toHaveLength(0);
+    expect((await list('?type=order.created')).items).toHaveLength(0);
+    const hourAgo = new Date(Date.now() - 3600_000).toISOString();
+    const inAnHour = new Date(Date.now() + 3600_000).toISOString();
+    expect((await list(`?from=${hourAgo}&to=${inAnHour}`)).items).toHaveLength(3);
+    expect((await list(`?from=${inAnHour}`)).items).toHaveLength(0);
+    expect((await list(`?to=${hourAgo}`)).items).toHaveLength(0);
+
+    const first = await list('?limit=2');
+    expect(first.items).toHaveLength(2);
+    expect(first.nextCursor).toBe(first.items[1]?.id);
+    const second = await list(`?limit=2&cursor=${first.nextCursor}`);
+    expect(second.items.map((i) => i.eventId)).toEqual([eventIds[0]]);
+    expect(second.nextCursor).toBeUndefined();
+  });
+
+  it('fetches one entry with every failed attempt', async () => {
+    const [newest] = (await list()).items;
+    const res = await admin('GET', `/admin/dlq/${newest?.id}`);
+    expect(res.statusCode).toBe(200);
+    const entry = res.json();
+    expect(entry).toMatchObject({
+      id: newest?.id,
+      group: WORKER,
+      stream: 'things',
+      entryId: expect.stringMatching(/^\d+-\d+$/),
+      eventId: eventIds[2],
+      reason: 'non-retryable',
+      attempts: 1,
+      lastError: { name: 'NonRetryableError', message: 'thing is broken' },
+      event: { id: eventIds[2], type: 'test.thing', aggregateId: 'three' },
+    });
+    expect(entry.failures).toEqual([
+      expect.objectContaining({ attempt: 1, message: 'thing is broken', at: expect.any(String) }),
+    ]);
+    expect(JSON.parse(entry.event.data)).toEqual({ name: 'three', fail: true });
+  });
+
+  it('reports groups with consumers, pending, lag, retrying and dead-lettered counts', async () => {
+    const res = await admin('GET', '/admin/groups');
+    expect(res.statusCode).toBe(200);
+    const things = res.json().streams.find((s: { stream: string }) => s.stream === 'things');
+    expect(things.length).toBe(4);
+    const byName = Object.fromEntries(things.groups.map((g: { group: string }) => [g.group, g]));
+    expect(byName[WORKER]).toMatchObject({ deadLettered: 3, pending: 0, lag: 0, retrying: 0 });
+    expect(byName[AUDITOR]).toMatchObject({ deadLettered: 0, pending: 0, lag: 0, retrying: 0 });
+    expect(byName[WORKER].consumers).toEqual([{ name: fleet.consumerName, pending: 0, idleMs: expect.any(Number) }]);
+
+    const retries = await admin('GET', '/admin/retries');
+    expect(retries.statusCode).toBe(200);
+    expect(retries.json().groups.map((g: { group: string }) => g.group)).toEqual([AUDITOR, WORKER]);
+  });
+
+  it('bulk replay dry run reports counts and changes nothing', async () => {
+    const auditBefore = await fleet.redis.xlen(fleet.keys.audit).catch(() => 0);
+    const res = await admin('POST', '/admin/dlq/replay', { filter: { group: WORKER }, dryRun: true });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({
+      dryRun: true,
+      matched: 3,
+      replayed: 0,
+      byGroup: { [WORKER]: 3 },
+      byReason: { 'non-retryable': 3 },
+      invalidToday: [],
+      replayedIds: [],
+    });
+    expect(await fleet.deadLetters.length()).toBe(3);
+    expect(await fleet.redis.xlen(fleet.keys.audit)).toBe(auditBefore);
+    expect(eventIds.map((id) => count(WORKER, id))).toEqual([1, 1, 1, 1]);
+  });
+
+  it('replays one entry to the group that failed it, and only that group', async () => {
+    failing = false;
+    const target = (await list()).items.find((i) => i.eventId === eventIds[0]);
+    const res = await admin('POST', `/admin/dlq/${target?.id}/replay`, undefined, { 'x-actor': 'alice' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ id: target?.id, group: WORKER, eventId: eventIds[0] });
+    await waitFor(() => count(WORKER, eventIds[0] as string) === 2, { message: 'worker handled the replay' });
+    expect(count(AUDITOR, eventIds[0] as string)).toBe(1);
+    expect((await list()).items.map((i) => i.eventId)).not.toContain(eventIds[0]);
+
+    const again = await admin('POST', `/admin/dlq/${target?.id}/replay`);
+    expect(again.statusCode).toBe(409);
+    expect(again.json().code).toBe('DLQ_ENTRY_REPLAYED');
+  });
+
+  it('discards an entry, and refuses to touch it again', async () => {
+    const target = (await list()).items.find((i) => i.eventId === eventIds[1]);
+    const res = await admin('DELETE', `/admin/dlq/${target?.id}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ discarded: true, entry: { id: target?.id, eventId: eventIds[1] } });
+    expect((await admin('GET', `/admin/dlq/${target?.id}`)).statusCode).toBe(404);
+    const again = await admin('DELETE', `/admin/dlq/${target?.id}`);
+    expect(again.statusCode).toBe(409);
+    expect(again.json().code).toBe('DLQ_ENTRY_DISCARDED');
+    const replay = await admin('POST', `/admin/dlq/${target?.id}/replay`);
+    expect(replay.statusCode).toBe(409);
+    expect(replay.json().code).toBe('DLQ_ENTRY_DISCARDED');
+  });
+
+  it('bulk replays by ids and reports what was missing', async () => {
+    const [remaining] = (await list()).items;
+    expect(remaining?.eventId).toBe(eventIds[2]);
+    const res = await admin('POST', '/admin/dlq/replay', { ids: [remaining?.id, '1-0'] }, { 'x-actor': 'bob' });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body).toMatchObject({
+      dryRun: false,
+      matched: 1,
+      replayed: 1,
+      byGroup: { [WORKER]: 1 },
+      missing: ['1-0'],
+      replayedIds: [remaining?.id],
+    });
+    await waitFor(() => count(WORKER, eventIds[2] as string) === 2, { message: 'worker handled the bulk replay' });
+    expect(count(AUDITOR, eventIds[2] as string)).toBe(1);
+    expect(await fleet.deadLetters.length()).toBe(0);
+    const groups = (await admin('GET', '/admin/groups')).json();
+    const worker = groups.streams[0].groups.find((g: { group: string }) => g.group === WORKER);
+    expect(worker.deadLettered).toBe(0);
+  });
+
+  it('audits every replay and discard with who and which ids', async () => {
+    const res = await admin('GET', '/admin/audit');
+    expect(res.statusCode).toBe(200);
+    const items = res.json().items as { action: string; actor: string; eventId: string; batchId?: string }[];
+    expect(items.map((i) => [i.action, i.actor, i.eventId])).toEqual([
+      ['replay', 'bob', eventIds[2]],
+      ['discard', 'admin', eventIds[1]],
+      ['replay', 'alice', eventIds[0]],
+    ]);
+    expect(items[0]?.batchId).toEqual(expect.any(String));
+    const page = await admin('GET', '/admin/audit?limit=2');
+    const next = page.json().nextCursor;
+    expect(next).toEqual(expect.any(String));
+    const rest = await admin('GET', `/admin/audit?limit=2&cursor=${next}`);
+    expect(rest.json().items.map((i: { actor: string }) => i.actor)).toEqual(['alice']);
+  });
+});

@@ -56,7 +56,15 @@ export function domainGroupSet(options: DomainGroupsOptions = {}): GroupSet {
         const result = await migrate(sql);
         if (result.applied.length > 0) logger.info(result, 'migrations applied');
       }
-      relay = new OutboxRelay({ sql, producer: new StreamProducer({ redis, keys, catalog }), logger });
+      // A variable, not a literal: `databaseUrl` (the relay's dedicated lock connection) is
+      // newer than `sql` in OutboxRelayOptions, and this works with both shapes.
+      const relayOptions = {
+        sql,
+        databaseUrl: config.databaseUrl,
+        producer: new StreamProducer({ redis, keys, catalog }),
+        logger,
+      };
+      relay = new OutboxRelay(relayOptions);
       relay.start();
     },
     async close() {

@@ -185,6 +185,21 @@ describe('order domain on a running fleet', () => {
     expect((await getSaga(sql, orderId))?.state).toBe('cancelled');
   });
 
+  it('two orders racing for the last stock: exactly one reserves, the other is cancelled', async () => {
+    const g = sku();
+    await setStock(sql, g, 3);
+    const [first, second] = await Promise.all([
+      place('cust-7', [{ sku: g, quantity: 2, unitPrice: 100 }]),
+      place('cust-8', [{ sku: g, quantity: 2, unitPrice: 100 }]),
+    ]);
+    const settled = async () => [await statusOf(first), await statusOf(second)];
+    await waitFor(async () => (await settled()).every((s) => s === 'PAID' || s === 'CANCELLED'), {
+      message: 'both orders settled',
+    });
+    expect((await settled()).sort()).toEqual(['CANCELLED', 'PAID']);
+    expect(await getStock(sql, g)).toMatchObject({ available: 1, reserved: 2 });
+  });
+
   it('the same events delivered twice change nothing', async () => {
     const f = sku();
     await setStock(sql, f, 10);

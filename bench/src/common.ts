@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createCatalog, createEvent, type EventEnvelope, StreamfleetKeys, StreamProducer } from '@streamfleet/core';
 import { cleanupPrefix } from '@streamfleet/core/testing';
@@ -116,4 +117,54 @@ export function machine(redisVersion: string) {
 export async function redisVersion(redis: Redis): Promise<string> {
   const info = await redis.info('server');
   return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
+}
+
+export interface Measured {
+  /** Events (or jobs) per wall-clock second. */
+  perSecond: number;
+  /** CPU time this process spent per event (user + system), in microseconds. Less sensitive to other load. */
+  cpuUsPerEvent: number;
+}
+
+/** Starts a wall clock and this process's CPU clock; `stop(n)` turns them into rates for n events. */
+export function startClock(): { stop(n: number): Measured & { ms: number } } {
+  const wall = performance.now();
+  const cpu = process.cpuUsage();
+  return {
+    stop(n: number) {
+      const ms = performance.now() - wall;
+      const used = process.cpuUsage(cpu);
+      return { ms, perSecond: (n / ms) * 1000, cpuUsPerEvent: (used.user + used.system) / n };
+    },
+  };
+}
+
+function cpuTimes(): { idle: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return { idle, total: f.reduce((a, b) => a + b, 0) };
+}
+
+/** Fraction of the machine's CPU time that was idle over `ms` (Linux; 1 elsewhere). */
+export async function idleFraction(ms = 500): Promise<number> {
+  if (!existsSync('/proc/stat')) return 1;
+  const a = cpuTimes();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const b = cpuTimes();
+  return b.total === a.total ? 1 : (b.idle - a.idle) / (b.total - a.total);
+}
+
+const QUIET_WAIT_MS = Number(process.env.BENCH_QUIET_WAIT_S ?? 20) * 1000;
+
+/**
+ * Waits (at most BENCH_QUIET_WAIT_S, default 20 s) until at least 60% of the machine's CPU
+ * is idle, so that scenarios do not race other work. Returns the idle fraction it saw last.
+ */
+export async function waitForQuiet(label: string): Promise<number> {
+  const deadline = Date.now() + QUIET_WAIT_MS;
+  let idle = await idleFraction();
+  while (idle < 0.6 && Date.now() < deadline) idle = await idleFraction(1000);
+  if (idle < 0.6) log(`  (${label}: machine busy, only ${Math.round(idle * 100)}% CPU idle; measuring anyway)`);
+  return idle;
 }

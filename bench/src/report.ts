@@ -27,6 +27,12 @@ export interface Results {
   e2e_p50_ms: number | null;
   e2e_p95_ms: number | null;
   e2e_p99_ms: number | null;
+  /** Send -> 202 (HTTP part of the e2e latency). */
+  e2e_http_ms: { p50: number; p95: number; p99: number; max: number } | null;
+  /** XADD -> handler start (consumer part of the e2e latency). */
+  e2e_consumer_ms: { p50: number; p95: number; p99: number; max: number } | null;
+  /** CPU time of the bench process per event (user + system, microseconds): less sensitive to other load on the machine. */
+  cpu_us_per_event: { raw_streams: number; bullmq: number; fleet: number; fanout4: number; fail1pct: number };
   /** Every run of every repeated scenario, for judging the spread. */
   samples: Record<string, number[]>;
   notes: string[];
@@ -203,6 +209,16 @@ the median of ${r.config.repeats} runs.
 ## Results
 
 ${table(r)}
+
+CPU time of the bench process per event (user + system; the figure least disturbed by other load):
+
+| scenario | us CPU / event |
+| --- | ---: |
+| raw Streams | ${r.cpu_us_per_event.raw_streams.toFixed(1)} |
+| BullMQ (per job) | ${r.cpu_us_per_event.bullmq.toFixed(1)} |
+| streamfleet | ${r.cpu_us_per_event.fleet.toFixed(1)} |
+| streamfleet fan-out (per handled event) | ${r.cpu_us_per_event.fanout4.toFixed(1)} |
+| streamfleet, 1% failing | ${r.cpu_us_per_event.fail1pct.toFixed(1)} |
 
 ## Targets
 

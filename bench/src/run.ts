@@ -7,7 +7,20 @@
  * BENCH_E2E_RATE (1000), BENCH_E2E_SECONDS (5), BENCH_SKIP_HTTP=1 (skip 6 and 7).
  */
 import { loadavg } from 'node:os';
-import { fmt, log, machine, makeEvents, median, N, newRedis, REDIS_URL, REPEATS, redisVersion } from './common';
+import {
+  fmt,
+  log,
+  type Measured,
+  machine,
+  makeEvents,
+  median,
+  N,
+  newRedis,
+  REDIS_URL,
+  REPEATS,
+  redisVersion,
+  waitForQuiet,
+} from './common';
 import { type Results, table, targetsTable, withDerived, writeReports } from './report';
 import { bullmqBaseline } from './scenarios/bullmq';
 import { E2E_RATE, e2eLatency, type LatencyResult } from './scenarios/e2e-latency';
@@ -28,33 +41,53 @@ log(
 const events = makeEvents(N);
 const samples: Record<string, number[]> = {};
 
-log('1. raw Redis Streams');
-const raw = await repeatRun('raw_streams_per_s', () => rawStreams(events));
-log('2. BullMQ');
-const bull = await repeatRun('bullmq_per_s', () => bullmqBaseline(events));
-log('3. streamfleet');
-const fleet = await repeatRun('fleet_per_s', async () => (await fleetRun(events)).perSecond);
-log('4. streamfleet fan-out, 4 groups');
-const fanout = await repeatRun('fanout4_per_s', async () => (await fleetRun(events, { groups: 4 })).perSecond);
-log('5. streamfleet, 1% failing');
+// Scenarios 1-5 run in interleaved rounds (raw, fleet, fan-out, 1% failing, BullMQ) so that
+// every ratio compares runs made under the same background load; ratios are the median of
+// the per-round ratios, rates the median of the runs.
+const rounds: Record<'raw' | 'fleet' | 'fanout' | 'fail' | 'bull', Measured[]> = {
+  raw: [],
+  fleet: [],
+  fanout: [],
+  fail: [],
+  bull: [],
+};
 const retryTimes: number[] = [];
-const fail = await repeatRun('fail1pct_per_s', async () => {
-  const r = await fleetRun(events, { failEvery: 100 });
-  if (r.retriesDoneMs !== null) retryTimes.push(r.retriesDoneMs);
-  return r.perSecond;
-});
+/** Idle CPU fraction of the machine seen right before each group of measurements. */
+const idle: number[] = [];
+for (let round = 1; round <= REPEATS; round++) {
+  log(`round ${round}/${REPEATS}`);
+  idle.push(await waitForQuiet(`round ${round}`));
+  rounds.raw.push(report('1. raw Redis Streams', await rawStreams(events)));
+  rounds.fleet.push(report('3. streamfleet', await fleetRun(events)));
+  rounds.fanout.push(report('4. streamfleet fan-out, 4 groups', await fleetRun(events, { groups: 4 })));
+  const failed = await fleetRun(events, { failEvery: 100 });
+  if (failed.retriesDoneMs !== null) retryTimes.push(failed.retriesDoneMs);
+  rounds.fail.push(report('5. streamfleet, 1% failing', failed));
+  rounds.bull.push(report('2. BullMQ', await bullmqBaseline(events)));
+}
+const rate = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.perSecond));
+const cpu = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.cpuUsPerEvent));
+const paired = (a: keyof typeof rounds, b: keyof typeof rounds) =>
+  median(rounds[a].map((m, i) => m.perSecond / (rounds[b][i]?.perSecond ?? Number.NaN)));
+for (const k of Object.keys(rounds) as (keyof typeof rounds)[]) samples[k] = rounds[k].map((m) => m.perSecond);
+
 log('6. ingest');
-const xadd = await repeatRun('raw_xadd_per_s', () => rawXadd(events));
+const xaddRuns: number[] = [];
+for (let i = 0; i < REPEATS; i++) xaddRuns.push(report('raw pipelined XADD', await rawXadd(events)).perSecond);
+samples.raw_xadd = xaddRuns;
+const xadd = median(xaddRuns);
 
 let http: HttpResults = { bare_fastify_per_s: null, http_single_per_s: null, http_batch_per_s: null, errors: [] };
 let latency: LatencyResult | null = null;
 if (process.env.BENCH_SKIP_HTTP) {
   notes.push('HTTP scenarios (6, 7) skipped (BENCH_SKIP_HTTP).');
 } else {
+  idle.push(await waitForQuiet('HTTP ingest'));
   http = await httpIngest();
   for (const e of http.errors) notes.push(`not measured: ${e}`);
   log('7. end-to-end latency');
   try {
+    idle.push(await waitForQuiet('e2e latency'));
     latency = await e2eLatency();
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
@@ -65,10 +98,20 @@ if (process.env.BENCH_SKIP_HTTP) {
 
 const loadAfter = loadavg()[0] ?? 0;
 notes.push(
+  `CPU idle right before each measurement group: ${idle.map((f) => `${Math.round(f * 100)}%`).join(', ')} ` +
+    '(the bench waits up to BENCH_QUIET_WAIT_S for 60%; lower means other work competed with it).',
+);
+notes.push(
   `1-minute load average ${loadBefore.toFixed(2)} before and ${loadAfter.toFixed(2)} after the run ` +
     `(${machine(version).cores} cores); other work on the machine lowers every figure.`,
 );
-if (latency) notes.push(`e2e: ${latency.count} measured events, max ${latency.max.toFixed(2)} ms.`);
+if (latency) {
+  const p = (x: { p50: number; p99: number }) => `p50 ${x.p50.toFixed(2)} ms / p99 ${x.p99.toFixed(2)} ms`;
+  notes.push(
+    `e2e: ${latency.count} measured events, max ${latency.max.toFixed(2)} ms. Split: send -> 202 ${p(latency.http)}; ` +
+      `XADD (stream id time, 1 ms resolution) -> handler start ${p(latency.consumer)}.`,
+  );
+}
 if (retryTimes.length > 0) {
   notes.push(
     `1% failing: the failed events' retries had all succeeded ${Math.round(median(retryTimes))} ms after start (median).`,
@@ -79,15 +122,15 @@ const results: Results = withDerived({
   date: new Date().toISOString(),
   machine: { ...machine(version) },
   config: { n: N, repeats: REPEATS, batchSize: 200, concurrency: 50, httpDurationS: HTTP_DURATION_S },
-  raw_streams_per_s: raw,
-  bullmq_per_s: bull,
-  fleet_per_s: fleet,
-  fleet_vs_raw: fleet / raw,
-  fleet_vs_bullmq: fleet / bull,
-  fanout4_per_s: fanout,
-  fanout4_vs_fleet: fanout / fleet,
-  fail1pct_per_s: fail,
-  fail1pct_vs_clean: fail / fleet,
+  raw_streams_per_s: rate('raw'),
+  bullmq_per_s: rate('bull'),
+  fleet_per_s: rate('fleet'),
+  fleet_vs_raw: paired('fleet', 'raw'),
+  fleet_vs_bullmq: paired('fleet', 'bull'),
+  fanout4_per_s: rate('fanout'),
+  fanout4_vs_fleet: paired('fanout', 'fleet'),
+  fail1pct_per_s: rate('fail'),
+  fail1pct_vs_clean: paired('fail', 'fleet'),
   fail1pct_retries_done_ms: retryTimes.length > 0 ? median(retryTimes) : null,
   raw_xadd_per_s: xadd,
   bare_fastify_per_s: http.bare_fastify_per_s,
@@ -99,6 +142,15 @@ const results: Results = withDerived({
   e2e_p50_ms: latency?.p50 ?? null,
   e2e_p95_ms: latency?.p95 ?? null,
   e2e_p99_ms: latency?.p99 ?? null,
+  e2e_http_ms: latency ? latency.http : null,
+  e2e_consumer_ms: latency ? latency.consumer : null,
+  cpu_us_per_event: {
+    raw_streams: cpu('raw'),
+    bullmq: cpu('bull'),
+    fleet: cpu('fleet'),
+    fanout4: cpu('fanout'),
+    fail1pct: cpu('fail'),
+  },
   samples,
   notes,
 });
@@ -110,13 +162,7 @@ log(
 );
 process.exit(0);
 
-async function repeatRun(name: string, run: () => Promise<number>): Promise<number> {
-  const values: number[] = [];
-  for (let i = 0; i < REPEATS; i++) {
-    const value = await run();
-    values.push(value);
-    log(`  run ${i + 1}/${REPEATS}: ${fmt(value)}/s`);
-  }
-  samples[name] = values;
-  return median(values);
+function report<T extends Measured>(label: string, m: T): T {
+  log(`  ${label}: ${fmt(m.perSecond)}/s, ${m.cpuUsPerEvent.toFixed(1)} us CPU per event in this process`);
+  return m;
 }

@@ -1,6 +1,6 @@
 import type { EventEnvelope } from '@streamfleet/core';
 import { Queue, Worker } from 'bullmq';
-import { newRedis, waitUntil, withPrefix } from '../common';
+import { type Measured, newRedis, startClock, waitUntil, withPrefix } from '../common';
 
 /**
  * Baseline: N jobs (each carrying the same event envelope) added with addBulk (before timing), then one Worker with a no-op
@@ -8,7 +8,7 @@ import { newRedis, waitUntil, withPrefix } from '../common';
  * last job completed. Finished jobs are removed (`removeOnComplete`), the usual setting
  * for high-volume queues.
  */
-export async function bullmqBaseline(events: readonly EventEnvelope[]): Promise<number> {
+export async function bullmqBaseline(events: readonly EventEnvelope[]): Promise<Measured> {
   const n = events.length;
   return withPrefix('bull', async (prefix) => {
     const connection = newRedis();
@@ -25,7 +25,7 @@ export async function bullmqBaseline(events: readonly EventEnvelope[]): Promise<
         await queue.addBulk(chunk);
       }
       let completed = 0;
-      const started = performance.now();
+      const clock = startClock();
       worker = new Worker('bench', async () => undefined, {
         connection: workerConnection,
         prefix: bullPrefix,
@@ -35,8 +35,7 @@ export async function bullmqBaseline(events: readonly EventEnvelope[]): Promise<
         completed++;
       });
       await waitUntil(() => completed >= n, 300_000, 'BullMQ jobs to complete');
-      const elapsed = performance.now() - started;
-      return (n / elapsed) * 1000;
+      return clock.stop(n);
     } finally {
       await worker?.close();
       await queue.close();

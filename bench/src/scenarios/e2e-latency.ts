@@ -1,5 +1,5 @@
 import { Agent, request } from 'node:http';
-import { type EventEnvelope, Fleet } from '@streamfleet/core';
+import { type EventEnvelope, Fleet, type HandlerContext, streamIdTime } from '@streamfleet/core';
 import {
   catalog,
   EVENT_TYPE,
@@ -18,12 +18,29 @@ export const E2E_RATE = Number(process.env.BENCH_E2E_RATE ?? 1000);
 const E2E_SECONDS = Number(process.env.BENCH_E2E_SECONDS ?? 5);
 const WARMUP_SECONDS = 1;
 
-export interface LatencyResult {
-  count: number;
+export interface Percentiles {
   p50: number;
   p95: number;
   p99: number;
   max: number;
+}
+
+export interface LatencyResult extends Percentiles {
+  count: number;
+  /** Send -> 202 received (the HTTP part alone). */
+  http: Percentiles;
+  /** Entry written by Redis (the time in its stream id, 1 ms resolution) -> handler start (the consumer part alone). */
+  consumer: Percentiles;
+}
+
+function percentiles(values: number[]): Percentiles {
+  values.sort((a, b) => a - b);
+  return {
+    p50: percentile(values, 50),
+    p95: percentile(values, 95),
+    p99: percentile(values, 99),
+    max: values.at(-1) ?? Number.NaN,
+  };
 }
 
 function post(agent: Agent, url: URL, body: string): Promise<number> {
@@ -54,6 +71,8 @@ function post(agent: Agent, url: URL, body: string): Promise<number> {
 export async function e2eLatency(): Promise<LatencyResult> {
   return withPrefix('e2e', async (prefix) => {
     const latencies: number[] = [];
+    const consumerLatencies: number[] = [];
+    const httpLatencies: number[] = [];
     let handled = 0;
     const fleet = new Fleet({
       redisUrl: REDIS_URL,
@@ -63,11 +82,13 @@ export async function e2eLatency(): Promise<LatencyResult> {
         {
           group: 'latency',
           stream: STREAM,
-          handler: (event: EventEnvelope) => {
+          handler: (event: EventEnvelope, context: HandlerContext) => {
             const now = nowMs();
             handled++;
             const orderId = (event.data as { orderId: string }).orderId;
-            if (orderId.startsWith('m-')) latencies.push(now - Number(orderId.slice(2)));
+            if (!orderId.startsWith('m-')) return;
+            latencies.push(now - Number(orderId.slice(2)));
+            consumerLatencies.push(now - streamIdTime(context.entryId));
           },
         },
       ],
@@ -88,10 +109,13 @@ export async function e2eLatency(): Promise<LatencyResult> {
       while (sent < total) {
         const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * E2E_RATE));
         for (; sent < due; sent++) {
-          const orderId = `${sent < warmup ? 'w' : 'm'}-${nowMs().toFixed(3)}`;
+          const sentAt = nowMs();
+          const measured = sent >= warmup;
+          const orderId = `${measured ? 'm' : 'w'}-${sentAt.toFixed(3)}`;
           const body = JSON.stringify({ type: EVENT_TYPE, aggregateId: orderId, data: orderData(orderId) });
           const p = post(agent, url, body).then(
             (status) => {
+              if (measured) httpLatencies.push(nowMs() - sentAt);
               if (status !== 202) failures++;
               return status;
             },
@@ -108,17 +132,15 @@ export async function e2eLatency(): Promise<LatencyResult> {
 
       if (failures > 0) throw new Error(`e2e: ${failures} requests were not accepted`);
       await waitUntil(() => handled >= total, 30_000, 'every e2e event to be handled');
-      latencies.sort((a, b) => a - b);
-      const result = {
+      const result: LatencyResult = {
         count: latencies.length,
-        p50: percentile(latencies, 50),
-        p95: percentile(latencies, 95),
-        p99: percentile(latencies, 99),
-        max: latencies.at(-1) ?? Number.NaN,
+        ...percentiles(latencies),
+        http: percentiles(httpLatencies),
+        consumer: percentiles(consumerLatencies),
       };
-      log(
-        `  e2e at ${E2E_RATE}/s: p50 ${result.p50.toFixed(2)} ms, p95 ${result.p95.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms (n=${result.count})`,
-      );
+      const show = (p: Percentiles) => `p50 ${p.p50.toFixed(2)}, p95 ${p.p95.toFixed(2)}, p99 ${p.p99.toFixed(2)} ms`;
+      log(`  e2e at ${E2E_RATE}/s (n=${result.count}): send -> handler ${show(result)}`);
+      log(`    of which send -> 202: ${show(result.http)}; XADD -> handler: ${show(result.consumer)}`);
       return result;
     } finally {
       agent.destroy();

@@ -1,5 +1,16 @@
 import { type EventEnvelope, Fleet, type HandlerContext } from '@streamfleet/core';
-import { catalog, newRedis, pendingCount, prefill, REDIS_URL, STREAM, waitUntil, withPrefix } from '../common';
+import {
+  catalog,
+  type Measured,
+  newRedis,
+  pendingCount,
+  prefill,
+  REDIS_URL,
+  STREAM,
+  startClock,
+  waitUntil,
+  withPrefix,
+} from '../common';
 
 export interface FleetRunOptions {
   /** Consumer groups on the one stream (fan-out). Default 1. */
@@ -10,13 +21,16 @@ export interface FleetRunOptions {
   hooks?: { started?: () => Promise<void>; finished?: () => Promise<void> };
 }
 
-export interface FleetRunResult {
-  /** Handled events per second (every group counted) until all were acknowledged. */
-  perSecond: number;
+/** `perSecond`: handled events per second (every group counted) until all were acknowledged. */
+export interface FleetRunResult extends Measured {
   /** Events whose first attempt failed (retried through BullMQ). */
   failed: number;
   /** Milliseconds from start until the failed events' retries had also succeeded. */
   retriesDoneMs: number | null;
+  /** Milliseconds from start until the handlers had seen every happy-path event (acks may still be pending). */
+  handlersDoneMs: number;
+  /** Milliseconds from start until XPENDING was 0 (the measured end). */
+  ackedMs: number;
 }
 
 /**
@@ -59,9 +73,11 @@ export async function fleetRun(
       });
       const key = fleet.keys.stream(STREAM);
       await options.hooks?.started?.();
+      const clock = startClock();
       const started = performance.now();
       await fleet.start();
       await waitUntil(() => handled >= happyPerGroup * groupCount, 300_000, 'handlers');
+      const handlersDoneMs = performance.now() - started;
       // Every happy-path entry handled; now wait for the acks (and, with failures, the retry jobs' acks).
       await waitUntil(
         async () => {
@@ -71,7 +87,7 @@ export async function fleetRun(
         60_000,
         'XPENDING = 0',
       );
-      const elapsed = performance.now() - started;
+      const measured = clock.stop(happyPerGroup * groupCount);
       await options.hooks?.finished?.();
       let retriesDoneMs: number | null = null;
       if (failing.size > 0) {
@@ -79,9 +95,12 @@ export async function fleetRun(
         retriesDoneMs = performance.now() - started;
       }
       return {
-        perSecond: ((happyPerGroup * groupCount) / elapsed) * 1000,
+        perSecond: measured.perSecond,
+        cpuUsPerEvent: measured.cpuUsPerEvent,
         failed: failing.size * groupCount,
         retriesDoneMs,
+        handlersDoneMs,
+        ackedMs: measured.ms,
       };
     } finally {
       await fleet?.close({ timeoutMs: 5000 });

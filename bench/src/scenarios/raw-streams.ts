@@ -1,6 +1,6 @@
 import type { EventEnvelope } from '@streamfleet/core';
 import { StreamfleetKeys } from '@streamfleet/core';
-import { newRedis, pendingCount, prefill, STREAM, withPrefix } from '../common';
+import { type Measured, newRedis, pendingCount, prefill, STREAM, startClock, withPrefix } from '../common';
 
 type Reply = [string, [string, string[] | null][]][] | null;
 
@@ -11,14 +11,14 @@ const GROUP = 'raw';
  * entry. The XACK is not awaited, so it pipelines with the next read on the same socket.
  * Returns entries per second from the first read until every entry is acknowledged.
  */
-export async function rawStreams(events: readonly EventEnvelope[]): Promise<number> {
+export async function rawStreams(events: readonly EventEnvelope[]): Promise<Measured> {
   return withPrefix('raw', async (prefix) => {
     const redis = newRedis();
     try {
       await prefill(redis, prefix, events);
       const key = new StreamfleetKeys(prefix).stream(STREAM);
       await redis.xgroup('CREATE', key, GROUP, '0');
-      const started = performance.now();
+      const clock = startClock();
       let read = 0;
       let lastAck: Promise<unknown> = Promise.resolve();
       while (read < events.length) {
@@ -31,9 +31,9 @@ export async function rawStreams(events: readonly EventEnvelope[]): Promise<numb
         lastAck = redis.xack(key, GROUP, ...ids);
       }
       await lastAck;
-      const elapsed = performance.now() - started;
+      const measured = clock.stop(events.length);
       if ((await pendingCount(redis, key, GROUP)) !== 0) throw new Error('raw: entries left pending');
-      return (events.length / elapsed) * 1000;
+      return measured;
     } finally {
       redis.disconnect();
     }

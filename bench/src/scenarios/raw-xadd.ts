@@ -1,18 +1,18 @@
 import type { EventEnvelope } from '@streamfleet/core';
 import { encodeEvent, StreamfleetKeys } from '@streamfleet/core';
-import { newRedis, STREAM, withPrefix } from '../common';
+import { type Measured, newRedis, STREAM, startClock, withPrefix } from '../common';
 
 /**
  * Baseline for ingest: one ioredis client appending the same encoded events with XADD,
  * 1,000 commands per pipeline. Returns events per second.
  */
-export async function rawXadd(events: readonly EventEnvelope[]): Promise<number> {
+export async function rawXadd(events: readonly EventEnvelope[]): Promise<Measured> {
   return withPrefix('xadd', async (prefix) => {
     const redis = newRedis();
     try {
       const key = new StreamfleetKeys(prefix).stream(STREAM);
       await redis.ping();
-      const started = performance.now();
+      const clock = startClock();
       for (let i = 0; i < events.length; i += 1000) {
         const pipeline = redis.pipeline();
         for (let j = i; j < Math.min(events.length, i + 1000); j++) {
@@ -20,9 +20,9 @@ export async function rawXadd(events: readonly EventEnvelope[]): Promise<number>
         }
         await pipeline.exec();
       }
-      const elapsed = performance.now() - started;
+      const measured = clock.stop(events.length);
       if ((await redis.xlen(key)) !== events.length) throw new Error('raw xadd: stream length mismatch');
-      return (events.length / elapsed) * 1000;
+      return measured;
     } finally {
       redis.disconnect();
     }

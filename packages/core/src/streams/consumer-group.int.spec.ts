@@ -217,7 +217,7 @@ describe('consumer group loop', () => {
     const events = [];
     for (let i = 0; i < 200; i++) events.push({ stream: STREAM, event: thing(i, `agg-${i % 5}`) });
     await fleet.producer.publishMany(events);
-    await waitFor(() => [...order.values()].reduce((s, l) => s + l.length, 0) === 200);
+    await waitFor(() => [...order.values()].reduce((s, l) => s + l.length, 0) === 200, { timeoutMs: 30_000 });
     for (const list of order.values()) expect(list).toEqual([...list].sort((x, y) => x - y));
     expect(maxRunning).toBeGreaterThan(1);
   });

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import {
+  createOrder,
+  createPostgres,
+  getOrderView,
+  loadConfig,
+  type Sql,
+  setStock,
+  silentLogger,
+} from '@streamfleet/core';
+import {
+  cleanupPrefix,
+  createTestDatabase,
+  type TestDatabase,
+  testRedisUrl,
+  uniquePrefix,
+  waitFor,
+} from '@streamfleet/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Worker } from '../worker';
+import { DOMAIN_GROUPS } from './domain-groups';
+import { defaultRegistry } from './index';
+
+describe('worker running the order domain', () => {
+  const prefix = uniquePrefix('wd');
+  const redisUrl = testRedisUrl();
+  let db: TestDatabase;
+  let sql: Sql;
+  let worker: Worker;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('sf_workers');
+    const config = loadConfig({
+      REDIS_URL: redisUrl,
+      DATABASE_URL: db.url,
+      STREAMFLEET_PREFIX: prefix,
+      WORKER_PORT: '0',
+    });
+    worker = await Worker.create({ config, logger: silentLogger, registry: defaultRegistry(), defaultMetrics: false });
+    // Starting migrates the empty database and starts the outbox relay.
+    await worker.start();
+    sql = createPostgres(db.url, { max: 2 });
+  });
+
+  afterAll(async () => {
+    await worker?.close({ timeoutMs: 2000 });
+    await sql?.end({ timeout: 5 });
+    await db?.drop();
+    await cleanupPrefix(redisUrl, prefix);
+  });
+
+  it('runs every domain group by default', () => {
+    expect(worker.definitions.map((d) => d.group).sort()).toEqual([...DOMAIN_GROUPS].sort());
+  });
+
+  it('an order committed to the outbox is relayed and handled by every group', async () => {
+    const orderId = randomUUID();
+    await setStock(sql, 'SKU-W1', 10);
+    await createOrder(sql, { orderId, customerId: 'cust-w', items: [{ sku: 'SKU-W1', quantity: 1, unitPrice: 500 }] });
+    await waitFor(async () => (await getOrderView(sql, orderId)) !== undefined, {
+      timeoutMs: 15_000,
+      message: 'the projection to show the order',
+    });
+    const processed = async () => {
+      const body = (await worker.metrics.render()).body;
+      return DOMAIN_GROUPS.every((g) => {
+        const line = body.split('\n').find((l) => l.startsWith(`streamfleet_events_processed_total{group="${g}"}`));
+        return line !== undefined && Number(line.split(' ').at(-1)) >= 1;
+      });
+    };
+    await waitFor(processed, { timeoutMs: 15_000, message: 'every domain group to handle an event' });
+    const body = (await worker.metrics.render()).body;
+    expect(body).toContain('streamfleet_dead_letter_length 0');
+  });
+});

@@ -9,14 +9,17 @@ import {
   ConfigError,
   createCatalog,
   createLogger,
+  createPostgres,
   createRedis,
   DeadLetterStream,
   loadConfig,
+  OrderService,
   RetryQueues,
   StreamfleetKeys,
   StreamProducer,
 } from '@streamfleet/core';
 import { buildApp } from './app';
+import { ordersPlugin } from './routes/orders';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -37,6 +40,7 @@ async function main(): Promise<void> {
   const bullConnection = createRedis(config.redisUrl, { connectionName: 'sf:api:retry' });
   const catalog = createCatalog();
   const retryQueues = new RetryQueues({ connection: bullConnection, keys });
+  const sql = createPostgres(config.databaseUrl, { applicationName: 'streamfleet-api' });
   const deps = {
     redis,
     catalog,
@@ -44,6 +48,8 @@ async function main(): Promise<void> {
     deadLetters: new DeadLetterStream({ redis, keys, retryQueues, catalog }),
     retryQueues,
     logger,
+    plugins: [ordersPlugin(new OrderService(sql))],
+    readinessChecks: { postgres: () => sql`select 1` },
   };
   const app = buildApp(config, deps);
 
@@ -64,7 +70,7 @@ async function main(): Promise<void> {
     try {
       await app.close();
       await retryQueues.close();
-      await Promise.all([redis.quit(), bullConnection.quit()]);
+      await Promise.all([redis.quit(), bullConnection.quit(), sql.end({ timeout: 5 })]);
       process.exit(0);
     } catch (err) {
       logger.error({ err }, 'shutdown failed');

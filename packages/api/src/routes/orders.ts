@@ -1,0 +1,248 @@
+import { NotFoundError, newEventId, type Order, type OrderService } from '@streamfleet/core';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { ApiRoutePlugin } from '../deps';
+import { problemResponses } from '../http/problem';
+
+const STATUSES = ['PENDING', 'CONFIRMED', 'PAID', 'SHIPPED', 'DELIVERED', 'CANCELLED'] as const;
+
+const itemSchema = z.strictObject({
+  sku: z.string().min(1).max(64).meta({ example: 'SKU-1' }),
+  quantity: z.number().int().positive().max(10_000).meta({ example: 2 }),
+  unitPrice: z.number().int().nonnegative().meta({ description: 'Cents', example: 1250 }),
+});
+
+const createOrderSchema = z
+  .strictObject({
+    orderId: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .meta({ description: 'Client-chosen id (makes retries safe: a repeat is 409); default a new UUID v7' }),
+    customerId: z.string().min(1).max(128).meta({ example: 'cust-42' }),
+    items: z.array(itemSchema).min(1).max(100),
+    currency: z.string().length(3).optional().meta({ example: 'EUR' }),
+    total: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .meta({ description: 'When given, must equal the sum of the lines (else 422 ORDER_TOTAL_MISMATCH)' }),
+    shippingAddress: z
+      .strictObject({
+        line1: z.string().min(1).max(200),
+        city: z.string().min(1).max(100),
+        postalCode: z.string().min(1).max(20),
+        country: z.string().length(2),
+      })
+      .optional(),
+  })
+  .meta({ description: 'A new order' });
+
+const orderSchema = z
+  .object({
+    id: z.string(),
+    customerId: z.string(),
+    status: z.enum(STATUSES),
+    items: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unitPrice: z.number().int() })),
+    total: z.number().int().meta({ description: 'Cents' }),
+    currency: z.string(),
+    paymentId: z.string().optional(),
+    cancellationReason: z.string().optional(),
+    cancelledBy: z.string().optional(),
+    version: z.number().int().meta({ description: 'Aggregate version; send it as expectedVersion to guard a command' }),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ description: 'An order' });
+
+const eventSchema = z.object({
+  id: z.string(),
+  type: z.string(),
+  schemaVersion: z.number().int(),
+  aggregateId: z.string().optional(),
+  aggregateVersion: z.number().int().optional(),
+  occurredAt: z.string(),
+  data: z.unknown(),
+  metadata: z.record(z.string(), z.string()),
+});
+
+const idParams = z.strictObject({ id: z.string().min(1).max(200) });
+const expectedVersion = z
+  .number()
+  .int()
+  .min(1)
+  .optional()
+  .meta({ description: 'Fail with 409 unless the order is still at this version' });
+
+function present(order: Order): z.infer<typeof orderSchema> {
+  return { ...order, items: [...order.items] };
+}
+
+/**
+ * `/v1/orders`: commands append to the event store (409 on a concurrent change, 422 when
+ * a rule refuses: ORDER_NOT_PENDING, CANNOT_CANCEL_SHIPPED, ...); reads come from the read
+ * model, falling back to the event store for an order the projection has not reached yet.
+ */
+export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
+  return async (app) => {
+    const find = async (id: string): Promise<Order> => {
+      const order = (await orders.get(id)) ?? (await orders.load(id));
+      if (!order) throw new NotFoundError(`order ${id} not found`, { orderId: id });
+      return order;
+    };
+
+    app.post(
+      '/orders',
+      {
+        schema: {
+          tags: ['orders'],
+          summary: 'Place an order',
+          description:
+            'Appends `order.created` (and its outbox row) in one transaction; the saga then reserves stock, ' +
+            'charges and confirms it, or cancels it with a reason.',
+          body: createOrderSchema,
+          response: { 201: orderSchema, ...problemResponses(400, 409, 415, 422) },
+        },
+      },
+      async (request, reply) => {
+        const b = request.body;
+        const { order } = await orders.create({
+          orderId: b.orderId ?? newEventId(),
+          customerId: b.customerId,
+          items: b.items,
+          ...(b.currency ? { currency: b.currency.toUpperCase() } : {}),
+          ...(b.total === undefined ? {} : { total: b.total }),
+          ...(b.shippingAddress ? { shippingAddress: b.shippingAddress } : {}),
+        });
+        reply.header('location', `/v1/orders/${encodeURIComponent(order.id)}`);
+        return reply.code(201).send(present(order));
+      },
+    );
+
+    app.post(
+      '/orders/:id/confirm',
+      {
+        schema: {
+          tags: ['orders'],
+          summary: 'Confirm a pending order',
+          params: idParams,
+          body: z.strictObject({ expectedVersion }).nullish(),
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422) },
+        },
+      },
+      async (request) => {
+        const v = request.body?.expectedVersion;
+        const { order } = await orders.confirm(request.params.id, v === undefined ? {} : { expectedVersion: v });
+        return present(order);
+      },
+    );
+
+    app.post(
+      '/orders/:id/cancel',
+      {
+        schema: {
+          tags: ['orders'],
+          summary: 'Cancel an order',
+          description: 'Refused (422) once shipped. Stock is released and a captured payment refunded.',
+          params: idParams,
+          body: z.strictObject({
+            reason: z.string().min(1).max(500).meta({ example: 'changed my mind' }),
+            cancelledBy: z.string().min(1).max(128).optional().meta({ description: 'Default: customer' }),
+            expectedVersion,
+          }),
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422) },
+        },
+      },
+      async (request) => {
+        const b = request.body;
+        const { order } = await orders.cancel(
+          request.params.id,
+          b.reason,
+          b.cancelledBy ?? 'customer',
+          b.expectedVersion === undefined ? {} : { expectedVersion: b.expectedVersion },
+        );
+        return present(order);
+      },
+    );
+
+    app.get(
+      '/orders/:id',
+      {
+        schema: {
+          tags: ['orders'],
+          summary: 'One order',
+          params: idParams,
+          response: { 200: orderSchema, ...problemResponses(400, 404) },
+        },
+      },
+      async (request) => present(await find(request.params.id)),
+    );
+
+    app.get(
+      '/orders',
+      {
+        schema: {
+          tags: ['orders'],
+          summary: 'Orders, newest first',
+          querystring: z.strictObject({
+            customerId: z.string().min(1).max(128).optional(),
+            status: z.enum(STATUSES).optional(),
+            limit: z.coerce.number().int().min(1).max(200).optional().meta({ description: 'Default 50' }),
+            cursor: z.string().max(500).optional().meta({ description: '`nextCursor` of the previous page' }),
+          }),
+          response: {
+            200: z.object({ orders: z.array(orderSchema), nextCursor: z.string().optional() }),
+            ...problemResponses(400),
+          },
+        },
+      },
+      async (request) => {
+        const q = request.query;
+        const page = await orders.list({
+          ...(q.customerId ? { customerId: q.customerId } : {}),
+          ...(q.status ? { status: q.status } : {}),
+          ...(q.limit ? { limit: q.limit } : {}),
+          ...(q.cursor ? { cursor: q.cursor } : {}),
+        });
+        return { orders: page.orders.map(present), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+      },
+    );
+
+    app.get(
+      '/orders/:id/events',
+      {
+        schema: {
+          tags: ['orders'],
+          summary: "An order's event history",
+          params: idParams,
+          querystring: z.strictObject({ fromVersion: z.coerce.number().int().min(1).optional() }),
+          response: {
+            200: z.object({ orderId: z.string(), events: z.array(eventSchema) }),
+            ...problemResponses(400, 404),
+          },
+        },
+      },
+      async (request) => {
+        const { id } = request.params;
+        const events = await orders.history(id, request.query.fromVersion);
+        if (events.length === 0 && !(await orders.load(id))) throw new NotFoundError(`order ${id} not found`);
+        return {
+          orderId: id,
+          events: events.map((e) => ({ ...e, metadata: { ...e.metadata } as Record<string, string> })),
+        };
+      },
+    );
+  };
+}
+
+/** The orders API as a plugin for `buildApp(config, { plugins: [...] })`. */
+export function ordersPlugin(orders: OrderService): ApiRoutePlugin {
+  return {
+    name: 'orders',
+    plugin: ordersRoutes(orders),
+    prefix: '/v1',
+    tag: { name: 'orders', description: 'Orders of the reference domain: commands and queries' },
+  };
+}

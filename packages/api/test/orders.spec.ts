@@ -1,0 +1,114 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { applyToReadModel, createPostgres, loadEvents, migrate, OrderService, type Sql } from '@streamfleet/core';
+import { createTestDatabase, type TestDatabase } from '@streamfleet/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ordersPlugin } from '../src/routes/orders';
+import { createHarness, type Harness } from './harness';
+
+let db: TestDatabase;
+let sql: Sql;
+let h: Harness;
+
+beforeAll(async () => {
+  db = await createTestDatabase('sf_api_orders');
+  sql = createPostgres(db.url, { max: 5 });
+  await migrate(sql);
+  h = await createHarness({ deps: { plugins: [ordersPlugin(new OrderService(sql))] } });
+});
+
+afterAll(async () => {
+  await h?.close();
+  await sql?.end();
+  await db?.drop();
+});
+
+const body = { customerId: 'cust-api', items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 1250 }] };
+
+async function project(id: string): Promise<void> {
+  for (const e of await loadEvents(sql, id)) await applyToReadModel(sql, e);
+}
+
+describe('/v1/orders', () => {
+  it('places, reads, confirms, cancels and lists an order, and shows its history', async () => {
+    const created = await h.app.inject({ method: 'POST', url: '/v1/orders', payload: body });
+    expect(created.statusCode).toBe(201);
+    const order = created.json();
+    expect(order).toMatchObject({ status: 'PENDING', total: 2500, currency: 'EUR', version: 1 });
+    expect(created.headers.location).toBe(`/v1/orders/${order.id}`);
+
+    // Before the projection ran: served from the event store.
+    const read = await h.app.inject({ method: 'GET', url: `/v1/orders/${order.id}` });
+    expect(read.statusCode).toBe(200);
+    expect(read.json().id).toBe(order.id);
+
+    const confirmed = await h.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/confirm` });
+    expect(confirmed.statusCode).toBe(200);
+    expect(confirmed.json()).toMatchObject({ status: 'CONFIRMED', version: 2 });
+
+    const again = await h.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/confirm` });
+    expect(again.statusCode).toBe(422);
+    expect(again.json().code).toBe('ORDER_NOT_PENDING');
+
+    const stale = await h.app.inject({
+      method: 'POST',
+      url: `/v1/orders/${order.id}/cancel`,
+      payload: { reason: 'late', expectedVersion: 1 },
+    });
+    expect(stale.statusCode).toBe(409);
+
+    const cancelled = await h.app.inject({
+      method: 'POST',
+      url: `/v1/orders/${order.id}/cancel`,
+      payload: { reason: 'changed my mind', expectedVersion: 2 },
+    });
+    expect(cancelled.statusCode).toBe(200);
+    expect(cancelled.json()).toMatchObject({
+      status: 'CANCELLED',
+      cancellationReason: 'changed my mind',
+      cancelledBy: 'customer',
+    });
+
+    await project(order.id);
+    const list = await h.app.inject({ method: 'GET', url: '/v1/orders?customerId=cust-api&status=CANCELLED' });
+    expect(list.statusCode).toBe(200);
+    expect(list.json().orders.map((o: { id: string }) => o.id)).toEqual([order.id]);
+
+    const history = await h.app.inject({ method: 'GET', url: `/v1/orders/${order.id}/events` });
+    expect(history.statusCode).toBe(200);
+    expect(history.json().events.map((e: { type: string }) => e.type)).toEqual([
+      'order.created',
+      'order.confirmed',
+      'order.cancelled',
+    ]);
+  });
+
+  it('answers 404 for an unknown order, 409 for a repeated id, 400/422 for bad input', async () => {
+    expect((await h.app.inject({ method: 'GET', url: '/v1/orders/nope' })).statusCode).toBe(404);
+    expect((await h.app.inject({ method: 'GET', url: '/v1/orders/nope/events' })).statusCode).toBe(404);
+    expect((await h.app.inject({ method: 'POST', url: '/v1/orders/nope/confirm' })).statusCode).toBe(404);
+
+    const payload = { ...body, orderId: `fixed-${Date.now()}` };
+    expect((await h.app.inject({ method: 'POST', url: '/v1/orders', payload })).statusCode).toBe(201);
+    expect((await h.app.inject({ method: 'POST', url: '/v1/orders', payload })).statusCode).toBe(409);
+
+    const empty = await h.app.inject({ method: 'POST', url: '/v1/orders', payload: { customerId: 'c', items: [] } });
+    expect(empty.statusCode).toBe(400);
+    const wrongTotal = await h.app.inject({ method: 'POST', url: '/v1/orders', payload: { ...body, total: 1 } });
+    expect(wrongTotal.statusCode).toBe(422);
+    expect(wrongTotal.json().code).toBe('ORDER_TOTAL_MISMATCH');
+  });
+
+  it('documents the routes in a valid OpenAPI document', async () => {
+    const doc = (await h.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    for (const path of [
+      '/v1/orders',
+      '/v1/orders/{id}',
+      '/v1/orders/{id}/confirm',
+      '/v1/orders/{id}/cancel',
+      '/v1/orders/{id}/events',
+    ]) {
+      expect(doc.paths[path], path).toBeDefined();
+    }
+    await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeTruthy();
+  });
+});

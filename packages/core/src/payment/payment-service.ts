@@ -106,9 +106,33 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
           on conflict (order_id) do nothing
           returning 1`;
         if (inserted.length === 0) {
-          // The order was cancelled while we charged: the 'void' record won. The refund
-          // of this charge is an operator task; log it loudly.
-          logger.error({ orderId: d.orderId, eventId: event.id }, 'charged an order that was cancelled meanwhile');
+          // The order was cancelled while we charged (a 'void' record won the race): give
+          // the money back before committing. A failed refund rolls back and retries; the
+          // charge's idempotency key makes the retry find the same charge.
+          if (result.status === 'succeeded') {
+            const { refundId } = await gateway.refund({
+              chargeId: result.chargeId,
+              amount: d.total,
+              idempotencyKey: `refund:${event.id}`,
+            });
+            await tx`
+              update payments set status = 'refunded', amount = ${d.total}, currency = ${d.currency},
+                charge_id = ${result.chargeId}, refund_id = ${refundId}, updated_at = now()
+              where order_id = ${d.orderId}`;
+            const data: PaymentRefundedData = {
+              orderId: d.orderId,
+              paymentId: result.chargeId,
+              refundId,
+              amount: d.total,
+            };
+            await enqueueOutbox(tx, [
+              { stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentRefunded, data) },
+            ]);
+            logger.warn(
+              { orderId: d.orderId, eventId: event.id },
+              'refunded a charge for an order cancelled meanwhile',
+            );
+          }
           return;
         }
         if (result.status === 'succeeded') {

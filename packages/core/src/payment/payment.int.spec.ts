@@ -1,0 +1,178 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NonRetryableError } from '../errors/index';
+import { createEvent } from '../events/envelope';
+import { silentLogger } from '../logging/index';
+import { createPostgres, type Sql } from '../store/client';
+import { migrate } from '../store/migrations';
+import type { HandlerContext } from '../streams/handler';
+import { createTestDatabase, type TestDatabase } from '../testing/index';
+import {
+  type ChargeRequest,
+  HttpPaymentGateway,
+  PaymentGatewayUnavailableError,
+  SimulatedPaymentGateway,
+} from './payment-gateway';
+import { createPaymentGroup, getPayment } from './payment-service';
+
+const ctx: HandlerContext = {
+  group: 'payment',
+  stream: 'orders',
+  entryId: '0-1',
+  attempt: 1,
+  deliveryCount: 1,
+  replayCount: 0,
+  logger: silentLogger,
+};
+
+describe('HttpPaymentGateway', () => {
+  let server: Server;
+  let base: string;
+  const seen: Array<{ url: string | undefined; key: string | undefined }> = [];
+  let next: (req: IncomingMessage) => { status: number; body?: unknown; hang?: boolean } = () => ({ status: 200 });
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        seen.push({ url: req.url, key: req.headers['idempotency-key'] as string | undefined });
+        const answer = next(req);
+        if (answer.hang) return;
+        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body ?? {}));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const charge: ChargeRequest = {
+    orderId: 'o1',
+    customerId: 'c1',
+    amount: 100,
+    currency: 'EUR',
+    idempotencyKey: 'evt-1',
+  };
+
+  it('charges with an Idempotency-Key and reads the charge id', async () => {
+    next = () => ({ status: 201, body: { id: 'ch_1', status: 'succeeded' } });
+    const gw = new HttpPaymentGateway({ baseUrl: `${base}/` });
+    expect(await gw.charge(charge)).toEqual({ status: 'succeeded', chargeId: 'ch_1' });
+    expect(seen.at(-1)).toEqual({ url: '/charges', key: 'evt-1' });
+  });
+
+  it('a 402 or a declined status is a decline, not an error', async () => {
+    const gw = new HttpPaymentGateway({ baseUrl: base });
+    next = () => ({ status: 402, body: { reason: 'insufficient_funds' } });
+    expect(await gw.charge(charge)).toEqual({ status: 'declined', reason: 'insufficient_funds' });
+    next = () => ({ status: 200, body: { status: 'declined' } });
+    expect(await gw.charge(charge)).toEqual({ status: 'declined', reason: 'card_declined' });
+  });
+
+  it('5xx and timeouts are retryable; other 4xx are not', async () => {
+    next = () => ({ status: 503 });
+    await expect(new HttpPaymentGateway({ baseUrl: base }).charge(charge)).rejects.toBeInstanceOf(
+      PaymentGatewayUnavailableError,
+    );
+    next = () => ({ status: 200, hang: true });
+    await expect(new HttpPaymentGateway({ baseUrl: base, timeoutMs: 100 }).charge(charge)).rejects.toBeInstanceOf(
+      PaymentGatewayUnavailableError,
+    );
+    next = () => ({ status: 400, body: { error: 'bad amount' } });
+    await expect(new HttpPaymentGateway({ baseUrl: base }).charge(charge)).rejects.toBeInstanceOf(NonRetryableError);
+  });
+
+  it('refunds with an Idempotency-Key', async () => {
+    next = () => ({ status: 200, body: { id: 're_1' } });
+    expect(
+      await new HttpPaymentGateway({ baseUrl: base }).refund({ chargeId: 'ch_1', amount: 100, idempotencyKey: 'k' }),
+    ).toEqual({
+      refundId: 're_1',
+    });
+    expect(seen.at(-1)).toEqual({ url: '/refunds', key: 'k' });
+  });
+});
+
+describe('payment group', () => {
+  let db: TestDatabase;
+  let sql: Sql;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('sf_payment');
+    sql = createPostgres(db.url, { max: 5 });
+    await migrate(sql);
+  });
+
+  afterAll(async () => {
+    await sql?.end();
+    await db?.drop();
+  });
+
+  function reserved(orderId: string, total = 500) {
+    return createEvent({
+      type: 'inventory.reserved',
+      aggregateId: orderId,
+      data: { orderId, customerId: 'c1', items: [{ sku: 'A', quantity: 1 }], total, currency: 'EUR' },
+    });
+  }
+
+  function cancelled(orderId: string) {
+    return createEvent({
+      type: 'order.cancelled',
+      aggregateId: orderId,
+      aggregateVersion: 2,
+      data: { orderId, customerId: 'c1', reason: 'r', cancelledBy: 'customer', previousStatus: 'PENDING' },
+    });
+  }
+
+  it('a cancellation seen first voids the order: a later charge request does nothing', async () => {
+    const gateway = new SimulatedPaymentGateway();
+    const group = createPaymentGroup({ sql, gateway });
+    const orderId = randomUUID();
+    await group.handler(cancelled(orderId), ctx);
+    await group.handler(reserved(orderId), ctx);
+    expect(gateway.calls).toBe(0);
+    expect((await getPayment(sql, orderId))?.status).toBe('void');
+  });
+
+  it('a cancellation landing while the charge is in flight gets the charge refunded', async () => {
+    const inner = new SimulatedPaymentGateway();
+    const orderId = randomUUID();
+    let group: ReturnType<typeof createPaymentGroup> | undefined;
+    const gateway = {
+      async charge(request: ChargeRequest) {
+        const result = await inner.charge(request);
+        // The cancellation is handled by another consumer while the gateway answers.
+        await group?.handler(cancelled(orderId), ctx);
+        return result;
+      },
+      refund: inner.refund.bind(inner),
+    };
+    group = createPaymentGroup({ sql, gateway });
+    await group.handler(reserved(orderId), ctx);
+    expect(inner.chargeCount).toBe(1);
+    expect(inner.refundCount).toBe(1);
+    expect(await getPayment(sql, orderId)).toMatchObject({ status: 'refunded', amount: 500 });
+    const [row] =
+      await sql`select 1 from outbox where event->>'type' = 'payment.refunded' and event->'data'->>'orderId' = ${orderId}`;
+    expect(row).toBeDefined();
+  });
+
+  it('a retried charge after a transient failure charges once', async () => {
+    const gateway = new SimulatedPaymentGateway({ failNextCalls: 1 });
+    const group = createPaymentGroup({ sql, gateway });
+    const orderId = randomUUID();
+    const event = reserved(orderId);
+    await expect(group.handler(event, ctx)).rejects.toBeInstanceOf(PaymentGatewayUnavailableError);
+    await group.handler(event, ctx);
+    await group.handler(event, ctx);
+    expect(gateway.chargeCount).toBe(1);
+    expect((await getPayment(sql, orderId))?.status).toBe('succeeded');
+  });
+});

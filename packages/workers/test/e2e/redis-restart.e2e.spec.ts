@@ -54,6 +54,14 @@ describe('Redis restart under load', () => {
     });
     const killedAt = Date.now();
     await redis.kill();
+    // While Redis is away the workers say so on /readyz (and keep their handlers' work pending).
+    await waitFor(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${await workers[0]!.port()}/readyz`);
+        return res.status === 503;
+      },
+      { timeoutMs: 10_000, intervalMs: 20, message: '/readyz to report the outage' },
+    );
     await redis.start();
     const restartMs = Date.now() - killedAt;
     // Readiness follows the connection: every worker must come back on its own.

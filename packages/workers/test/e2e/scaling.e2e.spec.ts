@@ -14,9 +14,12 @@ const ENV = {
 };
 
 /** Starts `workers` processes, then publishes a backlog and times how long they take to drain it. */
-async function drainRate(fleet: FleetHarness, workers: number): Promise<{ ms: number; rate: number }> {
+async function drainRate(
+  fleet: FleetHarness,
+  workers: number,
+): Promise<{ ms: number; rate: number; shares: number[] }> {
   const procs = Array.from({ length: workers }, () => fleet.spawn());
-  await Promise.all(procs.map((w) => w.ready()));
+  const ports = await Promise.all(procs.map((w) => w.ready()));
   const started = Date.now();
   for (let from = 0; from < BACKLOG; from += 1000) await fleet.publishRange(from, from + 1000);
   await waitFor(
@@ -27,7 +30,15 @@ async function drainRate(fleet: FleetHarness, workers: number): Promise<{ ms: nu
     { timeoutMs: 120_000, intervalMs: 50, message: `${workers} worker(s) to drain ${BACKLOG} events` },
   );
   const ms = Date.now() - started;
-  return { ms, rate: Math.round((BACKLOG / ms) * 1000) };
+  // How the backlog split between the processes, from each one's own /metrics.
+  const shares = await Promise.all(
+    ports.map(async (port) => {
+      const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const line = body.split('\n').find((l) => l.startsWith('streamfleet_events_processed_total{group="e2e-a"}'));
+      return Number(line?.split(' ').at(-1) ?? 0);
+    }),
+  );
+  return { ms, rate: Math.round((BACKLOG / ms) * 1000), shares };
 }
 
 describe('scaling out', () => {
@@ -46,7 +57,7 @@ describe('scaling out', () => {
     const r2 = await drainRate(two, 2);
     console.log(
       `[scaling] backlog=${BACKLOG}, handler 20 ms, concurrency 10/process:`,
-      `1 worker ${r1.rate} events/s (${r1.ms} ms); 2 workers ${r2.rate} events/s (${r2.ms} ms);`,
+      `1 worker ${r1.rate} events/s (${r1.ms} ms); 2 workers ${r2.rate} events/s (${r2.ms} ms, split ${r2.shares.join('/')});`,
       `speed-up x${(r2.rate / r1.rate).toFixed(2)}`,
     );
     expect(r1.rate).toBeGreaterThan(0);

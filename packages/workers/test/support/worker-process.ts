@@ -59,7 +59,7 @@ export class WorkerProcess {
   }
 
   /** The bound health port, from the "health and metrics on port" log line. */
-  async port(timeoutMs = 20_000): Promise<number> {
+  async port(timeoutMs = 45_000): Promise<number> {
     return waitFor(
       () => {
         if (this.exit) throw new Error(`worker exited early (${JSON.stringify(this.exit)}): ${this.stderr}`);
@@ -71,7 +71,7 @@ export class WorkerProcess {
   }
 
   /** Waits until `/readyz` answers 200. */
-  async ready(timeoutMs = 20_000): Promise<number> {
+  async ready(timeoutMs = 45_000): Promise<number> {
     const port = await this.port(timeoutMs);
     await waitFor(
       async () => {

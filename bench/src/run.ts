@@ -24,7 +24,7 @@ import {
 import { type Results, table, targetsTable, withDerived, writeReports } from './report';
 import { bullmqBaseline } from './scenarios/bullmq';
 import { E2E_RATE, e2eLatency, type LatencyResult } from './scenarios/e2e-latency';
-import { fleetRun } from './scenarios/fleet';
+import { FLEET_BATCH_SIZE, FLEET_CONCURRENCY, fleetRun } from './scenarios/fleet';
 import { HTTP_BATCH_SIZE, HTTP_DURATION_S, type HttpResults, httpIngest } from './scenarios/http-ingest';
 import { rawStreams } from './scenarios/raw-streams';
 import { rawXadd } from './scenarios/raw-xadd';
@@ -121,7 +121,13 @@ if (retryTimes.length > 0) {
 const results: Results = withDerived({
   date: new Date().toISOString(),
   machine: { ...machine(version) },
-  config: { n: N, repeats: REPEATS, batchSize: 200, concurrency: 50, httpDurationS: HTTP_DURATION_S },
+  config: {
+    n: N,
+    repeats: REPEATS,
+    batchSize: FLEET_BATCH_SIZE,
+    concurrency: FLEET_CONCURRENCY,
+    httpDurationS: HTTP_DURATION_S,
+  },
   raw_streams_per_s: rate('raw'),
   bullmq_per_s: rate('bull'),
   fleet_per_s: rate('fleet'),

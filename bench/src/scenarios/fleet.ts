@@ -12,6 +12,10 @@ import {
   withPrefix,
 } from '../common';
 
+/** streamfleet's defaults (CONSUMER_BATCH_SIZE, CONSUMER_CONCURRENCY) unless overridden. */
+export const FLEET_BATCH_SIZE = Number(process.env.BENCH_FLEET_BATCH ?? 200);
+export const FLEET_CONCURRENCY = Number(process.env.BENCH_FLEET_CONCURRENCY ?? 50);
+
 export interface FleetRunOptions {
   /** Consumer groups on the one stream (fan-out). Default 1. */
   groups?: number;
@@ -69,7 +73,7 @@ export async function fleetRun(
         catalog,
         groups: Array.from({ length: groupCount }, (_, g) => ({ group: `g${g}`, stream: STREAM, handler })),
         retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 100 },
-        consumer: { batchSize: 200, blockMs: 1000, concurrency: 50 },
+        consumer: { batchSize: FLEET_BATCH_SIZE, blockMs: 1000, concurrency: FLEET_CONCURRENCY },
       });
       const key = fleet.keys.stream(STREAM);
       await options.hooks?.started?.();

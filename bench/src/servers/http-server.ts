@@ -52,7 +52,8 @@ try {
   }
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address() as { port: number };
-  process.send?.({ port: address.port });
+  if (process.send) process.send({ port: address.port });
+  else process.stderr.write(`listening on http://127.0.0.1:${address.port} (Ctrl-C stops)\n`);
 } catch (err) {
   process.send?.({ error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
   await fleet.close();
@@ -68,3 +69,5 @@ process.on('message', (m) => {
   if (m === 'stop') void stop();
 });
 process.on('disconnect', () => void stop());
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());

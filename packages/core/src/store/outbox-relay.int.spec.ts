@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 /** A fresh stream namespace plus `n` relays on it, each with its own lock key space. */
-function setup(n: number, lockKey: number) {
+function setup(n: number, lockKey: number, pollIntervalMs = 10) {
   const prefix = uniquePrefix('relay');
   prefixes.push(prefix);
   const keys = new StreamfleetKeys(prefix);
@@ -58,7 +58,7 @@ function setup(n: number, lockKey: number) {
         databaseUrl: db.url,
         producer,
         lockKey,
-        pollIntervalMs: 10,
+        pollIntervalMs,
         acquireIntervalMs: 30,
         batchSize: 50,
       }),
@@ -175,5 +175,23 @@ describe('OutboxRelay', () => {
     await late;
     await waitFor(async () => (await publishedIds(keys, stream)).length >= 6, { message: 'late published' });
     expect(await publishedIds(keys, stream)).toEqual([...early, ...lateIds]);
+  });
+
+  it('wakes on commit (LISTEN/NOTIFY) instead of waiting for the next poll', async () => {
+    const {
+      keys,
+      relays: [a],
+      stream,
+    } = setup(1, 990_005, 60_000);
+    if (!a) throw new Error('relay');
+    a.start();
+    await waitFor(() => a.isLeader);
+    const first = await enqueue(stream, 1, 'notify-1');
+    await waitFor(async () => (await publishedIds(keys, stream)).length >= 1, { timeoutMs: 3000, message: 'first' });
+    // Published after its round: only a wake-up can beat the one-minute poll.
+    const second = await enqueue(stream, 3, 'notify-2');
+    await waitFor(async () => (await publishedIds(keys, stream)).length >= 4, { timeoutMs: 3000, message: 'woken' });
+    const ids = [...first, ...second];
+    expect(await publishedIds(keys, stream)).toEqual(ids);
   });
 });

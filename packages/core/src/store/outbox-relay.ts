@@ -3,6 +3,7 @@ import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import type { StreamProducer } from '../streams/producer';
 import type { Sql } from './client';
+import { OUTBOX_CHANNEL } from './outbox';
 
 export interface OutboxRelayOptions {
   /** Pool the relay reads and marks outbox rows with. */
@@ -15,8 +16,13 @@ export interface OutboxRelayOptions {
   producer: StreamProducer;
   /** Rows published per round trip. Default 200. */
   batchSize?: number;
-  /** Pause when the outbox is empty. Default 100 ms. */
+  /**
+   * Pause when the outbox is empty. Default 500 ms. Commits wake the relay earlier through
+   * LISTEN/NOTIFY; polling only covers lost notifications.
+   */
   pollIntervalMs?: number;
+  /** Listen for outbox commits (see `OUTBOX_CHANNEL`). Default true. */
+  listen?: boolean;
   /** How often a follower tries to become leader. Default 1000 ms. */
   acquireIntervalMs?: number;
   /** Advisory lock key shared by every relay of one database. */
@@ -68,6 +74,10 @@ export class OutboxRelay {
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  /** A commit was announced since the last round started: do not sleep. */
+  private notified = false;
+  private readonly listenForCommits: boolean;
+  private unlisten: (() => Promise<void>) | undefined;
   private published = 0;
 
   constructor(options: OutboxRelayOptions) {
@@ -75,7 +85,8 @@ export class OutboxRelay {
     this.databaseUrl = options.databaseUrl;
     this.producer = options.producer;
     this.batchSize = options.batchSize ?? 200;
-    this.pollIntervalMs = options.pollIntervalMs ?? 100;
+    this.pollIntervalMs = options.pollIntervalMs ?? 500;
+    this.listenForCommits = options.listen ?? true;
     this.acquireIntervalMs = options.acquireIntervalMs ?? 1000;
     this.lockKey = options.lockKey ?? DEFAULT_LOCK_KEY;
     this.logger = (options.logger ?? silentLogger).child({ component: 'outbox-relay' });
@@ -97,11 +108,26 @@ export class OutboxRelay {
     this.loop = this.run();
   }
 
+  private async listen(): Promise<void> {
+    if (!this.listenForCommits || this.unlisten) return;
+    try {
+      const { unlisten } = await this.sql.listen(OUTBOX_CHANNEL, () => {
+        this.notified = true;
+        if (this.leader) this.wake?.();
+      });
+      this.unlisten = unlisten;
+    } catch (err) {
+      this.logger.warn({ err }, 'outbox relay could not LISTEN; polling only');
+    }
+  }
+
   /** Stops after the current batch, releases leadership and the lock connection. */
   async close(): Promise<void> {
     this.running = false;
     this.wake?.();
     await this.loop;
+    await this.unlisten?.().catch(() => undefined);
+    this.unlisten = undefined;
     await this.resign();
   }
 
@@ -132,6 +158,8 @@ export class OutboxRelay {
             continue;
           }
         }
+        await this.listen();
+        this.notified = false;
         const count = await this.publishBatch();
         this.published += count;
         if (count < this.batchSize) {
@@ -142,7 +170,8 @@ export class OutboxRelay {
       } catch (err) {
         this.logger.warn({ err }, 'outbox relay round failed');
         await this.checkLock();
-        await this.pause(this.pollIntervalMs);
+        // Not woken by commits: a failing Redis must not turn traffic into a retry storm.
+        await this.pause(this.pollIntervalMs, false);
       }
     }
   }
@@ -211,14 +240,21 @@ export class OutboxRelay {
     await client?.end({ timeout: 1 }).catch(() => undefined);
   }
 
-  private pause(ms: number): Promise<void> {
+  private pause(ms: number, wakeOnCommit = true): Promise<void> {
+    if (wakeOnCommit && this.notified && this.leader && this.running) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
+      const done = (): void => {
         clearTimeout(timer);
+        this.wake = undefined;
         resolve();
-      }
-      this.wake = done;
+      };
+      const timer = setTimeout(done, ms);
+      // close() always wakes; a commit only wakes an interruptible pause.
+      this.wake = wakeOnCommit
+        ? done
+        : () => {
+            if (!this.running) done();
+          };
     });
   }
 }

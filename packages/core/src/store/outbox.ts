@@ -1,6 +1,9 @@
 import type { EventEnvelope } from '../events/envelope';
 import type { Queryable } from './client';
 
+/** Channel a NOTIFY goes to when outbox rows commit: relays wake at once instead of polling. */
+export const OUTBOX_CHANNEL = 'streamfleet_outbox';
+
 export interface OutboxMessage {
   stream: string;
   event: EventEnvelope;
@@ -21,4 +24,6 @@ export async function enqueueOutbox(sql: Queryable, messages: readonly OutboxMes
     select s, e::uuid, ev::jsonb
     from unnest(${streams}::text[], ${ids}::text[], ${events}::text[]) with ordinality as t(s, e, ev, n)
     order by n`;
+  // Delivered at commit, dropped on rollback; Postgres folds repeats within one transaction.
+  await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`;
 }

@@ -63,6 +63,7 @@ export class Fleet {
     this.keys = new StreamfleetKeys(options.prefix);
     this.redis = createRedis(options.redisUrl, { connectionName: 'sf:fleet' });
     this.logger = options.logger ?? silentLogger;
+    this.redis.on('error', (err: Error) => this.logger.debug({ err }, 'redis connection error'));
     this.consumerName = options.consumerName ?? defaultConsumerName();
     this.producer = new StreamProducer({ redis: this.redis, keys: this.keys, catalog: options.catalog });
     this.retryQueues = new RetryQueues({ connection: this.redis, keys: this.keys });

@@ -121,6 +121,10 @@ export class ConsumerGroup {
       consumer: this.consumer,
       stream: this.stream,
     });
+    if (this.ownsReader) {
+      // ioredis reconnects on its own; without a listener it prints every outage to stderr.
+      this.reader.on('error', (err: Error) => this.logger.debug({ err }, 'reader connection error'));
+    }
   }
 
   /** Creates the group if missing (and registers the stream), then starts reading. */

@@ -5,6 +5,8 @@ import { createTestDatabase, type TestDatabase, testDatabaseUrl } from '../testi
 import { createPostgres, ensureDatabase, type Sql } from './client';
 import { appendToStream, loadEvents } from './event-store';
 import { MIGRATIONS, migrate } from './migrations';
+import { pruneOutbox } from './outbox';
+import { markProcessed, pruneProcessedEvents } from './processed-events';
 
 let db: TestDatabase;
 let sql: Sql;
@@ -96,5 +98,35 @@ describe('event store', () => {
     expect((await loadEvents(sql, id)).length).toBe(2);
     const [row] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where event->>'aggregateId' = ${id}`;
     expect(row?.n).toBe(1);
+  });
+});
+
+describe('pruning', () => {
+  it('deletes old published outbox rows and old idempotency records only', async () => {
+    const id = `agg-${randomBytes(4).toString('hex')}`;
+    await appendToStream(
+      sql,
+      id,
+      0,
+      [
+        { type: 'order.created', data: {} },
+        { type: 'order.confirmed', data: {} },
+        { type: 'order.paid', data: {} },
+      ],
+      { stream: 'orders' },
+    );
+    const rows = await sql<{ id: string }[]>`select id from outbox where event->>'aggregateId' = ${id} order by id`;
+    const [oldRow, recent] = rows;
+    await sql`update outbox set published_at = now() - interval '2 hours' where id = ${oldRow?.id ?? '0'}`;
+    await sql`update outbox set published_at = now() where id = ${recent?.id ?? '0'}`;
+    expect(await pruneOutbox(sql, 3_600_000)).toBeGreaterThanOrEqual(1);
+    const left = await sql<{ id: string }[]>`select id from outbox where event->>'aggregateId' = ${id} order by id`;
+    expect(left.map((r) => r.id)).toEqual(rows.slice(1).map((r) => r.id));
+
+    await markProcessed(sql, 'g', `${id}-old`);
+    await markProcessed(sql, 'g', `${id}-new`);
+    await sql`update processed_events set processed_at = now() - interval '8 days' where event_id = ${`${id}-old`}`;
+    expect(await pruneProcessedEvents(sql, 7 * 86_400_000)).toBe(1);
+    expect(await markProcessed(sql, 'g', `${id}-new`)).toBe(false);
   });
 });

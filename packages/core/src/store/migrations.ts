@@ -125,6 +125,14 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'pruning indexes',
+    sql: `
+      create index outbox_published_at on outbox (published_at) where published_at is not null;
+      create index processed_events_processed_at on processed_events (processed_at);
+    `,
+  },
 ];
 
 export interface MigrateResult {

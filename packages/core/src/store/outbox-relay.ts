@@ -3,7 +3,7 @@ import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import type { StreamProducer } from '../streams/producer';
 import type { Sql } from './client';
-import { OUTBOX_CHANNEL } from './outbox';
+import { OUTBOX_CHANNEL, pruneOutbox } from './outbox';
 
 export interface OutboxRelayOptions {
   /** Pool the relay reads and marks outbox rows with. */
@@ -25,6 +25,8 @@ export interface OutboxRelayOptions {
   listen?: boolean;
   /** How often a follower tries to become leader. Default 1000 ms. */
   acquireIntervalMs?: number;
+  /** Published rows older than this are deleted by the leader. Default 1 hour; 0 keeps them. */
+  retentionMs?: number;
   /** Advisory lock key shared by every relay of one database. */
   lockKey?: number;
   logger?: Logger;
@@ -32,6 +34,7 @@ export interface OutboxRelayOptions {
 
 const DEFAULT_LOCK_KEY = 727_100_002;
 const LOCK_QUERY_TIMEOUT_MS = 5000;
+const PRUNE_INTERVAL_MS = 60_000;
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -79,6 +82,8 @@ export class OutboxRelay {
   private readonly listenForCommits: boolean;
   private unlisten: (() => Promise<void>) | undefined;
   private published = 0;
+  private readonly retentionMs: number;
+  private lastPrune = 0;
 
   constructor(options: OutboxRelayOptions) {
     this.sql = options.sql;
@@ -87,6 +92,7 @@ export class OutboxRelay {
     this.batchSize = options.batchSize ?? 200;
     this.pollIntervalMs = options.pollIntervalMs ?? 500;
     this.listenForCommits = options.listen ?? true;
+    this.retentionMs = options.retentionMs ?? 3_600_000;
     this.acquireIntervalMs = options.acquireIntervalMs ?? 1000;
     this.lockKey = options.lockKey ?? DEFAULT_LOCK_KEY;
     this.logger = (options.logger ?? silentLogger).child({ component: 'outbox-relay' });
@@ -165,6 +171,7 @@ export class OutboxRelay {
         if (count < this.batchSize) {
           // Idle: check the lock connection is alive (a dropped connection lost the lock).
           await this.checkLock();
+          await this.prune();
           await this.pause(this.pollIntervalMs);
         }
       } catch (err) {
@@ -174,6 +181,14 @@ export class OutboxRelay {
         await this.pause(this.pollIntervalMs, false);
       }
     }
+  }
+
+  /** At most once a minute, while idle and leading. */
+  private async prune(): Promise<void> {
+    if (this.retentionMs <= 0 || !this.leader || Date.now() - this.lastPrune < PRUNE_INTERVAL_MS) return;
+    this.lastPrune = Date.now();
+    const deleted = await pruneOutbox(this.sql, this.retentionMs);
+    if (deleted > 0) this.logger.debug({ deleted }, 'pruned published outbox rows');
   }
 
   private async tryAcquire(): Promise<void> {

@@ -27,3 +27,17 @@ export async function enqueueOutbox(sql: Queryable, messages: readonly OutboxMes
   // Delivered at commit, dropped on rollback; Postgres folds repeats within one transaction.
   await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`;
 }
+
+/**
+ * Deletes published outbox rows older than `olderThanMs` (the event store keeps the
+ * events; outbox rows are only transport). Deletes at most `limit` rows per call.
+ */
+export async function pruneOutbox(sql: Queryable, olderThanMs: number, limit = 10_000): Promise<number> {
+  const rows = await sql`
+    delete from outbox where id in (
+      select id from outbox
+      where published_at is not null and published_at < now() - ${olderThanMs} * interval '1 millisecond'
+      limit ${limit})
+    returning 1`;
+  return rows.length;
+}

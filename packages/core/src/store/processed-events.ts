@@ -18,3 +18,17 @@ export async function isProcessed(sql: Queryable, group: string, eventId: string
   const rows = await sql`select 1 from processed_events where "group" = ${group} and event_id = ${eventId}`;
   return rows.length > 0;
 }
+
+/**
+ * Forgets idempotency records older than `olderThanMs`: after that, a redelivery of the
+ * same event would run again. Keep it well above the longest retry plus replay window.
+ */
+export async function pruneProcessedEvents(sql: Queryable, olderThanMs: number, limit = 10_000): Promise<number> {
+  const rows = await sql`
+    delete from processed_events where ctid in (
+      select ctid from processed_events
+      where processed_at < now() - ${olderThanMs} * interval '1 millisecond'
+      limit ${limit})
+    returning 1`;
+  return rows.length;
+}

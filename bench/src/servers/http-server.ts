@@ -3,11 +3,25 @@
  * generator does not share its event loop. argv: `api|bare <prefix>`. Sends `{ port }`
  * (or `{ error }`) to the parent over IPC and exits on `'stop'` or disconnect.
  *
- * - `api`: the real `buildApp(config, deps)` of `@streamfleet/api`, rate limiting off.
+ * - `api`: the real `buildApp(config, deps)` of `@streamfleet/api`, with deps built as
+ *   `packages/api/src/server.ts` builds them (own command connection with
+ *   `maxRetriesPerRequest: 2`, a separate BullMQ connection, a producer that validates
+ *   against the catalog, a pino logger), except: log level `warn` (so requests are not
+ *   logged), rate limiting off (the default ingest limit would cap the load), no orders plugin.
  * - `bare`: a bare Fastify route doing what the API's single POST must at least do:
  *   build the envelope and XADD it (no validation, no idempotency, no metrics).
  */
-import { createEvent, encodeEvent, Fleet, loadConfig, StreamfleetKeys } from '@streamfleet/core';
+import {
+  createEvent,
+  createLogger,
+  createRedis,
+  DeadLetterStream,
+  encodeEvent,
+  loadConfig,
+  RetryQueues,
+  StreamfleetKeys,
+  StreamProducer,
+} from '@streamfleet/core';
 import Fastify from 'fastify';
 import { catalog, REDIS_URL, STREAM } from '../common';
 
@@ -20,23 +34,33 @@ interface Closable {
 const [mode, prefix] = process.argv.slice(2);
 if (!prefix || (mode !== 'api' && mode !== 'bare')) throw new Error('usage: http-server api|bare <prefix>');
 
-const fleet = new Fleet({ redisUrl: REDIS_URL, prefix, catalog, groups: [] });
+const keys = new StreamfleetKeys(prefix);
+const redis = createRedis(REDIS_URL, { connectionName: 'sf:bench-api', maxRetriesPerRequest: 2 });
+const bullConnection = createRedis(REDIS_URL, { connectionName: 'sf:bench-api:retry' });
+const retryQueues = new RetryQueues({ connection: bullConnection, keys });
 let app: Closable;
+
+async function closeConnections(): Promise<void> {
+  await retryQueues.close().catch(() => undefined);
+  redis.disconnect();
+  bullConnection.disconnect();
+}
 
 try {
   if (mode === 'api') {
     const { buildApp } = await import('@streamfleet/api');
     const config = loadConfig({ REDIS_URL, STREAMFLEET_PREFIX: prefix, LOG_LEVEL: 'silent', NODE_ENV: 'production' });
     app = buildApp(config, {
-      redis: fleet.redis,
+      redis,
       catalog,
-      producer: fleet.producer,
-      deadLetters: fleet.deadLetters,
-      retryQueues: fleet.retryQueues,
+      producer: new StreamProducer({ redis, keys, catalog }),
+      deadLetters: new DeadLetterStream({ redis, keys, retryQueues, catalog }),
+      retryQueues,
+      logger: createLogger({ level: 'warn', name: 'bench-api' }),
       rateLimit: false,
     });
   } else {
-    const key = new StreamfleetKeys(prefix).stream(STREAM);
+    const key = keys.stream(STREAM);
     const bare = Fastify({ logger: false });
     bare.post('/raw', async (request, reply) => {
       const body = request.body as { type: string; data: unknown; aggregateId?: string };
@@ -45,7 +69,7 @@ try {
         data: body.data,
         ...(body.aggregateId ? { aggregateId: body.aggregateId } : {}),
       });
-      const entryId = await fleet.redis.xadd(key, '*', ...encodeEvent(event));
+      const entryId = await redis.xadd(key, '*', ...encodeEvent(event));
       return reply.code(202).send({ eventId: event.id, entryId, stream: STREAM });
     });
     app = bare;
@@ -56,13 +80,13 @@ try {
   else process.stderr.write(`listening on http://127.0.0.1:${address.port} (Ctrl-C stops)\n`);
 } catch (err) {
   process.send?.({ error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
-  await fleet.close();
+  await closeConnections();
   process.exit(1);
 }
 
 const stop = async () => {
   await app.close().catch(() => undefined);
-  await fleet.close().catch(() => undefined);
+  await closeConnections();
   process.exit(0);
 };
 process.on('message', (m) => {

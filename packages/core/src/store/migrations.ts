@@ -133,6 +133,11 @@ export const MIGRATIONS: readonly Migration[] = [
       create index processed_events_processed_at on processed_events (processed_at);
     `,
   },
+  {
+    version: 5,
+    name: 'orders newest first',
+    sql: `create index orders_view_newest on orders_view (created_at desc, id desc);`,
+  },
 ];
 
 export interface MigrateResult {

@@ -106,17 +106,12 @@ export function decodeEvent(fields: readonly string[], catalog: EventCatalog): E
     }
   }
   const issues: FieldIssue[] = [];
-  const text = (field: string, value: string | undefined, required: boolean) => {
-    if (value === undefined || value === '') {
-      if (required) issues.push({ field, message: 'missing' });
-    } else if (value.length > MAX_TEXT) issues.push({ field, message: `longer than ${MAX_TEXT} characters` });
-  };
-  text('id', id, true);
-  text('type', type, true);
-  text('aggregateId', aggregateId, false);
-  text('correlationId', correlationId, false);
-  text('causationId', causationId, false);
-  text('traceparent', traceparent, false);
+  checkText(issues, 'id', id, true);
+  checkText(issues, 'type', type, true);
+  checkText(issues, 'aggregateId', aggregateId, false);
+  checkText(issues, 'correlationId', correlationId, false);
+  checkText(issues, 'causationId', causationId, false);
+  checkText(issues, 'traceparent', traceparent, false);
   if (schemaVersion === undefined) issues.push({ field: 'schemaVersion', message: 'missing' });
   else if (!POSITIVE_INT.test(schemaVersion))
     issues.push({ field: 'schemaVersion', message: 'not a positive integer' });
@@ -154,4 +149,10 @@ export function decodeEvent(fields: readonly string[], catalog: EventCatalog): E
   if (aggregateId) event.aggregateId = aggregateId;
   if (aggregateVersion !== undefined) event.aggregateVersion = Number(aggregateVersion);
   return event;
+}
+
+function checkText(issues: FieldIssue[], field: string, value: string | undefined, required: boolean): void {
+  if (value === undefined || value === '') {
+    if (required) issues.push({ field, message: 'missing' });
+  } else if (value.length > MAX_TEXT) issues.push({ field, message: `longer than ${MAX_TEXT} characters` });
 }

@@ -244,10 +244,7 @@ export class ConsumerGroup {
       this.done(id);
       return;
     }
-    this.track(
-      id,
-      this.limiter.run(event.aggregateId ?? event.id, () => this.handle(id, fields, event, deliveryCount)),
-    );
+    this.limiter.submit(event.aggregateId ?? event.id, () => this.handle(id, fields, event, deliveryCount));
   }
 
   private track(id: string, work: Promise<unknown>): void {
@@ -267,23 +264,28 @@ export class ConsumerGroup {
     if (this.inFlight === 0) this.drainWaiter?.();
   }
 
+  /** Runs the handler and settles the entry. Never rejects. */
   private async handle(id: string, fields: string[], event: EventEnvelope, deliveryCount: number): Promise<void> {
     const { definition, observer } = this.options;
     const started = performance.now();
-    const context = this.context(id, event, deliveryCount);
     try {
-      await definition.handler(event, context);
+      try {
+        await definition.handler(
+          event,
+          new DeliveryContext(this.group, this.stream, id, deliveryCount, this.logger, event),
+        );
+      } catch (err) {
+        observer?.failed?.(this.group);
+        await this.onFailure(id, fields, event, err);
+        return;
+      }
+      this.ack(id);
+      observer?.handled?.(this.group, performance.now() - started);
     } catch (err) {
-      observer?.failed?.(this.group);
-      await this.onFailure(id, fields, event, err);
-      return;
+      this.logger.error({ err, entryId: id }, 'unexpected error while settling an entry');
+    } finally {
+      this.done(id);
     }
-    this.ack(id);
-    observer?.handled?.(this.group, performance.now() - started);
-  }
-
-  private context(entryId: string, event: EventEnvelope, deliveryCount: number): HandlerContext {
-    return new DeliveryContext(this.group, this.stream, entryId, deliveryCount, this.logger, event);
   }
 
   private async onFailure(id: string, fields: string[], event: EventEnvelope, err: unknown): Promise<void> {

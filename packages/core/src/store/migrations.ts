@@ -138,6 +138,15 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'orders newest first',
     sql: `create index orders_view_newest on orders_view (created_at desc, id desc);`,
   },
+  {
+    version: 6,
+    name: 'outbox rows the catalog refuses are parked',
+    sql: `
+      alter table outbox add column failed_at timestamptz, add column last_error text;
+      drop index outbox_unpublished;
+      create index outbox_unpublished on outbox (id) where published_at is null and failed_at is null;
+    `,
+  },
 ];
 
 export interface MigrateResult {

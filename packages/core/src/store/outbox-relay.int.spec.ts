@@ -194,4 +194,25 @@ describe('OutboxRelay', () => {
     const ids = [...first, ...second];
     expect(await publishedIds(keys, stream)).toEqual(ids);
   });
+
+  it('parks a row the catalog refuses and keeps publishing the others', async () => {
+    const {
+      keys,
+      relays: [a],
+      stream,
+    } = setup(1, 990_006);
+    if (!a) throw new Error('relay');
+    const before = await enqueue(stream, 2, 'ok-1');
+    const bad = createEvent({ type: 'order.delivered', data: { wrong: true }, aggregateId: 'bad' });
+    await enqueueOutbox(sql, [{ stream, event: bad }]);
+    const after = await enqueue(stream, 2, 'ok-2');
+    a.start();
+    await waitFor(async () => (await publishedIds(keys, stream)).length >= 4, { message: 'valid rows published' });
+    expect(await publishedIds(keys, stream)).toEqual([...before, ...after]);
+    const [row] = await sql<{ failed_at: Date | null; last_error: string | null; published_at: Date | null }[]>`
+      select failed_at, last_error, published_at from outbox where event_id = ${bad.id}`;
+    expect(row?.failed_at).toBeInstanceOf(Date);
+    expect(row?.published_at).toBeNull();
+    expect(row?.last_error).toMatch(/orderId/);
+  });
 });

@@ -1,8 +1,9 @@
 import postgres from 'postgres';
+import { ValidationError } from '../errors/index';
 import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import type { StreamProducer } from '../streams/producer';
-import type { Sql } from './client';
+import type { Sql, TransactionSql } from './client';
 import { OUTBOX_CHANNEL, pruneOutbox } from './outbox';
 
 export interface OutboxRelayOptions {
@@ -142,16 +143,42 @@ export class OutboxRelay {
     return (await this.sql.begin(async (tx) => {
       const rows = await tx<OutboxRow[]>`
         select id, stream, event from outbox
-        where published_at is null
+        where published_at is null and failed_at is null
         order by id
         limit ${this.batchSize}
         for update skip locked`;
       if (rows.length === 0) return 0;
-      await this.producer.publishMany(rows.map((r) => ({ stream: r.stream, event: r.event })));
+      try {
+        await this.producer.publishMany(rows.map((r) => ({ stream: r.stream, event: r.event })));
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        // One row the catalog refuses must not wedge the outbox: publish the rest one by
+        // one and park the refused rows (failed_at, last_error) for an operator.
+        return this.publishOneByOne(tx, rows);
+      }
       const ids = rows.map((r) => r.id);
       await tx`update outbox set published_at = now() where id = any(${ids}::bigint[])`;
       return rows.length;
     })) as number;
+  }
+
+  private async publishOneByOne(tx: TransactionSql, rows: OutboxRow[]): Promise<number> {
+    let published = 0;
+    for (const row of rows) {
+      try {
+        await this.producer.publish(row.stream, row.event);
+        await tx`update outbox set published_at = now() where id = ${row.id}`;
+        published += 1;
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        this.logger.error(
+          { err, outboxId: row.id, eventId: row.event.id },
+          'outbox row refused by the catalog; parked',
+        );
+        await tx`update outbox set failed_at = now(), last_error = ${err.message.slice(0, 2000)} where id = ${row.id}`;
+      }
+    }
+    return published;
   }
 
   private async run(): Promise<void> {

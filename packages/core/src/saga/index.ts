@@ -1,9 +1,12 @@
 export {
   createSagaGroup,
+  type ExpireSagasOptions,
+  expireStaleSagas,
   getSaga,
   type OrderSaga,
   SAGA_ACTOR,
   SAGA_GROUP,
+  SagaExpiry,
   type SagaGroupOptions,
   type SagaState,
 } from './order-saga';

@@ -1,4 +1,6 @@
+import { ConcurrencyError } from '../errors/index';
 import type { EventEnvelope, EventMetadata } from '../events/envelope';
+import type { Logger } from '../logging/index';
 import { cancelOrder, confirmOrder, loadOrder, markOrderPaid } from '../orders/commands';
 import {
   type InventoryReservationFailedData,
@@ -44,7 +46,7 @@ function metadataFor(event: EventEnvelope): EventMetadata {
 async function transition(
   tx: TransactionSql,
   orderId: string,
-  event: EventEnvelope,
+  event: Pick<EventEnvelope, 'type' | 'id'>,
   state: SagaState,
   data: Record<string, unknown> = {},
 ): Promise<void> {
@@ -60,10 +62,15 @@ async function transition(
 }
 
 /** Cancels the order unless it already is (or can no longer be): the saga never fights a user. */
-async function cancelIfOpen(tx: TransactionSql, orderId: string, reason: string, event: EventEnvelope): Promise<void> {
+async function cancelIfOpen(
+  tx: TransactionSql,
+  orderId: string,
+  reason: string,
+  metadata: EventMetadata,
+): Promise<void> {
   const order = await loadOrder(tx, orderId);
   if (!order || (order.status !== 'PENDING' && order.status !== 'CONFIRMED')) return;
-  await cancelOrder(tx, orderId, reason, SAGA_ACTOR, { metadata: metadataFor(event) });
+  await cancelOrder(tx, orderId, reason, SAGA_ACTOR, { metadata });
 }
 
 async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
@@ -82,7 +89,7 @@ async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
       if (finished) return;
       const d = event.data as InventoryReservationFailedData;
       const skus = d.unavailable.map((u) => u.sku).join(', ');
-      await cancelIfOpen(tx, orderId, `${d.reason}: ${skus}`, event);
+      await cancelIfOpen(tx, orderId, `${d.reason}: ${skus}`, metadataFor(event));
       await transition(tx, orderId, event, 'cancelled', { cancelReason: d.reason });
       return;
     }
@@ -109,7 +116,7 @@ async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
     case OrderEventType.paymentFailed: {
       if (finished) return;
       const d = event.data as PaymentFailedData;
-      await cancelIfOpen(tx, orderId, `payment_failed: ${d.reason}`, event);
+      await cancelIfOpen(tx, orderId, `payment_failed: ${d.reason}`, metadataFor(event));
       await transition(tx, orderId, event, 'cancelled', { cancelReason: 'payment_failed' });
       return;
     }
@@ -156,4 +163,76 @@ export function createSagaGroup(options: SagaGroupOptions): GroupDefinition {
       });
     },
   };
+}
+
+export interface ExpireSagasOptions {
+  /** A saga waiting longer than this is given up. */
+  olderThanMs: number;
+  /** Sagas handled per call. Default 100. */
+  limit?: number;
+}
+
+/**
+ * Gives up sagas stuck waiting (an event dead-lettered, a service down for long): cancels
+ * the order with reason `timeout: <state>`, and the usual compensations follow from
+ * `order.cancelled`. Safe to run from several processes at once (skip locked).
+ * Returns the order ids it cancelled.
+ */
+export async function expireStaleSagas(sql: Sql, options: ExpireSagasOptions): Promise<string[]> {
+  return (await sql.begin(async (tx) => {
+    const stale = await tx<{ order_id: string; state: SagaState }[]>`
+      select order_id, state from order_sagas
+      where state in ('awaiting_reservation', 'awaiting_payment')
+        and updated_at < now() - ${options.olderThanMs} * interval '1 millisecond'
+      order by updated_at
+      limit ${options.limit ?? 100}
+      for update skip locked`;
+    const expired: string[] = [];
+    for (const saga of stale) {
+      const marker = { type: 'saga.timed_out', id: `timeout:${saga.order_id}` };
+      try {
+        await tx.savepoint(async (sp) => {
+          await cancelIfOpen(sp, saga.order_id, `timeout: ${saga.state}`, { correlationId: saga.order_id });
+          await transition(sp, saga.order_id, marker, 'cancelled', { cancelReason: 'timeout' });
+        });
+        expired.push(saga.order_id);
+      } catch (err) {
+        // Someone changed the order meanwhile: the next sweep looks again.
+        if (!(err instanceof ConcurrencyError)) throw err;
+      }
+    }
+    return expired;
+  })) as string[];
+}
+
+/**
+ * Runs `expireStaleSagas` every `intervalMs` until closed. Any number of processes may run
+ * one; each stale saga is expired once.
+ */
+export class SagaExpiry {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly options: ExpireSagasOptions & { intervalMs?: number; logger?: Logger },
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      this.running = expireStaleSagas(this.sql, this.options)
+        .then((ids) => {
+          if (ids.length > 0) this.options.logger?.warn({ orderIds: ids }, 'expired stale sagas');
+        })
+        .catch((err) => this.options.logger?.warn({ err }, 'saga expiry failed'));
+    }, this.options.intervalMs ?? 30_000);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
 }

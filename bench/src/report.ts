@@ -47,7 +47,7 @@ export interface Target {
 }
 
 const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : a / b);
-const r2 = (n: number | null) => (n === null ? 'not measured' : n.toFixed(2));
+const r2 = (n: number | null) => (n === null ? 'not measured' : n.toFixed(3));
 
 export function targets(r: Omit<Results, 'targets'>): Target[] {
   const check = (value: number | null, ok: (v: number) => boolean) => (value === null ? null : ok(value));
@@ -164,7 +164,7 @@ export function svg(r: Results): string {
   const rowH = 30;
   const top = 50;
   const width = labelW + barW + 130;
-  const height = top + data.length * rowH + 40;
+  const height = top + data.length * rowH + 56;
   const bars = data
     .map((d, i) => {
       const y = top + i * rowH;
@@ -174,7 +174,7 @@ export function svg(r: Results): string {
       return [
         `<text x="${labelW - 8}" y="${y + 19}" text-anchor="end">${esc(d.label)}</text>`,
         `<rect x="${labelW}" y="${y + 5}" width="${w.toFixed(1)}" height="${rowH - 10}" fill="${color}" rx="2"/>`,
-        `<text x="${labelW + w + 6}" y="${y + 19}">${esc(text)}</text>`,
+        `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 19}">${esc(text)}</text>`,
       ].join('');
     })
     .join('\n  ');
@@ -184,7 +184,8 @@ export function svg(r: Results): string {
   <rect width="100%" height="100%" fill="#fff"/>
   <text x="12" y="26" font-size="16" font-weight="bold">streamfleet throughput (pnpm bench); blue = streamfleet, grey = baselines</text>
   ${bars}
-  <text x="12" y="${height - 12}" fill="#555">${esc(footer)}; e2e p50/p95/p99 ${ms(r.e2e_p50_ms)} / ${ms(r.e2e_p95_ms)} / ${ms(r.e2e_p99_ms)}</text>
+  <text x="12" y="${height - 30}" fill="#555">${esc(footer)}</text>
+  <text x="12" y="${height - 12}" fill="#555">e2e latency at ${r.e2e_rate_per_s}/s, send to handler start, p50 / p95 / p99: ${ms(r.e2e_p50_ms)} / ${ms(r.e2e_p95_ms)} / ${ms(r.e2e_p99_ms)}</text>
 </svg>
 `;
 }

@@ -42,7 +42,13 @@ export interface Harness {
 }
 
 export async function createHarness(
-  options: { adminToken?: string | null; deps?: Partial<ApiDeps>; catalog?: EventCatalog } = {},
+  options: {
+    adminToken?: string | null;
+    deps?: Partial<ApiDeps>;
+    catalog?: EventCatalog;
+    /** Connection the app's producer, dead letters and idempotency store use (default: a live one). */
+    appRedis?: Redis;
+  } = {},
 ): Promise<Harness> {
   const prefix = uniquePrefix('api');
   const url = testRedisUrl();
@@ -55,11 +61,12 @@ export async function createHarness(
   const redis = createRedis(url);
   const catalog = options.catalog ?? testCatalog();
   const retryQueues = new RetryQueues({ connection: redis, keys });
+  const appRedis = options.appRedis ?? redis;
   const deps: ApiDeps = {
-    redis,
+    redis: appRedis,
     catalog,
-    producer: new StreamProducer({ redis, keys, catalog }),
-    deadLetters: new DeadLetterStream({ redis, keys, retryQueues, catalog }),
+    producer: new StreamProducer({ redis: appRedis, keys, catalog }),
+    deadLetters: new DeadLetterStream({ redis: appRedis, keys, retryQueues, catalog }),
     retryQueues,
     ...options.deps,
   };

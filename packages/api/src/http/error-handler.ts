@@ -87,7 +87,26 @@ export function toProblem(err: unknown): ApiProblem {
     const headers: Record<string, string> = {};
     return new ApiProblem(status, code, message, { headers });
   }
+  if (isRedisUnavailable(err)) {
+    return new ApiProblem(
+      503,
+      'REDIS_UNAVAILABLE',
+      'Redis is not reachable right now; nothing was written, retry later',
+      {
+        headers: { 'retry-after': '1' },
+      },
+    );
+  }
   return internal();
+}
+
+const REDIS_DOWN =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Connection is closed|enableOfflineQueue|max retries per request/i;
+
+/** ioredis connection failures (as opposed to Redis answering with an error). */
+function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.name === 'MaxRetriesPerRequestError' || REDIS_DOWN.test(err.message);
 }
 
 function defaultCode(status: number, fastifyCode: string | undefined): string {

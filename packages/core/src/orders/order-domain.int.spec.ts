@@ -244,6 +244,38 @@ describe('order domain on a running fleet', () => {
     expect(after.stock?.reserved).toBe((before.stock?.reserved ?? 0) + 1);
     expect(after.events).toBe(before.events);
   });
+
+  it('gateway always failing: dead-lettered, then replayed after recovery, confirmed and charged once', async () => {
+    const h = sku();
+    await setStock(sql, h, 5);
+    const charges = gateway.chargeCount;
+    gateway.failNextCalls(Number.MAX_SAFE_INTEGER);
+    let orderId = '';
+    try {
+      orderId = await place('cust-9', [{ sku: h, quantity: 2, unitPrice: 400 }]);
+      const deadLetter = async () =>
+        (await fleet.deadLetters.list({ group: 'payment', reason: 'retries-exhausted' })).items.find(
+          (e) => e.aggregateId === orderId || JSON.stringify(e.event).includes(orderId),
+        );
+      await waitFor(async () => (await deadLetter()) !== undefined, { message: 'payment dead-lettered' });
+      gateway.failNextCalls(0);
+      const entry = await deadLetter();
+      if (!entry) throw new Error('no dead letter');
+      expect(entry).toMatchObject({ group: 'payment', reason: 'retries-exhausted' });
+      expect(await statusOf(orderId)).toBe('PENDING'); // confirmed only once paid
+      expect(gateway.chargeCount).toBe(charges);
+
+      await fleet.deadLetters.replay(entry.id, { actor: 'domain-test' });
+      await waitFor(async () => (await statusOf(orderId)) === 'PAID', { message: 'order paid after replay' });
+    } finally {
+      gateway.failNextCalls(0);
+    }
+    const history = (await loadEvents(sql, orderId)).map((e) => e.type);
+    expect(history).toEqual(['order.created', 'order.confirmed', 'order.paid']);
+    expect((await getPayment(sql, orderId))?.status).toBe('succeeded');
+    expect((await getSaga(sql, orderId))?.state).toBe('completed');
+    expect(gateway.chargeCount).toBe(charges + 1);
+  });
 });
 
 function context(group: string): HandlerContext {

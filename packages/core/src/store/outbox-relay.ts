@@ -283,6 +283,8 @@ export class OutboxRelay {
   }
 
   private pause(ms: number, wakeOnCommit = true): Promise<void> {
+    // close() may have run while this round was busy (no pause to wake then): never sleep after it.
+    if (!this.running) return Promise.resolve();
     if (wakeOnCommit && this.notified && this.leader && this.running) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {

@@ -19,6 +19,7 @@ import {
   StreamProducer,
 } from '@streamfleet/core';
 import { buildApp } from './app';
+import { inventoryPlugin } from './routes/inventory';
 import { ordersPlugin } from './routes/orders';
 
 async function main(): Promise<void> {
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
     deadLetters: new DeadLetterStream({ redis, keys, retryQueues, catalog }),
     retryQueues,
     logger,
-    plugins: [ordersPlugin(new OrderService(sql))],
+    plugins: [ordersPlugin(new OrderService(sql)), inventoryPlugin(sql)],
     readinessChecks: { postgres: () => sql`select 1` },
   };
   const app = buildApp(config, deps);

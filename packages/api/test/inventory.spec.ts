@@ -1,0 +1,82 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { createPostgres, getStock, migrate, type Sql } from '@streamfleet/core';
+import { createTestDatabase, type TestDatabase } from '@streamfleet/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inventoryPlugin } from '../src/routes/inventory';
+import { createHarness, type Harness } from './harness';
+
+let db: TestDatabase;
+let sql: Sql;
+let h: Harness;
+
+beforeAll(async () => {
+  db = await createTestDatabase('sf_api_inventory');
+  sql = createPostgres(db.url, { max: 5 });
+  await migrate(sql);
+  h = await createHarness({ deps: { plugins: [inventoryPlugin(sql)] } });
+});
+
+afterAll(async () => {
+  await h?.close();
+  await sql?.end();
+  await db?.drop();
+});
+
+const put = (sku: string, payload: unknown) =>
+  h.app.inject({ method: 'PUT', url: `/v1/inventory/${sku}`, payload: payload as Record<string, unknown> });
+
+describe('/v1/inventory/:sku', () => {
+  it('sets stock, reads it back, and replaces it on a second PUT', async () => {
+    const created = await put('SKU-inv.1_a', { available: 12 });
+    expect(created.statusCode).toBe(200);
+    expect(created.json()).toEqual({ sku: 'SKU-inv.1_a', available: 12, reserved: 0 });
+
+    const read = await h.app.inject({ method: 'GET', url: '/v1/inventory/SKU-inv.1_a' });
+    expect(read.statusCode).toBe(200);
+    expect(read.json()).toEqual({ sku: 'SKU-inv.1_a', available: 12, reserved: 0 });
+
+    const zero = await put('SKU-inv.1_a', { available: 0 });
+    expect(zero.statusCode).toBe(200);
+    expect(zero.json()).toMatchObject({ available: 0 });
+    expect(await getStock(sql, 'SKU-inv.1_a')).toMatchObject({ available: 0, reserved: 0 });
+  });
+
+  it('answers 404 problem for an unknown SKU', async () => {
+    const res = await h.app.inject({ method: 'GET', url: '/v1/inventory/SKU-missing' });
+    expect(res.statusCode).toBe(404);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(res.json()).toMatchObject({ status: 404 });
+  });
+
+  it.each([
+    ['negative', 'SKU-bad', { available: -1 }],
+    ['non-integer', 'SKU-bad', { available: 1.5 }],
+    ['a string', 'SKU-bad', { available: '3' }],
+    ['missing', 'SKU-bad', {}],
+    ['an unknown field', 'SKU-bad', { available: 1, reserved: 2 }],
+    ['bad SKU chars', 'bad*sku', { available: 1 }],
+    ['a SKU with a space', 'bad%20sku', { available: 1 }],
+    ['a too long SKU', 'S'.repeat(65), { available: 1 }],
+  ])('rejects %s with a 400 problem and stores nothing', async (_name, sku, payload) => {
+    const res = await put(sku, payload);
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(res.json()).toMatchObject({ status: 400, code: 'VALIDATION_ERROR' });
+    expect(await getStock(sql, decodeURIComponent(sku))).toBeUndefined();
+  });
+
+  it('rejects a bad SKU on GET with a 400 problem', async () => {
+    const res = await h.app.inject({ method: 'GET', url: '/v1/inventory/bad*sku' });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+  });
+
+  it('documents the routes in a valid OpenAPI document', async () => {
+    const doc = (await h.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const path = doc.paths['/v1/inventory/{sku}'];
+    expect(Object.keys(path ?? {}).sort()).toEqual(['get', 'put']);
+    expect(path.put.tags).toEqual(['inventory']);
+    expect(JSON.stringify(path.put.requestBody)).toContain('"example"');
+    await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeTruthy();
+  });
+});

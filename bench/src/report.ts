@@ -181,6 +181,7 @@ export function svg(r: Results): string {
   const m = r.machine;
   const footer = `${m.cores} cores, Node ${m.node}, Redis ${m.redisVersion}, N=${r.config.n}, median of ${r.config.repeats}; ${r.date.slice(0, 10)}`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="13">
+  <title>streamfleet benchmark: throughput side by side with raw Redis Streams and BullMQ</title>
   <rect width="100%" height="100%" fill="#fff"/>
   <text x="12" y="26" font-size="16" font-weight="bold">streamfleet throughput (pnpm bench); blue = streamfleet, grey = baselines</text>
   ${bars}

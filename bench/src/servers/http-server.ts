@@ -53,7 +53,7 @@ try {
     app = buildApp(config, {
       redis,
       catalog,
-      producer: new StreamProducer({ redis, keys, catalog }),
+      producer: new StreamProducer({ redis, keys }),
       deadLetters: new DeadLetterStream({ redis, keys, retryQueues, catalog }),
       retryQueues,
       logger: createLogger({ level: 'warn', name: 'bench-api' }),

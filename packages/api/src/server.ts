@@ -45,7 +45,8 @@ async function main(): Promise<void> {
   const deps = {
     redis,
     catalog,
-    producer: new StreamProducer({ redis, keys, catalog }),
+    // Routes validate every event against the catalog already; the producer need not repeat it.
+    producer: new StreamProducer({ redis, keys }),
     deadLetters: new DeadLetterStream({ redis, keys, retryQueues, catalog }),
     retryQueues,
     logger,

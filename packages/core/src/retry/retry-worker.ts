@@ -155,7 +155,10 @@ export class RetryWorker {
   }
 }
 
+/** One attempt's record. Reads only name and message: `err.stack` is costly (source maps) and the dead letter keeps the last one. */
 export function failure(attempt: number, err: unknown): FailureRecord {
+  const at = new Date().toISOString();
+  if (err instanceof Error) return { attempt, at, name: err.name, message: err.message };
   const s = summariseError(err);
-  return { attempt, at: new Date().toISOString(), name: s.name, message: s.message };
+  return { attempt, at, name: s.name, message: s.message };
 }

@@ -32,7 +32,7 @@ describe('rolling SIGTERM restart under load', () => {
     const publishing = (async () => {
       while (!restartsDone || ids.length < MIN_EVENTS) {
         ids.push(...(await fleet.publishRange(ids.length, ids.length + BATCH, 50)));
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await fleet.keepPace('e2e-a', ids.length);
       }
     })();
 

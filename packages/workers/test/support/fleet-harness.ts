@@ -7,7 +7,7 @@ import {
   StreamfleetKeys,
   StreamProducer,
 } from '@streamfleet/core';
-import { cleanupPrefix, uniquePrefix } from '@streamfleet/core/testing';
+import { cleanupPrefix, uniquePrefix, waitFor } from '@streamfleet/core/testing';
 import type { Redis } from 'ioredis';
 import { E2E_EVENT_TYPE, E2E_STREAM, e2eKeys, registerE2eEvents } from '../../src/groups/index';
 import { spawnWorker, type WorkerProcess } from './worker-process';
@@ -77,6 +77,18 @@ export class FleetHarness {
     }
     await this.producer.publishMany(targets);
     return targets.map((t) => t.event.id);
+  }
+
+  /**
+   * Paces a load generator on a condition: returns once `group` has handled all but
+   * `window` of the `published` events, so publishing stays just ahead of the workers.
+   * Throws when they make no such progress within `timeoutMs`.
+   */
+  async keepPace(group: string, published: number, window = 500, timeoutMs = 30_000): Promise<void> {
+    await waitFor(async () => (await this.tally(group)).handled >= published - window, {
+      timeoutMs,
+      message: `${group} to come within ${window} of ${published} published events`,
+    });
   }
 
   async tally(group: string): Promise<GroupTally> {

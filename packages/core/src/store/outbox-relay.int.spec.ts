@@ -209,8 +209,12 @@ describe('OutboxRelay', () => {
     a.start();
     await waitFor(async () => (await publishedIds(keys, stream)).length >= 4, { message: 'valid rows published' });
     expect(await publishedIds(keys, stream)).toEqual([...before, ...after]);
-    const [row] = await sql<{ failed_at: Date | null; last_error: string | null; published_at: Date | null }[]>`
-      select failed_at, last_error, published_at from outbox where event_id = ${bad.id}`;
+    type Row = { failed_at: Date | null; last_error: string | null; published_at: Date | null };
+    const parked = async (): Promise<Row | undefined> =>
+      (await sql<Row[]>`select failed_at, last_error, published_at from outbox where event_id = ${bad.id}`)[0];
+    // The XADDs are visible before the relay's transaction (which parks the row) commits.
+    await waitFor(async () => (await parked())?.failed_at != null, { message: 'bad row parked' });
+    const row = await parked();
     expect(row?.failed_at).toBeInstanceOf(Date);
     expect(row?.published_at).toBeNull();
     expect(row?.last_error).toMatch(/orderId/);

@@ -130,6 +130,12 @@ const CASES: BadRequest[] = [
     code: 'FORBIDDEN_KEY',
   },
   {
+    name: '__proto__ spelled with unicode escapes',
+    request: raw('/v1/events', '{"type":"test.thing","data":{"name":"a","\\u005f_proto\\u005f_":{"polluted":1}}}'),
+    status: 400,
+    code: 'FORBIDDEN_KEY',
+  },
+  {
     name: 'bare constructor key',
     request: raw('/v1/events', '{"type":"test.thing","data":{"name":"a","constructor":"x"}}'),
     status: 400,

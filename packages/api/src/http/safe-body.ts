@@ -2,6 +2,7 @@ import { ApiProblem } from './problem';
 
 const FORBIDDEN = new Set(['__proto__', 'constructor']);
 const MAX_DEPTH = 64;
+const SUSPECT = /__proto__|constructor|\\u/;
 
 /**
  * Parses a JSON request body, refusing `__proto__` and `constructor` keys at any depth
@@ -14,6 +15,16 @@ export function parseJsonBody(body: string): unknown {
       errors: [{ field: 'body', message: 'empty' }],
     });
   }
+  // A key can only decode to `__proto__` or `constructor` if the text spells it out or uses
+  // a `\u` escape. Bodies with neither (nearly all) skip the reviver, which costs a JS call
+  // per value and was the single most expensive step of a batch POST.
+  if (!SUSPECT.test(body)) {
+    try {
+      return JSON.parse(body);
+    } catch (err) {
+      throw malformed(err);
+    }
+  }
   let forbidden: string | undefined;
   let parsed: unknown;
   try {
@@ -22,10 +33,7 @@ export function parseJsonBody(body: string): unknown {
       return value;
     });
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    throw new ApiProblem(400, 'MALFORMED_JSON', `request body is not valid JSON: ${message}`, {
-      errors: [{ field: 'body', message }],
-    });
+    throw malformed(err);
   }
   if (forbidden !== undefined) {
     const path = findForbiddenKey(parsed) ?? forbidden;
@@ -34,6 +42,13 @@ export function parseJsonBody(body: string): unknown {
     });
   }
   return parsed;
+}
+
+function malformed(err: unknown): ApiProblem {
+  const message = err instanceof Error ? err.message : String(err);
+  return new ApiProblem(400, 'MALFORMED_JSON', `request body is not valid JSON: ${message}`, {
+    errors: [{ field: 'body', message }],
+  });
 }
 
 /** Dotted path of the first `__proto__` / `constructor` key in a parsed value, if any. */

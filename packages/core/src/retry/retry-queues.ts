@@ -32,6 +32,15 @@ const BACKSTOP_ATTEMPTS = 1000;
 
 export const RETRY_BACKOFF_TYPE = 'streamfleet';
 
+/** Jobs per `addBulk` (one MULTI). */
+const MAX_BULK = 500;
+
+interface PendingJob {
+  job: { name: string; data: RetryJobData; opts: JobsOptions };
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 /** Retry job id: one job per (group, event, replay round), so a re-delivered entry cannot add a second. */
 export function retryJobId(group: string, eventId: string, replayCount: number): string {
   const base = `${group}.${eventId}`.replaceAll(':', '_');
@@ -55,6 +64,11 @@ export class RetryQueues {
   private readonly connection: Redis;
   private readonly keys: StreamfleetKeys;
   private readonly keepCompletedSeconds: number;
+  /** Jobs scheduled in this turn of the event loop, per group, not yet sent. */
+  private unsent = new Map<string, PendingJob[]>();
+  private flushQueued = false;
+  /** Bulk adds on the wire; `close()` waits for them. */
+  private readonly storing = new Set<Promise<void>>();
 
   constructor(options: RetryQueuesOptions) {
     this.connection = options.connection;
@@ -74,10 +88,14 @@ export class RetryQueues {
   /**
    * Stores a retry job; resolves once Redis has it. Adding an id that exists is a no-op
    * (BullMQ keeps the first), which is what makes a re-delivery harmless.
+   *
+   * Jobs scheduled in one turn of the event loop are stored together (one `addBulk` per
+   * queue, one round trip): when a dependency is down, a whole batch of entries fails at
+   * once, and one write per failure would make the failure path the slow one.
    */
-  async schedule(data: RetryJobData, delayMs: number): Promise<string> {
+  schedule(data: RetryJobData, delayMs: number): Promise<string> {
     const jobId = retryJobId(data.group, data.eventId, data.replayCount);
-    const options: JobsOptions = {
+    const opts: JobsOptions = {
       jobId,
       delay: Math.max(0, delayMs),
       attempts: BACKSTOP_ATTEMPTS,
@@ -85,8 +103,41 @@ export class RetryQueues {
       removeOnComplete: { age: this.keepCompletedSeconds },
       removeOnFail: { age: 7 * 24 * 3600 },
     };
-    await this.queue(data.group).add(data.type, data, options);
-    return jobId;
+    return new Promise<string>((resolve, reject) => {
+      const batch = this.unsent.get(data.group) ?? [];
+      this.unsent.set(data.group, batch);
+      batch.push({ job: { name: data.type, data, opts }, resolve: () => resolve(jobId), reject });
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    const batches = this.unsent;
+    this.unsent = new Map();
+    for (const [group, pending] of batches) {
+      for (let i = 0; i < pending.length; i += MAX_BULK) {
+        const chunk = pending.slice(i, i + MAX_BULK);
+        const queue = this.queue(group);
+        const only = chunk.length === 1 ? chunk[0] : undefined;
+        const stored: Promise<unknown> = only
+          ? queue.add(only.job.name, only.job.data, only.job.opts)
+          : queue.addBulk(chunk.map((p) => p.job));
+        const settled = stored.then(
+          () => {
+            for (const p of chunk) p.resolve();
+          },
+          (err: unknown) => {
+            for (const p of chunk) p.reject(err);
+          },
+        );
+        this.storing.add(settled);
+        void settled.finally(() => this.storing.delete(settled));
+      }
+    }
   }
 
   async counts(group: string): Promise<RetryCounts> {
@@ -108,6 +159,8 @@ export class RetryQueues {
   }
 
   async close(): Promise<void> {
+    if (this.flushQueued) this.flush();
+    await Promise.all([...this.storing]);
     await Promise.all([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();
   }

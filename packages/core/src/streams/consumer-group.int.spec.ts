@@ -103,6 +103,28 @@ describe('consumer group loop', () => {
     expect(counts.completed + counts.delayed + counts.waiting + counts.active + counts.failed).toBe(1);
   });
 
+  it('a burst of failures (a whole batch at once) becomes one retry job each, and each succeeds on retry', async () => {
+    prefix = uniquePrefix();
+    const calls = new Map<number, number[]>();
+    const fleet = await startFleet([
+      group('a', (e, ctx) => {
+        calls.set(n(e), [...(calls.get(n(e)) ?? []), ctx.attempt]);
+        if (ctx.attempt === 1) throw new Error('dependency down');
+      }),
+    ]);
+    const events = Array.from({ length: 250 }, (_, i) => thing(i));
+    await fleet.producer.publishMany(events.map((event) => ({ stream: STREAM, event })));
+    await waitFor(async () => (await fleet.retryQueues.counts('a')).completed === 250, {
+      message: 'every retry job completed',
+    });
+    expect([...calls.keys()].sort((x, y) => x - y)).toEqual(events.map(n));
+    for (const attempts of calls.values()) expect(attempts).toEqual([1, 2]);
+    const counts = await fleet.retryQueues.counts('a');
+    expect(counts.delayed + counts.waiting + counts.active + counts.failed).toBe(0);
+    expect(await pendingCount(fleet, 'a')).toBe(0);
+    expect(await fleet.deadLetters.length()).toBe(0);
+  });
+
   it('3. always failing: exactly maxAttempts calls with growing gaps, then one retries-exhausted dead letter', async () => {
     prefix = uniquePrefix();
     const calls: number[] = [];

@@ -5,7 +5,7 @@
  *
  * - `api`: the real `buildApp(config, deps)` of `@streamfleet/api`, with deps built as
  *   `packages/api/src/server.ts` builds them (own command connection with
- *   `maxRetriesPerRequest: 2`, a separate BullMQ connection, a producer that validates
+ *   `maxRetriesPerRequest: 2` and auto-pipelining, a separate BullMQ connection, a producer that validates
  *   against the catalog, a pino logger), except: log level `warn` (so requests are not
  *   logged), rate limiting off (the default ingest limit would cap the load), no orders plugin.
  * - `bare`: a bare Fastify route doing what the API's single POST must at least do:
@@ -35,7 +35,13 @@ const [mode, prefix] = process.argv.slice(2);
 if (!prefix || (mode !== 'api' && mode !== 'bare')) throw new Error('usage: http-server api|bare <prefix>');
 
 const keys = new StreamfleetKeys(prefix);
-const redis = createRedis(REDIS_URL, { connectionName: 'sf:bench-api', maxRetriesPerRequest: 2 });
+// The API's command connection exactly as server.ts opens it; the bare route keeps a plain
+// client (no auto-pipelining), the baseline a hand-written route would start from.
+const redis = createRedis(REDIS_URL, {
+  connectionName: 'sf:bench-api',
+  maxRetriesPerRequest: 2,
+  ...(mode === 'api' ? { enableAutoPipelining: true } : {}),
+});
 const bullConnection = createRedis(REDIS_URL, { connectionName: 'sf:bench-api:retry' });
 const retryQueues = new RetryQueues({ connection: bullConnection, keys });
 let app: Closable;

@@ -73,6 +73,8 @@ export const configSchema = z
     SHUTDOWN_TIMEOUT_MS: int(0).default(15_000),
     PAYMENT_GATEWAY_URL: optionalUrl,
     NOTIFICATION_WEBHOOK_URL: optionalUrl,
+    SAGA_TIMEOUT_MS: int(0).default(600_000),
+    DEDUP_RETENTION_HOURS: int(0).default(168),
   })
   .superRefine((env, ctx) => {
     if (env.RETRY_MAX_DELAY_MS < env.RETRY_BASE_DELAY_MS) {
@@ -114,6 +116,10 @@ export interface Config {
   shutdownTimeoutMs: number;
   paymentGatewayUrl: string | undefined;
   notificationWebhookUrl: string | undefined;
+  /** A saga waiting this long for inventory or payment is given up (order cancelled). 0: never. */
+  sagaTimeoutMs: number;
+  /** How long handlers' dedup rows (`processed_events`) are kept. 0: forever. */
+  dedupRetentionMs: number;
 }
 
 /** Invalid environment. The message names every offending variable. */
@@ -169,5 +175,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     paymentGatewayUrl: e.PAYMENT_GATEWAY_URL,
     notificationWebhookUrl: e.NOTIFICATION_WEBHOOK_URL,
+    sagaTimeoutMs: e.SAGA_TIMEOUT_MS,
+    dedupRetentionMs: e.DEDUP_RETENTION_HOURS * 3_600_000,
   };
 }

@@ -6,7 +6,6 @@ export {
   type OrderSaga,
   SAGA_ACTOR,
   SAGA_GROUP,
-  SagaExpiry,
   type SagaGroupOptions,
   type SagaState,
 } from './order-saga';

@@ -1,6 +1,5 @@
 import { ConcurrencyError } from '../errors/index';
 import type { EventEnvelope, EventMetadata } from '../events/envelope';
-import type { Logger } from '../logging/index';
 import { cancelOrder, confirmOrder, loadOrder, markOrderPaid } from '../orders/commands';
 import {
   type InventoryReservationFailedData,
@@ -203,36 +202,4 @@ export async function expireStaleSagas(sql: Sql, options: ExpireSagasOptions): P
     }
     return expired;
   })) as string[];
-}
-
-/**
- * Runs `expireStaleSagas` every `intervalMs` until closed. Any number of processes may run
- * one; each stale saga is expired once.
- */
-export class SagaExpiry {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> = Promise.resolve();
-
-  constructor(
-    private readonly sql: Sql,
-    private readonly options: ExpireSagasOptions & { intervalMs?: number; logger?: Logger },
-  ) {}
-
-  start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => {
-      this.running = expireStaleSagas(this.sql, this.options)
-        .then((ids) => {
-          if (ids.length > 0) this.options.logger?.warn({ orderIds: ids }, 'expired stale sagas');
-        })
-        .catch((err) => this.options.logger?.warn({ err }, 'saga expiry failed'));
-    }, this.options.intervalMs ?? 30_000);
-    this.timer.unref();
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
-  }
 }

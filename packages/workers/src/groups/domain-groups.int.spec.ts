@@ -3,7 +3,11 @@ import {
   createOrder,
   createPostgres,
   getOrderView,
+  getSaga,
   loadConfig,
+  loadOrder,
+  PROJECTION_GROUP,
+  SAGA_GROUP,
   type Sql,
   setStock,
   silentLogger,
@@ -71,5 +75,53 @@ describe('worker running the order domain', () => {
     await waitFor(processed, { timeoutMs: 15_000, message: 'every domain group to handle an event' });
     const body = (await worker.metrics.render()).body;
     expect(body).toContain('streamfleet_dead_letter_length 0');
+  });
+});
+
+describe('worker housekeeping', () => {
+  const prefix = uniquePrefix('wh');
+  const redisUrl = testRedisUrl();
+  let db: TestDatabase;
+  let sql: Sql;
+  let worker: Worker;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('sf_workers_hk');
+    // No inventory group runs, so a new order's saga waits for a reservation that never comes.
+    const config = loadConfig({
+      REDIS_URL: redisUrl,
+      DATABASE_URL: db.url,
+      STREAMFLEET_PREFIX: prefix,
+      WORKER_PORT: '0',
+      WORKER_GROUPS: `${SAGA_GROUP},${PROJECTION_GROUP}`,
+      SAGA_TIMEOUT_MS: '400',
+    });
+    worker = await Worker.create({ config, logger: silentLogger, registry: defaultRegistry(), defaultMetrics: false });
+    await worker.start();
+    sql = createPostgres(db.url, { max: 2 });
+  });
+
+  afterAll(async () => {
+    await worker?.close({ timeoutMs: 2000 });
+    await sql?.end({ timeout: 5 });
+    await db?.drop();
+    await cleanupPrefix(redisUrl, prefix);
+  });
+
+  it('gives up a saga that waited past SAGA_TIMEOUT_MS: the order is cancelled with a timeout reason', async () => {
+    const orderId = randomUUID();
+    await createOrder(sql, { orderId, customerId: 'cust-t', items: [{ sku: 'SKU-T1', quantity: 1, unitPrice: 100 }] });
+    await waitFor(async () => (await getSaga(sql, orderId))?.state === 'cancelled', {
+      timeoutMs: 15_000,
+      message: 'the saga to time out',
+    });
+    expect(await loadOrder(sql, orderId)).toMatchObject({
+      status: 'CANCELLED',
+      cancellationReason: 'timeout: awaiting_reservation',
+    });
+    await waitFor(async () => (await getOrderView(sql, orderId))?.status === 'CANCELLED', {
+      timeoutMs: 15_000,
+      message: 'the read model to show the cancellation',
+    });
   });
 });

@@ -2,12 +2,15 @@ import {
   createOrderGroups,
   createPostgres,
   ensureDatabase,
+  expireStaleSagas,
   INVENTORY_GROUP,
   migrate,
   NOTIFICATION_GROUP,
   OutboxRelay,
   PAYMENT_GROUP,
+  Periodic,
   PROJECTION_GROUP,
+  pruneProcessedEvents,
   SAGA_GROUP,
   type Sql,
   StreamProducer,
@@ -27,15 +30,23 @@ export interface DomainGroupsOptions {
   migrate?: boolean;
 }
 
+/** How often dedup rows past their retention are deleted. */
+const DEDUP_PRUNE_INTERVAL_MS = 10 * 60_000;
+
 /**
  * The order domain: inventory, payment, notification, order-projection and order-saga,
  * all on the `orders` stream and backed by Postgres, plus the outbox relay that publishes
  * what they (and the API) commit. Every worker running a domain group runs a relay; one
  * leads at a time (advisory lock), the others stand by for failover.
+ *
+ * Housekeeping, safe to run in every worker at once: sagas waiting longer than
+ * `SAGA_TIMEOUT_MS` are given up (skip-locked, each once), and dedup rows older than
+ * `DEDUP_RETENTION_HOURS` are deleted.
  */
 export function domainGroupSet(options: DomainGroupsOptions = {}): GroupSet {
   let sql: Sql | undefined;
   let relay: OutboxRelay | undefined;
+  const housekeeping: Periodic[] = [];
   return {
     name: 'order-domain',
     groups: DOMAIN_GROUPS,
@@ -56,18 +67,35 @@ export function domainGroupSet(options: DomainGroupsOptions = {}): GroupSet {
         const result = await migrate(sql);
         if (result.applied.length > 0) logger.info(result, 'migrations applied');
       }
-      // A variable, not a literal: `databaseUrl` (the relay's dedicated lock connection) is
-      // newer than `sql` in OutboxRelayOptions, and this works with both shapes.
-      const relayOptions = {
+      relay = new OutboxRelay({
         sql,
         databaseUrl: config.databaseUrl,
         producer: new StreamProducer({ redis, keys, catalog }),
         logger,
-      };
-      relay = new OutboxRelay(relayOptions);
+      });
       relay.start();
+      const db = sql;
+      if (config.sagaTimeoutMs > 0) {
+        const intervalMs = Math.min(30_000, Math.max(100, Math.floor(config.sagaTimeoutMs / 4)));
+        housekeeping.push(
+          new Periodic({ name: 'saga-expiry', intervalMs, logger }, async () => {
+            const orderIds = await expireStaleSagas(db, { olderThanMs: config.sagaTimeoutMs });
+            if (orderIds.length > 0) logger.warn({ orderIds }, 'gave up sagas waiting too long; orders cancelled');
+          }),
+        );
+      }
+      if (config.dedupRetentionMs > 0) {
+        housekeeping.push(
+          new Periodic({ name: 'dedup-prune', intervalMs: DEDUP_PRUNE_INTERVAL_MS, logger }, async () => {
+            const deleted = await pruneProcessedEvents(db, config.dedupRetentionMs);
+            if (deleted > 0) logger.info({ deleted }, 'pruned old dedup rows');
+          }),
+        );
+      }
+      for (const task of housekeeping) task.start();
     },
     async close() {
+      await Promise.all(housekeeping.map((task) => task.close()));
       await relay?.close();
       await sql?.end({ timeout: 5 });
     },

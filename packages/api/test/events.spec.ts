@@ -215,4 +215,26 @@ describe('Idempotency-Key', () => {
     expect(res.body).toMatch(/streamfleet_http_request_duration_seconds_bucket/);
     expect(res.body).toMatch(/streamfleet_api_process_cpu_user_seconds_total/);
   });
+
+  it('counts every event of a mixed batch under its own type', async () => {
+    const count = async (type: string, stream: string) => {
+      const res = await h.app.inject({ method: 'GET', url: '/metrics' });
+      const line = new RegExp(`streamfleet_events_ingested_total\\{type="${type}",stream="${stream}"\\} (\\d+)`);
+      return Number(line.exec(res.body)?.[1] ?? 0);
+    };
+    const order = {
+      type: 'order.created',
+      data: { orderId: 'o-9', customerId: 'c-9', items: [{ sku: 'S', quantity: 1, unitPrice: 5 }], total: 5 },
+    };
+    const thing = { type: 'test.thing', data: { name: 'counted' } };
+    const before = { things: await count('test.thing', 'things'), orders: await count('order.created', 'orders') };
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/events/batch',
+      payload: { events: [thing, thing, order, thing] },
+    });
+    expect(res.statusCode).toBe(202);
+    expect(await count('test.thing', 'things')).toBe(before.things + 3);
+    expect(await count('order.created', 'orders')).toBe(before.orders + 1);
+  });
 });

@@ -33,7 +33,7 @@ export class ApiMetrics {
 
   /** Records every response under its route pattern (not the raw URL, which would explode cardinality). */
   install(app: FastifyInstance): void {
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       const labels = {
         method: request.method,
         route: request.routeOptions.url ?? 'unmatched',
@@ -41,6 +41,7 @@ export class ApiMetrics {
       };
       this.httpRequests.inc(labels);
       this.httpDuration.observe(labels, reply.elapsedTime / 1000);
+      done();
     });
   }
 }

@@ -90,9 +90,12 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
   const input = eventInputSchema(catalog);
   const routeConfig = limitedBy(ctx.limits.ingest);
 
-  /** Validates one event against the catalog; returns where it goes, or the issues under `path`. */
-  const prepare = (body: EventInput, path: string): PublishTarget | FieldIssue[] => {
-    const at = (field: string) => (path ? `${path}.${field}` : field);
+  /**
+   * Validates one event against the catalog; returns where it goes, or the issues, named
+   * under `events.<index>` for a batch item.
+   */
+  const prepare = (body: EventInput, index?: number): PublishTarget | FieldIssue[] => {
+    const at = (field: string) => (index === undefined ? field : `events.${index}.${field}`);
     const definition = catalog.get(body.type, body.schemaVersion);
     if (!definition) {
       const known = catalog.has(body.type);
@@ -110,7 +113,12 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
     }
     let data: unknown;
     try {
-      data = catalog.validate(definition.type, definition.schemaVersion, body.data, at('data'));
+      data = catalog.validate(
+        definition.type,
+        definition.schemaVersion,
+        body.data,
+        index === undefined ? 'data' : at('data'),
+      );
     } catch (err) {
       if (err instanceof ValidationError) return err.issues;
       throw err;
@@ -124,6 +132,20 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
       ...(body.metadata ? { metadata: body.metadata } : {}),
     });
     return { stream: definition.stream, event };
+  };
+
+  /** One counter increment per run of same-type events, not one per event. */
+  const countIngested = (targets: readonly PublishTarget[]) => {
+    let run = 0;
+    for (let i = 0; i < targets.length; i++) {
+      run++;
+      const { event, stream } = targets[i] as PublishTarget;
+      const next = targets[i + 1];
+      if (next === undefined || next.event.type !== event.type || next.stream !== stream) {
+        ctx.metrics.eventsIngested.inc({ type: event.type, stream }, run);
+        run = 0;
+      }
+    }
   };
 
   const refuse = (issues: FieldIssue[]): never => {
@@ -143,7 +165,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
   ) => {
     const work = async () => {
       const entryIds = await producer.publishMany(targets);
-      for (const t of targets) ctx.metrics.eventsIngested.inc({ type: t.event.type, stream: t.stream });
+      countIngested(targets);
       const results = targets.map((t, i) => ({ eventId: t.event.id, entryId: entryIds[i] ?? '', stream: t.stream }));
       return { status: 202, body: shape(results) };
     };
@@ -167,7 +189,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
       },
     },
     async (request, reply) => {
-      const prepared = prepare(request.body, '');
+      const prepared = prepare(request.body);
       if (Array.isArray(prepared)) return refuse(prepared);
       const answer = await respond(
         request.headers['idempotency-key'],
@@ -206,7 +228,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
       const targets: PublishTarget[] = [];
       const issues: FieldIssue[] = [];
       request.body.events.forEach((event, i) => {
-        const prepared = prepare(event, `events.${i}`);
+        const prepared = prepare(event, i);
         if (Array.isArray(prepared)) issues.push(...prepared);
         else targets.push(prepared);
       });

@@ -1,14 +1,14 @@
 import {
   createEvent,
   type EventCatalog,
-  type EventEnvelope,
   type FieldIssue,
+  type NewEvent,
   type PublishTarget,
   ValidationError,
 } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { IdempotencyStore } from '../http/idempotency';
+import { IdempotencyStore, type IdempotentAnswer } from '../http/idempotency';
 import { problemResponses } from '../http/problem';
 import { limitedBy, type RouteContext } from '../route-context';
 
@@ -82,6 +82,20 @@ const idempotencyHeaders = z.looseObject({
 });
 
 type EventInput = z.infer<ReturnType<typeof eventInputSchema>>;
+type Accepted = z.infer<typeof acceptedSchema>;
+
+/** `data`, or `events.3.data` for the fourth event of a batch. */
+function fieldPath(index: number | undefined, field: string): string {
+  return index === undefined ? field : `events.${index}.${field}`;
+}
+
+function singleAnswer(results: Accepted[]): Accepted | undefined {
+  return results[0];
+}
+
+function batchAnswer(results: Accepted[]) {
+  return { count: results.length, events: results };
+}
 
 /** `POST /v1/events` and `POST /v1/events/batch`. */
 export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
@@ -92,46 +106,36 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
 
   /**
    * Validates one event against the catalog; returns where it goes, or the issues, named
-   * under `events.<index>` for a batch item.
+   * under `events.<index>` for a batch item. (No closures here: this runs once per event.)
    */
   const prepare = (body: EventInput, index?: number): PublishTarget | FieldIssue[] => {
-    const at = (field: string) => (index === undefined ? field : `events.${index}.${field}`);
     const definition = catalog.get(body.type, body.schemaVersion);
     if (!definition) {
       const known = catalog.has(body.type);
       return [
         known
           ? {
-              field: at('schemaVersion'),
+              field: fieldPath(index, 'schemaVersion'),
               message: `event type ${body.type} has no schema version ${body.schemaVersion}`,
             }
           : {
-              field: at('type'),
+              field: fieldPath(index, 'type'),
               message: `unknown event type ${body.type}; known types: ${catalog.types().join(', ')}`,
             },
       ];
     }
     let data: unknown;
     try {
-      data = catalog.validate(
-        definition.type,
-        definition.schemaVersion,
-        body.data,
-        index === undefined ? 'data' : at('data'),
-      );
+      data = catalog.validate(definition.type, definition.schemaVersion, body.data);
     } catch (err) {
-      if (err instanceof ValidationError) return err.issues;
-      throw err;
+      if (!(err instanceof ValidationError)) throw err;
+      return index === undefined ? err.issues : err.issues.map((i) => ({ ...i, field: fieldPath(index, i.field) }));
     }
-    const event: EventEnvelope = createEvent({
-      type: definition.type,
-      schemaVersion: definition.schemaVersion,
-      data,
-      ...(body.aggregateId === undefined ? {} : { aggregateId: body.aggregateId }),
-      ...(body.aggregateVersion === undefined ? {} : { aggregateVersion: body.aggregateVersion }),
-      ...(body.metadata ? { metadata: body.metadata } : {}),
-    });
-    return { stream: definition.stream, event };
+    const init: NewEvent = { type: definition.type, schemaVersion: definition.schemaVersion, data };
+    if (body.aggregateId !== undefined) init.aggregateId = body.aggregateId;
+    if (body.aggregateVersion !== undefined) init.aggregateVersion = body.aggregateVersion;
+    if (body.metadata) init.metadata = body.metadata;
+    return { stream: definition.stream, event: createEvent(init) };
   };
 
   /** One counter increment per run of same-type events, not one per event. */
@@ -156,21 +160,31 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
     throw new ValidationError(`event rejected: ${detail}`, issues);
   };
 
+  /** Writes the events (one pipeline) and shapes the 202 answer. */
+  const publish = async (targets: PublishTarget[], shape: (results: Accepted[]) => unknown) => {
+    const entryIds = await producer.publishMany(targets);
+    countIngested(targets);
+    const results: Accepted[] = new Array(targets.length);
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[i] as PublishTarget;
+      results[i] = { eventId: t.event.id, entryId: entryIds[i] ?? '', stream: t.stream };
+    }
+    return { status: 202, body: shape(results) };
+  };
+
   const respond = async (
     key: string | undefined,
     route: string,
     body: unknown,
     targets: PublishTarget[],
-    shape: (results: { eventId: string; entryId: string; stream: string }[]) => unknown,
-  ) => {
-    const work = async () => {
-      const entryIds = await producer.publishMany(targets);
-      countIngested(targets);
-      const results = targets.map((t, i) => ({ eventId: t.event.id, entryId: entryIds[i] ?? '', stream: t.stream }));
-      return { status: 202, body: shape(results) };
-    };
-    if (!key) return { ...(await work()), replayed: false };
-    return idempotency.run(key, IdempotencyStore.fingerprint(route, body), work);
+    shape: (results: Accepted[]) => unknown,
+  ): Promise<IdempotentAnswer> => {
+    // Without an Idempotency-Key nothing is hashed, stored or read.
+    if (!key) {
+      const answer = await publish(targets, shape);
+      return { status: answer.status, body: answer.body, replayed: false };
+    }
+    return idempotency.run(key, IdempotencyStore.fingerprint(route, body), () => publish(targets, shape));
   };
 
   app.post(
@@ -196,7 +210,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
         'POST /v1/events',
         request.body,
         [prepared],
-        (results) => results[0],
+        singleAnswer,
       );
       if (answer.replayed) reply.header('idempotent-replayed', 'true');
       return reply.code(202).send(answer.body as z.infer<typeof acceptedSchema>);
@@ -238,7 +252,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
         'POST /v1/events/batch',
         request.body,
         targets,
-        (results) => ({ count: results.length, events: results }),
+        batchAnswer,
       );
       if (answer.replayed) reply.header('idempotent-replayed', 'true');
       return reply.code(202).send(answer.body as z.infer<typeof batchAcceptedSchema>);

@@ -1,4 +1,5 @@
 import { Agent, request } from 'node:http';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { type EventEnvelope, Fleet, type HandlerContext, streamIdTime } from '@streamfleet/core';
 import {
   catalog,
@@ -12,7 +13,7 @@ import {
   waitUntil,
   withPrefix,
 } from '../common';
-import { startServer } from '../servers/spawn';
+import { type ProcessStats, startServer } from '../servers/spawn';
 
 export const E2E_RATE = Number(process.env.BENCH_E2E_RATE ?? 1000);
 const E2E_SECONDS = Number(process.env.BENCH_E2E_SECONDS ?? 5);
@@ -40,6 +41,38 @@ function percentiles(values: number[]): Percentiles {
     p95: percentile(values, 95),
     p99: percentile(values, 99),
     max: values.at(-1) ?? Number.NaN,
+  };
+}
+
+/** Event-loop delay and GC pauses of this process, the same figures the server reports. */
+function watchProcess(): { reset(): void; stats(): ProcessStats; stop(): void } {
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
+  let gc = { count: 0, totalMs: 0, maxMs: 0 };
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.count++;
+      gc.totalMs += entry.duration;
+      gc.maxMs = Math.max(gc.maxMs, entry.duration);
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return {
+    reset: () => {
+      loopDelay.reset();
+      gc = { count: 0, totalMs: 0, maxMs: 0 };
+    },
+    stats: () => ({
+      loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+      loopDelayMaxMs: loopDelay.max / 1e6,
+      gcCount: gc.count,
+      gcTotalMs: gc.totalMs,
+      gcMaxMs: gc.maxMs,
+    }),
+    stop: () => {
+      loopDelay.disable();
+      observer.disconnect();
+    },
   };
 }
 
@@ -95,6 +128,7 @@ export async function e2eLatency(): Promise<LatencyResult> {
       consumer: { batchSize: 200, blockMs: 1000, concurrency: 50 },
     });
     const server = await startServer('api', prefix);
+    const here = watchProcess();
     const agent = new Agent({ keepAlive: true, maxSockets: 64 });
     try {
       await fleet.start();
@@ -108,6 +142,10 @@ export async function e2eLatency(): Promise<LatencyResult> {
       // Open loop: every tick, send whatever the schedule says is due, whether or not earlier requests finished.
       while (sent < total) {
         const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * E2E_RATE));
+        if (sent < warmup && due >= warmup) {
+          server.resetStats();
+          here.reset();
+        }
         for (; sent < due; sent++) {
           const sentAt = nowMs();
           const measured = sent >= warmup;
@@ -129,6 +167,7 @@ export async function e2eLatency(): Promise<LatencyResult> {
         await new Promise((resolve) => setTimeout(resolve, 1));
       }
       await Promise.all(inflight);
+      const [apiStats, benchStats] = [await server.stats(), here.stats()];
 
       if (failures > 0) throw new Error(`e2e: ${failures} requests were not accepted`);
       await waitUntil(() => handled >= total, 30_000, 'every e2e event to be handled');
@@ -141,8 +180,14 @@ export async function e2eLatency(): Promise<LatencyResult> {
       const show = (p: Percentiles) => `p50 ${p.p50.toFixed(2)}, p95 ${p.p95.toFixed(2)}, p99 ${p.p99.toFixed(2)} ms`;
       log(`  e2e at ${E2E_RATE}/s (n=${result.count}): send -> handler ${show(result)}`);
       log(`    of which send -> 202: ${show(result.http)}; XADD -> handler: ${show(result.consumer)}`);
+      const stalls = (s: ProcessStats) =>
+        `event-loop delay p99 ${s.loopDelayP99Ms.toFixed(1)} ms, max ${s.loopDelayMaxMs.toFixed(1)} ms; ` +
+        `GC ${s.gcCount} pauses, ${s.gcTotalMs.toFixed(0)} ms in all, longest ${s.gcMaxMs.toFixed(1)} ms`;
+      log(`    API process: ${stalls(apiStats)}`);
+      log(`    bench process (load generator and consumer): ${stalls(benchStats)}`);
       return result;
     } finally {
+      here.stop();
       agent.destroy();
       await fleet.close({ timeoutMs: 5000 });
       await server.stop();

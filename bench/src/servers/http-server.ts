@@ -13,6 +13,8 @@
  * - `bare`: a bare Fastify route doing what the API's single POST must at least do:
  *   build the envelope and XADD it (no validation, no idempotency, no metrics).
  */
+
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import {
   createEvent,
   createLogger,
@@ -98,8 +100,37 @@ const stop = async () => {
   await closeConnections();
   process.exit(0);
 };
+// Event-loop delay and GC pauses of this process, for the e2e scenario to tell the API's own
+// stalls apart from the load generator's ('stats-reset' starts a window, 'stats' reports it).
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
+let gc = { count: 0, totalMs: 0, maxMs: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gc.count++;
+    gc.totalMs += entry.duration;
+    gc.maxMs = Math.max(gc.maxMs, entry.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
+
 process.on('message', (m) => {
   if (m === 'stop') void stop();
+  if (m === 'stats-reset') {
+    loopDelay.reset();
+    gc = { count: 0, totalMs: 0, maxMs: 0 };
+  }
+  if (m === 'stats') {
+    const ms = (ns: number) => ns / 1e6;
+    process.send?.({
+      stats: {
+        loopDelayP99Ms: ms(loopDelay.percentile(99)),
+        loopDelayMaxMs: ms(loopDelay.max),
+        gcCount: gc.count,
+        gcTotalMs: gc.totalMs,
+        gcMaxMs: gc.maxMs,
+      },
+    });
+  }
 });
 process.on('disconnect', () => void stop());
 process.on('SIGINT', () => void stop());

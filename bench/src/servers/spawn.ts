@@ -2,7 +2,19 @@ import { type ChildProcess, fork } from 'node:child_process';
 
 export interface RunningServer {
   url: string;
+  /** Starts a new window for `stats()`. */
+  resetStats(): void;
+  /** Event-loop delay and GC pauses of the server process since `resetStats()` (or its start). */
+  stats(): Promise<ProcessStats>;
   stop(): Promise<void>;
+}
+
+export interface ProcessStats {
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+  gcCount: number;
+  gcTotalMs: number;
+  gcMaxMs: number;
 }
 
 /** Starts `http-server.ts` in a child process and resolves once it listens. */
@@ -29,6 +41,17 @@ export function startServer(mode: 'api' | 'bare', prefix: string): Promise<Runni
       }
       resolve({
         url: `http://127.0.0.1:${m.port}`,
+        resetStats: () => child.send('stats-reset'),
+        stats: () =>
+          new Promise((resolveStats) => {
+            const onMessage = (reply: { stats?: ProcessStats }) => {
+              if (!reply.stats) return;
+              child.off('message', onMessage);
+              resolveStats(reply.stats);
+            };
+            child.on('message', onMessage);
+            child.send('stats');
+          }),
         stop: async () => {
           if (child.exitCode === null) child.send('stop');
           const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);

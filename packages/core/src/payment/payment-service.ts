@@ -1,3 +1,4 @@
+import { ConcurrencyError } from '../errors/index';
 import { createEvent, type EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import {
@@ -12,7 +13,7 @@ import {
 import type { Queryable, Sql } from '../store/client';
 import { enqueueOutbox } from '../store/outbox';
 import { isProcessed, markProcessed } from '../store/processed-events';
-import type { GroupDefinition } from '../streams/handler';
+import type { GroupDefinition, HandlerContext } from '../streams/handler';
 import type { PaymentGateway } from './payment-gateway';
 
 export const PAYMENT_GROUP = 'payment';
@@ -85,10 +86,18 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
   const group = options.group ?? PAYMENT_GROUP;
   const logger = options.logger ?? silentLogger;
 
-  async function onReserved(event: EventEnvelope<string, InventoryReservedData>): Promise<void> {
+  async function onReserved(
+    event: EventEnvelope<string, InventoryReservedData>,
+    context: HandlerContext,
+  ): Promise<void> {
     const d = event.data;
     const existing = await getPayment(sql, d.orderId);
-    if (!existing) {
+    // A 'void' record (the order was cancelled first) means "do not charge", unless an
+    // earlier attempt of this very event may have charged already (its answer or its commit
+    // was lost, e.g. the connection died) and the cancellation landed in between: then charge
+    // again with the same idempotency key, which returns that charge, and refund it below.
+    const mayHaveCharged = context.attempt > 1 || context.deliveryCount > 1 || context.replayCount > 0;
+    if (!existing || (existing.status === 'void' && mayHaveCharged)) {
       const result = await gateway.charge({
         orderId: d.orderId,
         customerId: d.customerId,
@@ -188,10 +197,16 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
     await sql.begin(async (tx) => {
       if (!(await markProcessed(tx, group, event.id))) return;
       if (!payment) {
-        await tx`
+        const inserted = await tx`
           insert into payments (order_id, status, amount, currency, idempotency_key)
           values (${orderId}, 'void', 0, 'EUR', ${`void:${event.id}`})
-          on conflict (order_id) do nothing`;
+          on conflict (order_id) do nothing
+          returning 1`;
+        // A charge committed after the read above (a retry of inventory.reserved ran beside
+        // this one): roll back; the retry finds the payment and refunds it.
+        if (inserted.length === 0) {
+          throw new ConcurrencyError(`payment of order ${orderId} was recorded meanwhile`, { orderId });
+        }
       }
     });
   }
@@ -200,10 +215,10 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
     group,
     stream: ORDERS_STREAM,
     types: [OrderEventType.inventoryReserved, OrderEventType.cancelled],
-    handler: async (event) => {
+    handler: async (event, context) => {
       if (await isProcessed(sql, group, event.id)) return;
       if (event.type === OrderEventType.inventoryReserved) {
-        await onReserved(event as EventEnvelope<string, InventoryReservedData>);
+        await onReserved(event as EventEnvelope<string, InventoryReservedData>, context);
       } else if (event.type === OrderEventType.cancelled) {
         await onCancelled(event as EventEnvelope<string, OrderCancelledData>);
       }

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NonRetryableError } from '../errors/index';
+import { ConcurrencyError, NonRetryableError } from '../errors/index';
 import { createEvent } from '../events/envelope';
 import { silentLogger } from '../logging/index';
 import { createPostgres, type Sql } from '../store/client';
 import { migrate } from '../store/migrations';
 import type { HandlerContext } from '../streams/handler';
-import { createTestDatabase, type TestDatabase } from '../testing/index';
+import { createTestDatabase, type TestDatabase, waitFor } from '../testing/index';
 import {
   type ChargeRequest,
   HttpPaymentGateway,
@@ -162,6 +162,68 @@ describe('payment group', () => {
     const [row] =
       await sql`select 1 from outbox where event->>'type' = 'payment.refunded' and event->'data'->>'orderId' = ${orderId}`;
     expect(row).toBeDefined();
+  });
+
+  it('a charge whose answer was lost, then a cancellation, then the retry: the charge is refunded', async () => {
+    const inner = new SimulatedPaymentGateway();
+    let loseAnswer = true;
+    const gateway = {
+      async charge(request: ChargeRequest) {
+        const result = await inner.charge(request);
+        if (loseAnswer) {
+          loseAnswer = false;
+          throw new PaymentGatewayUnavailableError('timed out (the charge went through)');
+        }
+        return result;
+      },
+      refund: inner.refund.bind(inner),
+    };
+    const group = createPaymentGroup({ sql, gateway });
+    const orderId = randomUUID();
+    const event = reserved(orderId);
+    await expect(group.handler(event, ctx)).rejects.toBeInstanceOf(PaymentGatewayUnavailableError);
+    await group.handler(cancelled(orderId), ctx); // finds no payment: leaves a 'void' record
+    await group.handler(event, { ...ctx, attempt: 2 });
+    expect(inner.chargeCount).toBe(1);
+    expect(inner.refundCount).toBe(1);
+    expect(await getPayment(sql, orderId)).toMatchObject({ status: 'refunded', amount: 500 });
+  });
+
+  it('a cancellation that read "no payment" just before a charge committed is retried and refunds', async () => {
+    const gateway = new SimulatedPaymentGateway();
+    const group = createPaymentGroup({ sql, gateway });
+    const orderId = randomUUID();
+    const cancel = cancelled(orderId);
+    // Hold the cancellation's dedup row so its transaction waits after it read "no payment".
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const holder = sql.begin(async (tx) => {
+      await tx`insert into processed_events ("group", event_id) values ('payment', ${cancel.id})`;
+      await held;
+      throw new Error('roll back the held row');
+    });
+    const cancelling = Promise.resolve(group.handler(cancel, ctx)).then(
+      () => 'done',
+      (err: unknown) => err,
+    );
+    await waitFor(
+      async () =>
+        (
+          await sql`select 1 from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock' and query like '%processed_events%'`
+        ).length > 0,
+      { message: 'cancellation waiting on its dedup row' },
+    );
+    await group.handler(reserved(orderId), ctx); // charges and commits 'succeeded'
+    release();
+    await expect(holder).rejects.toThrow('roll back the held row');
+    expect(await cancelling).toBeInstanceOf(ConcurrencyError); // rolled back, to be retried
+    await group.handler(cancel, { ...ctx, attempt: 2 });
+    expect(gateway.chargeCount).toBe(1);
+    expect(gateway.refundCount).toBe(1);
+    expect(await getPayment(sql, orderId)).toMatchObject({ status: 'refunded' });
   });
 
   it('a retried charge after a transient failure charges once', async () => {

@@ -82,6 +82,54 @@ describe('/v1/orders', () => {
     ]);
   });
 
+  it('ships a paid order and delivers it; refuses shipping unpaid and cancelling shipped orders', async () => {
+    const order = (await h.app.inject({ method: 'POST', url: '/v1/orders', payload: body })).json();
+    const early = await h.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/ship` });
+    expect(early.statusCode).toBe(422);
+    expect(early.json().code).toBe('ORDER_NOT_PAID');
+
+    expect((await h.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/confirm` })).statusCode).toBe(200);
+    // Payment is the saga's job; here the service records it directly.
+    await new OrderService(sql).markPaid(order.id, { paymentId: 'ch_1', amount: 2500 });
+
+    const badBody = await h.app.inject({
+      method: 'POST',
+      url: `/v1/orders/${order.id}/ship`,
+      payload: { carrier: 'dhl', weight: 3 },
+    });
+    expect(badBody.statusCode).toBe(400);
+
+    const shipped = await h.app.inject({
+      method: 'POST',
+      url: `/v1/orders/${order.id}/ship`,
+      payload: { carrier: 'dhl', trackingNumber: 'T-1', expectedVersion: 3 },
+    });
+    expect(shipped.statusCode).toBe(200);
+    expect(shipped.json()).toMatchObject({ status: 'SHIPPED', version: 4 });
+
+    const cancel = await h.app.inject({
+      method: 'POST',
+      url: `/v1/orders/${order.id}/cancel`,
+      payload: { reason: 'too late' },
+    });
+    expect(cancel.statusCode).toBe(422);
+    expect(cancel.json().code).toBe('CANNOT_CANCEL_SHIPPED');
+
+    const delivered = await h.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/deliver` });
+    expect(delivered.statusCode).toBe(200);
+    expect(delivered.json()).toMatchObject({ status: 'DELIVERED', version: 5 });
+    expect((await h.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/deliver` })).statusCode).toBe(422);
+
+    const history = (await h.app.inject({ method: 'GET', url: `/v1/orders/${order.id}/events` })).json();
+    expect(history.events.map((e: { type: string }) => e.type)).toEqual([
+      'order.created',
+      'order.confirmed',
+      'order.paid',
+      'order.shipped',
+      'order.delivered',
+    ]);
+  });
+
   it('answers 404 for an unknown order, 409 for a repeated id, 400/422 for bad input', async () => {
     expect((await h.app.inject({ method: 'GET', url: '/v1/orders/nope' })).statusCode).toBe(404);
     expect((await h.app.inject({ method: 'GET', url: '/v1/orders/nope/events' })).statusCode).toBe(404);
@@ -105,6 +153,8 @@ describe('/v1/orders', () => {
       '/v1/orders/{id}',
       '/v1/orders/{id}/confirm',
       '/v1/orders/{id}/cancel',
+      '/v1/orders/{id}/ship',
+      '/v1/orders/{id}/deliver',
       '/v1/orders/{id}/events',
     ]) {
       expect(doc.paths[path], path).toBeDefined();

@@ -167,6 +167,57 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
       },
     );
 
+    app.post(
+      '/orders/:id/ship',
+      {
+        schema: {
+          tags: ['orders'],
+          summary: 'Mark a paid order shipped',
+          description: 'Only a PAID order ships (422 otherwise); after this it can no longer be cancelled.',
+          params: idParams,
+          body: z
+            .strictObject({
+              carrier: z.string().min(1).max(64).optional().meta({ example: 'dhl' }),
+              trackingNumber: z.string().min(1).max(128).optional().meta({ example: 'JD014600003SE' }),
+              expectedVersion,
+            })
+            .nullish(),
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422) },
+        },
+      },
+      async (request) => {
+        const b = request.body ?? {};
+        const { order } = await orders.ship(
+          request.params.id,
+          {
+            ...(b.carrier ? { carrier: b.carrier } : {}),
+            ...(b.trackingNumber ? { trackingNumber: b.trackingNumber } : {}),
+          },
+          b.expectedVersion === undefined ? {} : { expectedVersion: b.expectedVersion },
+        );
+        return present(order);
+      },
+    );
+
+    app.post(
+      '/orders/:id/deliver',
+      {
+        schema: {
+          tags: ['orders'],
+          summary: 'Mark a shipped order delivered',
+          description: 'Only a SHIPPED order can be delivered (422 otherwise).',
+          params: idParams,
+          body: z.strictObject({ expectedVersion }).nullish(),
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422) },
+        },
+      },
+      async (request) => {
+        const v = request.body?.expectedVersion;
+        const { order } = await orders.deliver(request.params.id, v === undefined ? {} : { expectedVersion: v });
+        return present(order);
+      },
+    );
+
     app.get(
       '/orders/:id',
       {

@@ -1,0 +1,60 @@
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { fieldsToRecord } from '../events/codec';
+import { createEvent } from '../events/envelope';
+import { cleanupPrefix, testRedisUrl, uniquePrefix } from '../testing/index';
+import { StreamfleetKeys } from './keys';
+import { StreamProducer } from './producer';
+
+const prefix = uniquePrefix();
+const keys = new StreamfleetKeys(prefix);
+const connections: Redis[] = [];
+
+afterAll(async () => {
+  for (const c of connections) c.disconnect();
+  await cleanupPrefix(testRedisUrl(), prefix);
+});
+
+const thing = (name: string) => createEvent({ type: 'test.thing', data: { name }, aggregateId: name });
+
+// The API's connection auto-pipelines; a worker's (the outbox relay's) does not. Both must
+// return one entry id per event, in order, whether one event or many are published.
+describe.each([
+  ['a plain connection', false],
+  ['an auto-pipelining connection', true],
+])('StreamProducer on %s', (_label, enableAutoPipelining) => {
+  const redis = new Redis(testRedisUrl(), { enableAutoPipelining });
+  connections.push(redis);
+  const producer = new StreamProducer({ redis, keys });
+  const suffix = enableAutoPipelining ? 'auto' : 'plain';
+
+  it('publishes a lone event and resolves to its entry id', async () => {
+    const event = thing(`lone-${suffix}`);
+    const [id] = await producer.publishMany([{ stream: `one-${suffix}`, event }]);
+    const entries = (await redis.xrange(keys.stream(`one-${suffix}`), '-', '+')) as [string, string[]][];
+    expect(entries.map(([entryId]) => entryId)).toEqual([id]);
+    expect(fieldsToRecord(entries[0]?.[1] ?? [])).toMatchObject({ id: event.id, type: 'test.thing' });
+  });
+
+  it('publishes many events across streams in one call, ids in request order', async () => {
+    const events = Array.from({ length: 5 }, (_, i) => thing(`many-${suffix}-${i}`));
+    const targets = events.map((event, i) => ({ stream: i % 2 === 0 ? `even-${suffix}` : `odd-${suffix}`, event }));
+    const ids = await producer.publishMany(targets);
+    expect(ids).toHaveLength(5);
+    for (const [i, t] of targets.entries()) {
+      const [entry] = (await redis.xrange(keys.stream(t.stream), ids[i] as string, ids[i] as string)) as [
+        string,
+        string[],
+      ][];
+      expect(fieldsToRecord(entry?.[1] ?? []).id).toBe(t.event.id);
+    }
+  });
+
+  it('resolves concurrent single publishes each to its own entry', async () => {
+    const events = Array.from({ length: 20 }, (_, i) => thing(`burst-${suffix}-${i}`));
+    const ids = await Promise.all(events.map((event) => producer.publish(`burst-${suffix}`, event)));
+    const entries = (await redis.xrange(keys.stream(`burst-${suffix}`), '-', '+')) as [string, string[]][];
+    const byId = new Map(entries.map(([id, fields]) => [id, fieldsToRecord(fields).id]));
+    expect(ids.map((id) => byId.get(id))).toEqual(events.map((e) => e.id));
+  });
+});

@@ -28,6 +28,30 @@ describe('newEventId', () => {
 });
 
 describe('createEvent', () => {
+  it('lays out the envelope in one key order, optional fields only when given', () => {
+    const full = createEvent({
+      type: 'order.created',
+      data: {},
+      aggregateId: 'o-1',
+      aggregateVersion: 2,
+      metadata: { correlationId: 'c-1' },
+    });
+    expect(Object.keys(full)).toEqual([
+      'id',
+      'type',
+      'schemaVersion',
+      'aggregateId',
+      'aggregateVersion',
+      'occurredAt',
+      'data',
+      'metadata',
+    ]);
+    const bare = createEvent({ type: 'order.created', data: {} });
+    expect(Object.keys(bare)).toEqual(['id', 'type', 'schemaVersion', 'occurredAt', 'data', 'metadata']);
+    expect(bare.metadata).toEqual({});
+    expect(bare.schemaVersion).toBe(1);
+  });
+
   it('stamps occurredAt as an ISO 8601 date-time close to now', () => {
     const before = Date.now();
     const event = createEvent({ type: 'order.created', data: {} });

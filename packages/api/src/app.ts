@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { type Config, StreamfleetKeys } from '@streamfleet/core';
@@ -16,6 +15,7 @@ import type { ApiDeps, RateLimitOptions } from './deps';
 import { errorHandler, sendProblem } from './http/error-handler';
 import { ApiMetrics } from './http/metrics';
 import { ApiProblem, PROBLEM_CONTENT_TYPE } from './http/problem';
+import { installRateLimits } from './http/rate-limit';
 import { parseJsonBody } from './http/safe-body';
 import type { RouteContext, RouteRateLimit } from './route-context';
 import { adminDlqRoutes } from './routes/admin-dlq';
@@ -124,13 +124,7 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
   });
 
   const limits = rateLimits(deps);
-  void app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) =>
-      new ApiProblem(429, 'RATE_LIMITED', `rate limit of ${context.max} requests per ${context.after} exceeded`, {
-        headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) },
-      }),
-  });
+  installRateLimits(app);
 
   const extraTags = (deps.plugins ?? []).flatMap((p) => (p.tag ? [p.tag] : []));
   void app.register(swagger, {

@@ -67,7 +67,12 @@ describe('rate limiting', () => {
   it('answers 429 problems past the configured limit', async () => {
     const send = () =>
       h.app.inject({ method: 'POST', url: '/v1/events', payload: { type: 'test.thing', data: { name: 'x' } } });
-    for (let i = 0; i < 3; i++) expect((await send()).statusCode).toBe(202);
+    for (let i = 0; i < 3; i++) {
+      const res = await send();
+      expect(res.statusCode).toBe(202);
+      expect(res.headers['x-ratelimit-limit']).toBe('3');
+      expect(res.headers['x-ratelimit-remaining']).toBe(String(2 - i));
+    }
     const limited = await send();
     expect(limited.statusCode).toBe(429);
     expect(limited.headers['content-type']).toMatch(/^application\/problem\+json/);

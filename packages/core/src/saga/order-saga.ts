@@ -74,6 +74,10 @@ async function cancelIfOpen(
 
 async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
   const orderId = (event.data as { orderId: string }).orderId;
+  // Serialises the saga's handlers per order: `for update` below locks nothing while the saga
+  // row does not exist yet, so a retry running beside the next event of the same order (both
+  // reading "no saga") let the later upsert undo the other, e.g. reopen a cancelled saga.
+  await tx`select pg_advisory_xact_lock(hashtext(${`order_sagas:${orderId}`}))`;
   const [current] = await tx<{ state: SagaState }[]>`
     select state from order_sagas where order_id = ${orderId} for update`;
   const finished = current?.state === 'completed' || current?.state === 'cancelled';

@@ -11,7 +11,9 @@ import { createPostgres, type Sql } from './client';
  * setImmediate (uncaught TypeError, porsager/postgres#1154, #1208), and a statement a dead
  * transaction issues after the pool reconnected runs outside any transaction. Both are
  * fixed by patches/postgres@3.4.9.patch; these tests fail without it (vitest reports the
- * uncaught error).
+ * uncaught error). So does a database refusing connections for a while: unpatched, a
+ * reconnect refused after a terminated query left that query's state behind, and the
+ * next query hung while the connection reconnected in a loop.
  */
 
 let db: TestDatabase;
@@ -41,6 +43,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await admin?.unsafe(`alter database "${db.name}" with allow_connections true`).catch(() => undefined);
   await owner?.end();
   await admin?.end();
   await db?.drop();
@@ -101,6 +104,38 @@ describe('postgres.js pool with backends terminated', () => {
     const started = Date.now();
     await Promise.all(Array.from({ length: 8 }, () => sql`select 1`));
     expect(Date.now() - started).toBeLessThan(5000);
+    await sql.end({ timeout: 5 });
+  });
+
+  it('while the database refuses connections, queries fail at once; afterwards the pool serves again', async () => {
+    const sql = createPostgres(db.url, { max: 2, applicationName: 'sf-pgkill-refused' });
+    const refused = [...CONNECTION_LOST, '55000']; // 55000: database not accepting connections
+    /** Settles `query` within a bound: unpatched, a query after a refused reconnect hung forever. */
+    const outcome = async (query: () => Promise<unknown>): Promise<string> => {
+      let result: string | undefined;
+      query().then(
+        () => {
+          result = 'ok';
+        },
+        (err: unknown) => {
+          result = codeOf(err);
+        },
+      );
+      return waitFor(() => result, { timeoutMs: 5000, message: 'query settled' });
+    };
+    try {
+      await sql`select 1`;
+      await admin.unsafe(`alter database "${db.name}" with allow_connections false`);
+      await terminateBackends();
+      for (let round = 0; round < 3; round++) {
+        expect(refused).toContain(await outcome(() => sql`select 1`));
+        expect(refused).toContain(await outcome(() => sql.begin((tx) => tx`select 1`)));
+      }
+    } finally {
+      await admin.unsafe(`alter database "${db.name}" with allow_connections true`);
+    }
+    expect(await outcome(() => sql`select 1`)).toBe('ok');
+    expect(await outcome(() => sql.begin((tx) => tx`select 1`))).toBe('ok');
     await sql.end({ timeout: 5 });
   });
 

@@ -1,58 +1,36 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent } from '../events/envelope';
-import { silentLogger } from '../logging/index';
-import { createPostgres, type Sql } from '../store/client';
-import { migrate } from '../store/migrations';
-import type { HandlerContext } from '../streams/handler';
-import { createTestDatabase, type TestDatabase } from '../testing/index';
+import type { Sql } from '../store/client';
+import {
+  handlerContext,
+  type MigratedTestDatabase,
+  migratedTestDatabase,
+  startWebhookRecorder,
+  type WebhookRecorder,
+} from '../testing/index';
 import { createNotificationGroup, listNotifications, NotificationDeliveryError } from './notification-service';
 
-const ctx: HandlerContext = {
-  group: 'notification',
-  stream: 'orders',
-  entryId: '0-1',
-  attempt: 1,
-  deliveryCount: 1,
-  replayCount: 0,
-  logger: silentLogger,
-};
+const ctx = handlerContext('notification');
 
-let db: TestDatabase;
+let db: MigratedTestDatabase;
 let sql: Sql;
-let server: Server;
-let url: string;
-let status = 204;
-const hits: Array<{ key: string | undefined; body: Record<string, unknown> }> = [];
+let webhook: WebhookRecorder;
 
 beforeAll(async () => {
-  db = await createTestDatabase('sf_notify');
-  sql = createPostgres(db.url, { max: 5 });
-  await migrate(sql);
-  server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => {
-      body += c;
-    });
-    req.on('end', () => {
-      hits.push({ key: req.headers['idempotency-key'] as string | undefined, body: JSON.parse(body) });
-      res.writeHead(status).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  db = await migratedTestDatabase('sf_notify', { max: 5 });
+  sql = db.sql;
+  webhook = await startWebhookRecorder();
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
-  await sql?.end();
-  await db?.drop();
+  await webhook?.close();
+  await db?.close();
 });
 
 describe('notification group', () => {
   it('a failing webhook is retried; once delivered it is recorded and never sent again', async () => {
-    const group = createNotificationGroup({ sql, webhookUrl: url });
+    const group = createNotificationGroup({ sql, webhookUrl: webhook.url });
+    const hits = webhook.received;
     const event = createEvent({
       type: 'order.cancelled',
       aggregateId: 'o-n1',
@@ -65,10 +43,10 @@ describe('notification group', () => {
         previousStatus: 'PENDING',
       },
     });
-    status = 503;
+    webhook.status = 503;
     await expect(group.handler(event, ctx)).rejects.toBeInstanceOf(NotificationDeliveryError);
     expect(await listNotifications(sql, 'o-n1')).toEqual([]);
-    status = 204;
+    webhook.status = 204;
     await group.handler(event, ctx);
     await group.handler(event, ctx);
     expect(hits).toHaveLength(2);

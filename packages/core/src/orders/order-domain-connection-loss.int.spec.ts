@@ -2,10 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCatalog } from '../catalog';
 import { ConcurrencyError } from '../errors/index';
 import type { EventEnvelope } from '../events/envelope';
-import { Fleet } from '../fleet/fleet';
+import type { Fleet } from '../fleet/fleet';
 import { INVENTORY_GROUP, setStock } from '../inventory/inventory-service';
 import { NOTIFICATION_GROUP } from '../notification/notification-service';
 import {
@@ -21,12 +20,13 @@ import { SAGA_GROUP } from '../saga/order-saga';
 import { createPostgres, type Sql } from '../store/client';
 import { loadEvents } from '../store/event-store';
 import { migrate } from '../store/migrations';
-import { OutboxRelay } from '../store/outbox-relay';
+import type { OutboxRelay } from '../store/outbox-relay';
 import type { GroupDefinition } from '../streams/handler';
 import { infoList } from '../streams/reply';
 import {
   cleanupPrefix,
   createTestDatabase,
+  startFleetWithRelay,
   type TestDatabase,
   testDatabaseUrl,
   testRedisUrl,
@@ -113,15 +113,13 @@ beforeAll(async () => {
   await migrate(sql);
   for (const sku of skus) await setStock(sql, sku, STOCK_PER_SKU);
   groups = createOrderGroups({ sql, gateway });
-  fleet = new Fleet({
+  ({ fleet, relay } = await startFleetWithRelay({
     redisUrl,
     prefix,
-    catalog: createCatalog(),
     groups,
     // A killed connection is a transient failure: enough quick attempts to ride out the
     // outage below, which lasts until handlers have failed a few times.
     retry: { maxAttempts: 40, baseDelayMs: 10, maxDelayMs: 200 },
-    consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
     observer: {
       failed: (group) => {
         failures[group] = (failures[group] ?? 0) + 1;
@@ -130,17 +128,10 @@ beforeAll(async () => {
         deadLettered.push(`${group}: ${reason}`);
       },
     },
-  });
-  await fleet.start();
-  relay = new OutboxRelay({
     sql,
     databaseUrl: db.url,
-    producer: fleet.producer,
-    pollIntervalMs: 20,
-    acquireIntervalMs: 50,
-    logger: relayLogger,
-  });
-  relay.start();
+    relayLogger,
+  }));
 });
 
 afterAll(async () => {

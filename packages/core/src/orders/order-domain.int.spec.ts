@@ -1,89 +1,65 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCatalog } from '../catalog';
 import type { EventEnvelope } from '../events/envelope';
-import { Fleet } from '../fleet/fleet';
+import type { Fleet } from '../fleet/fleet';
 import { getStock, setStock } from '../inventory/inventory-service';
-import { silentLogger } from '../logging/index';
 import { listNotifications } from '../notification/notification-service';
 import { SimulatedPaymentGateway } from '../payment/payment-gateway';
 import { getPayment } from '../payment/payment-service';
 import { getOrderView } from '../projection/order-projection';
 import { getSaga } from '../saga/order-saga';
-import { createPostgres, type Sql } from '../store/client';
+import type { Sql } from '../store/client';
 import { loadEvents } from '../store/event-store';
-import { migrate } from '../store/migrations';
-import { OutboxRelay } from '../store/outbox-relay';
-import type { GroupDefinition, HandlerContext } from '../streams/handler';
+import type { OutboxRelay } from '../store/outbox-relay';
+import type { GroupDefinition } from '../streams/handler';
 import {
   cleanupPrefix,
-  createTestDatabase,
-  type TestDatabase,
+  handlerContext,
+  type MigratedTestDatabase,
+  migratedTestDatabase,
+  startFleetWithRelay,
+  startWebhookRecorder,
   testRedisUrl,
   uniquePrefix,
+  type WebhookRecorder,
   waitFor,
 } from '../testing/index';
 import { foldOrder, type OrderItem } from './order';
 import { createOrderGroups } from './order-groups';
 import { OrderService } from './order-service';
 
-let db: TestDatabase;
+let db: MigratedTestDatabase;
 let sql: Sql;
 let fleet: Fleet;
 let relay: OutboxRelay;
 let groups: GroupDefinition[];
 let orders: OrderService;
-let webhook: Server;
-const received: Array<{ key: string | undefined; body: { kind: string; orderId: string } }> = [];
+let webhook: WebhookRecorder<{ kind: string; orderId: string }>;
 const gateway = new SimulatedPaymentGateway();
 const prefix = uniquePrefix('domain');
 const redisUrl = testRedisUrl();
 
 beforeAll(async () => {
-  db = await createTestDatabase('sf_domain');
-  sql = createPostgres(db.url, { max: 20 });
-  await migrate(sql);
-  webhook = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => {
-      body += c;
-    });
-    req.on('end', () => {
-      received.push({ key: req.headers['idempotency-key'] as string | undefined, body: JSON.parse(body) });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
-  const port = (webhook.address() as AddressInfo).port;
-  groups = createOrderGroups({ sql, gateway, notificationWebhookUrl: `http://127.0.0.1:${port}/hook` });
-  fleet = new Fleet({
+  db = await migratedTestDatabase('sf_domain', { max: 20 });
+  sql = db.sql;
+  webhook = await startWebhookRecorder();
+  groups = createOrderGroups({ sql, gateway, notificationWebhookUrl: webhook.url });
+  ({ fleet, relay } = await startFleetWithRelay({
     redisUrl,
     prefix,
-    catalog: createCatalog(),
     groups,
     retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 100 },
-    consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
-  });
-  await fleet.start();
-  relay = new OutboxRelay({
     sql,
     databaseUrl: db.url,
-    producer: fleet.producer,
-    pollIntervalMs: 20,
-    acquireIntervalMs: 50,
-  });
-  relay.start();
+  }));
   orders = new OrderService(sql);
 });
 
 afterAll(async () => {
   await relay?.close();
   await fleet?.close();
-  await new Promise((resolve) => webhook?.close(resolve));
-  await sql?.end();
-  await db?.drop();
+  await webhook?.close();
+  await db?.close();
   await cleanupPrefix(redisUrl, prefix);
 });
 
@@ -115,7 +91,7 @@ describe('order domain on a running fleet', () => {
     expect(history).toEqual(['order.created', 'order.confirmed', 'order.paid']);
 
     await waitFor(async () => (await listNotifications(sql, orderId)).length === 1, { message: 'notification' });
-    const sent = received.filter((r) => r.body.orderId === orderId);
+    const sent = webhook.received.filter((r) => r.body.orderId === orderId);
     expect(sent).toHaveLength(1);
     expect(sent[0]?.body.kind).toBe('order_confirmed');
     expect(sent[0]?.key).toBeTruthy();
@@ -227,7 +203,7 @@ describe('order domain on a running fleet', () => {
       for (const { event } of rows) {
         for (const g of groups) {
           if (g.types && !g.types.includes(event.type)) continue;
-          await g.handler(event, context(g.group));
+          await g.handler(event, handlerContext(g.group));
         }
       }
     }
@@ -277,15 +253,3 @@ describe('order domain on a running fleet', () => {
     expect(gateway.chargeCount).toBe(charges + 1);
   });
 });
-
-function context(group: string): HandlerContext {
-  return {
-    group,
-    stream: 'orders',
-    entryId: '0-1',
-    attempt: 1,
-    deliveryCount: 1,
-    replayCount: 0,
-    logger: silentLogger,
-  };
-}

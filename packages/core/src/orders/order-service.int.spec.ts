@@ -2,27 +2,24 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConcurrencyError, DomainError, NotFoundError } from '../errors/index';
 import { applyToReadModel, getOrderView, rebuildOrderView } from '../projection/order-projection';
-import { createPostgres, type Sql } from '../store/client';
+import type { Sql } from '../store/client';
 import { loadEvents } from '../store/event-store';
-import { migrate } from '../store/migrations';
-import { createTestDatabase, type TestDatabase } from '../testing/index';
+import { type MigratedTestDatabase, migratedTestDatabase } from '../testing/index';
 import { foldOrder } from './order';
 import { OrderService } from './order-service';
 
-let db: TestDatabase;
+let db: MigratedTestDatabase;
 let sql: Sql;
 let orders: OrderService;
 
 beforeAll(async () => {
-  db = await createTestDatabase('sf_orders');
-  sql = createPostgres(db.url, { max: 10 });
-  await migrate(sql);
+  db = await migratedTestDatabase('sf_orders', { max: 10 });
+  sql = db.sql;
   orders = new OrderService(sql);
 });
 
 afterAll(async () => {
-  await sql?.end();
-  await db?.drop();
+  await db?.close();
 });
 
 const items = [{ sku: 'A', quantity: 1, unitPrice: 1500 }];

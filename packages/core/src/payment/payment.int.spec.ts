@@ -4,11 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConcurrencyError, NonRetryableError } from '../errors/index';
 import { createEvent } from '../events/envelope';
-import { silentLogger } from '../logging/index';
-import { createPostgres, type Sql } from '../store/client';
-import { migrate } from '../store/migrations';
-import type { HandlerContext } from '../streams/handler';
-import { createTestDatabase, type TestDatabase, waitFor } from '../testing/index';
+import type { Sql } from '../store/client';
+import { handlerContext, type MigratedTestDatabase, migratedTestDatabase, waitFor } from '../testing/index';
 import {
   type ChargeRequest,
   HttpPaymentGateway,
@@ -17,15 +14,7 @@ import {
 } from './payment-gateway';
 import { createPaymentGroup, getPayment } from './payment-service';
 
-const ctx: HandlerContext = {
-  group: 'payment',
-  stream: 'orders',
-  entryId: '0-1',
-  attempt: 1,
-  deliveryCount: 1,
-  replayCount: 0,
-  logger: silentLogger,
-};
+const ctx = handlerContext('payment');
 
 describe('HttpPaymentGateway', () => {
   let server: Server;
@@ -100,18 +89,16 @@ describe('HttpPaymentGateway', () => {
 });
 
 describe('payment group', () => {
-  let db: TestDatabase;
+  let db: MigratedTestDatabase;
   let sql: Sql;
 
   beforeAll(async () => {
-    db = await createTestDatabase('sf_payment');
-    sql = createPostgres(db.url, { max: 5 });
-    await migrate(sql);
+    db = await migratedTestDatabase('sf_payment', { max: 5 });
+    sql = db.sql;
   });
 
   afterAll(async () => {
-    await sql?.end();
-    await db?.drop();
+    await db?.close();
   });
 
   function reserved(orderId: string, total = 500) {

@@ -1,38 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent } from '../events/envelope';
-import { silentLogger } from '../logging/index';
 import { loadOrder } from '../orders/commands';
 import { OrderService } from '../orders/order-service';
-import { createPostgres, type Sql } from '../store/client';
+import type { Sql } from '../store/client';
 import { loadEvents } from '../store/event-store';
-import { migrate } from '../store/migrations';
-import type { HandlerContext } from '../streams/handler';
-import { createTestDatabase, type TestDatabase, waitFor } from '../testing/index';
+import { handlerContext, type MigratedTestDatabase, migratedTestDatabase, waitFor } from '../testing/index';
 import { createSagaGroup, expireStaleSagas, getSaga } from './order-saga';
 
-const ctx: HandlerContext = {
-  group: 'order-saga',
-  stream: 'orders',
-  entryId: '0-1',
-  attempt: 1,
-  deliveryCount: 1,
-  replayCount: 0,
-  logger: silentLogger,
-};
+const ctx = handlerContext('order-saga');
 
-let db: TestDatabase;
+let db: MigratedTestDatabase;
 let sql: Sql;
 
 beforeAll(async () => {
-  db = await createTestDatabase('sf_saga');
-  sql = createPostgres(db.url, { max: 5 });
-  await migrate(sql);
+  db = await migratedTestDatabase('sf_saga', { max: 5 });
+  sql = db.sql;
 });
 
 afterAll(async () => {
-  await sql?.end();
-  await db?.drop();
+  await db?.close();
 });
 
 async function startedSaga(): Promise<string> {

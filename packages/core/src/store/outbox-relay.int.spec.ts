@@ -7,18 +7,17 @@ import { StreamfleetKeys } from '../streams/keys';
 import { StreamProducer } from '../streams/producer';
 import {
   cleanupPrefix,
-  createTestDatabase,
-  type TestDatabase,
+  type MigratedTestDatabase,
+  migratedTestDatabase,
   testRedisUrl,
   uniquePrefix,
   waitFor,
 } from '../testing/index';
-import { createPostgres, type Sql } from './client';
-import { migrate } from './migrations';
+import type { Sql } from './client';
 import { enqueueOutbox } from './outbox';
 import { OutboxRelay } from './outbox-relay';
 
-let db: TestDatabase;
+let db: MigratedTestDatabase;
 let sql: Sql;
 let redis: Redis;
 const redisUrl = testRedisUrl();
@@ -26,9 +25,8 @@ const prefixes: string[] = [];
 const relays: OutboxRelay[] = [];
 
 beforeAll(async () => {
-  db = await createTestDatabase('sf_relay');
-  sql = createPostgres(db.url, { max: 20 });
-  await migrate(sql);
+  db = await migratedTestDatabase('sf_relay', { max: 20 });
+  sql = db.sql;
   redis = new Redis(redisUrl);
 });
 
@@ -39,8 +37,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   redis?.disconnect();
-  await sql?.end();
-  await db?.drop();
+  await db?.close();
   for (const p of prefixes) await cleanupPrefix(redisUrl, p);
 });
 

@@ -6,7 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
+import { createPostgres, type PostgresOptions, type Sql } from '../store/client';
+import { migrate } from '../store/migrations';
 import { StreamfleetKeys } from '../streams/keys';
+
+export { type FleetWithRelayOptions, startFleetWithRelay } from './fleet-with-relay';
+export { handlerContext } from './handler-context';
+export { type RecordedWebhook, startWebhookRecorder, type WebhookRecorder } from './webhook-recorder';
 
 export function testRedisUrl(): string {
   const url = process.env.REDIS_URL;
@@ -99,4 +105,33 @@ export async function createTestDatabase(label = 'sf_test'): Promise<TestDatabas
       }
     },
   };
+}
+
+export interface MigratedTestDatabase {
+  readonly url: string;
+  readonly name: string;
+  /** A pool on the database, every migration applied. */
+  readonly sql: Sql;
+  /** Ends the pool, then drops the database. */
+  close(): Promise<void>;
+}
+
+/** `createTestDatabase` with the schema migrated and a pool open on it. */
+export async function migratedTestDatabase(
+  label: string,
+  options: PostgresOptions = {},
+): Promise<MigratedTestDatabase> {
+  const db = await createTestDatabase(label);
+  const sql = createPostgres(db.url, options);
+  const close = async () => {
+    await sql.end();
+    await db.drop();
+  };
+  try {
+    await migrate(sql);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { url: db.url, name: db.name, sql, close };
 }

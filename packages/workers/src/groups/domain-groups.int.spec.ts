@@ -12,45 +12,61 @@ import {
   setStock,
   silentLogger,
 } from '@streamfleet/core';
-import {
-  cleanupPrefix,
-  createTestDatabase,
-  type TestDatabase,
-  testRedisUrl,
-  uniquePrefix,
-  waitFor,
-} from '@streamfleet/core/testing';
+import { cleanupPrefix, createTestDatabase, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Worker } from '../worker';
 import { DOMAIN_GROUPS } from './domain-groups';
 import { defaultRegistry } from './index';
 
-describe('worker running the order domain', () => {
-  const prefix = uniquePrefix('wd');
+/**
+ * A worker on its own database and key prefix, started (which migrates the empty database
+ * and starts the outbox relay), plus a small pool for the test's reads.
+ */
+async function startWorker(options: {
+  database: string;
+  prefix: string;
+  env?: Record<string, string>;
+}): Promise<{ worker: Worker; sql: Sql; close(): Promise<void> }> {
+  const prefix = uniquePrefix(options.prefix);
   const redisUrl = testRedisUrl();
-  let db: TestDatabase;
-  let sql: Sql;
-  let worker: Worker;
-
-  beforeAll(async () => {
-    db = await createTestDatabase('sf_workers');
+  const db = await createTestDatabase(options.database);
+  let worker: Worker | undefined;
+  let sql: Sql | undefined;
+  const close = async () => {
+    await worker?.close({ timeoutMs: 2000 });
+    await sql?.end({ timeout: 5 });
+    await db.drop();
+    await cleanupPrefix(redisUrl, prefix);
+  };
+  try {
     const config = loadConfig({
       REDIS_URL: redisUrl,
       DATABASE_URL: db.url,
       STREAMFLEET_PREFIX: prefix,
       WORKER_PORT: '0',
+      ...options.env,
     });
     worker = await Worker.create({ config, logger: silentLogger, registry: defaultRegistry(), defaultMetrics: false });
-    // Starting migrates the empty database and starts the outbox relay.
     await worker.start();
     sql = createPostgres(db.url, { max: 2 });
+    return { worker, sql, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+describe('worker running the order domain', () => {
+  let worker: Worker;
+  let sql: Sql;
+  let close: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    ({ worker, sql, close } = await startWorker({ database: 'sf_workers', prefix: 'wd' }));
   });
 
   afterAll(async () => {
-    await worker?.close({ timeoutMs: 2000 });
-    await sql?.end({ timeout: 5 });
-    await db?.drop();
-    await cleanupPrefix(redisUrl, prefix);
+    await close?.();
   });
 
   it('runs every domain group by default', () => {
@@ -79,33 +95,20 @@ describe('worker running the order domain', () => {
 });
 
 describe('worker housekeeping', () => {
-  const prefix = uniquePrefix('wh');
-  const redisUrl = testRedisUrl();
-  let db: TestDatabase;
   let sql: Sql;
-  let worker: Worker;
+  let close: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    db = await createTestDatabase('sf_workers_hk');
-    // No inventory group runs, so a new order's saga waits for a reservation that never comes.
-    const config = loadConfig({
-      REDIS_URL: redisUrl,
-      DATABASE_URL: db.url,
-      STREAMFLEET_PREFIX: prefix,
-      WORKER_PORT: '0',
-      WORKER_GROUPS: `${SAGA_GROUP},${PROJECTION_GROUP}`,
-      SAGA_TIMEOUT_MS: '400',
-    });
-    worker = await Worker.create({ config, logger: silentLogger, registry: defaultRegistry(), defaultMetrics: false });
-    await worker.start();
-    sql = createPostgres(db.url, { max: 2 });
+    ({ sql, close } = await startWorker({
+      database: 'sf_workers_hk',
+      prefix: 'wh',
+      // No inventory group runs, so a new order's saga waits for a reservation that never comes.
+      env: { WORKER_GROUPS: `${SAGA_GROUP},${PROJECTION_GROUP}`, SAGA_TIMEOUT_MS: '400' },
+    }));
   });
 
   afterAll(async () => {
-    await worker?.close({ timeoutMs: 2000 });
-    await sql?.end({ timeout: 5 });
-    await db?.drop();
-    await cleanupPrefix(redisUrl, prefix);
+    await close?.();
   });
 
   it('gives up a saga that waited past SAGA_TIMEOUT_MS: the order is cancelled with a timeout reason', async () => {

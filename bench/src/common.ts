@@ -10,6 +10,12 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const N = Number(process.env.BENCH_N ?? 50_000);
 /** Runs per throughput scenario; the median is reported. */
 export const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+/**
+ * Entries per XREADGROUP, for the raw loop and streamfleet alike, so that scenario 3 measures
+ * what streamfleet adds per event rather than a different batch size. (streamfleet's own
+ * default, CONSUMER_BATCH_SIZE=200, is measured too: scenario 3b.)
+ */
+export const READ_COUNT = 500;
 /** Stream every scenario writes to (the reference domain's stream). */
 export const STREAM = 'orders';
 export const EVENT_TYPE = 'order.created';

@@ -10,6 +10,9 @@ export interface Results {
   fleet_per_s: number;
   fleet_vs_raw: number;
   fleet_vs_bullmq: number;
+  /** Scenario 3 with streamfleet's default batch size (200) instead of the raw loop's 500. */
+  fleet_default_batch_per_s: number;
+  fleet_default_batch_vs_raw: number;
   fanout4_per_s: number;
   fanout4_vs_fleet: number;
   fail1pct_per_s: number;
@@ -116,7 +119,16 @@ function rows(r: Results): Row[] {
   return [
     { label: '1. raw Streams (XREADGROUP 500 + XACK)', value: r.raw_streams_per_s, unit: 'events/s' },
     { label: '2. BullMQ (addBulk, 1 worker, concurrency 50)', value: r.bullmq_per_s, unit: 'jobs/s' },
-    { label: '3. streamfleet (1 group, no-op handler)', value: r.fleet_per_s, unit: 'events/s' },
+    {
+      label: `3. streamfleet (1 group, no-op handler, batch ${r.config.batchSize})`,
+      value: r.fleet_per_s,
+      unit: 'events/s',
+    },
+    {
+      label: '3b. streamfleet, default batch 200',
+      value: r.fleet_default_batch_per_s,
+      unit: 'events/s',
+    },
     { label: '4. streamfleet fan-out (4 groups, total)', value: r.fanout4_per_s, unit: 'events/s' },
     { label: '5. streamfleet, 1% failing (happy path)', value: r.fail1pct_per_s, unit: 'events/s' },
     { label: '6. raw pipelined XADD (1 client)', value: r.raw_xadd_per_s, unit: 'events/s' },
@@ -131,6 +143,7 @@ export function table(r: Results): string {
   const ratios = [
     `| fleet_vs_raw | ${r2(r.fleet_vs_raw)} |`,
     `| fleet_vs_bullmq | ${r2(r.fleet_vs_bullmq)} |`,
+    `| 3b (default batch) / raw | ${r2(r.fleet_default_batch_vs_raw)} |`,
     `| fanout4 / fleet | ${r2(r.fanout4_vs_fleet)} |`,
     `| fail1pct_vs_clean | ${r2(r.fail1pct_vs_clean)} |`,
     `| http batch / raw XADD | ${r2(r.http_batch_vs_raw_xadd)} |`,
@@ -198,7 +211,7 @@ export function markdown(r: Results): string {
 Measured by \`pnpm bench\` (the \`bench/\` package) on ${r.date}. Every scenario runs against a local Redis
 under a random key prefix that is deleted afterwards. Throughput scenarios use N = ${r.config.n.toLocaleString('en-US')}
 pre-filled \`order.created\` events (written with streamfleet's own producer, so entry sizes match) and report
-the median of ${r.config.repeats} runs.
+the median of ${r.config.repeats} runs, after one unmeasured warm-up pass; the ratios are medians of per-round ratios.
 
 ![benchmark chart](benchmarks.svg)
 
@@ -231,7 +244,7 @@ ${r.notes.length > 0 ? `## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}\n
 
 1. **raw Streams**: one ioredis client, \`XREADGROUP COUNT 500\` then \`XACK\` of the ids (pipelined with the next read), no work per entry.
 2. **BullMQ**: N jobs carrying the same envelope, added with \`addBulk\` before timing; one \`Worker\`, no-op processor, concurrency 50, \`removeOnComplete\`.
-3. **streamfleet**: \`Fleet\` with one group, no-op handler, one consumer loop (batch ${r.config.batchSize}, concurrency ${r.config.concurrency}); timed from \`start()\` until the handler saw all N and \`XPENDING\` is 0. Every entry is decoded and validated against the catalog (zod), as in production.
+3. **streamfleet**: \`Fleet\` with one group, no-op handler, one consumer loop (batch ${r.config.batchSize} like the raw loop's COUNT, concurrency ${r.config.concurrency}); timed from \`start()\` until the handler saw all N and \`XPENDING\` is 0. Every entry is decoded and validated against the catalog (zod), as in production. **3b** is the same with streamfleet's default \`CONSUMER_BATCH_SIZE\` (200), which trades some throughput for spreading a burst over more workers.
 4. **fan-out**: four groups on the one stream in one process; total handled events/s (4 x N) until every group's \`XPENDING\` is 0.
 5. **1% failing**: every 100th event throws on its first attempt (retry base delay 10 ms); happy-path events/s until all happy events are handled and nothing is pending (failed entries are acked once their BullMQ retry job is stored). \`fail1pct_vs_clean\` = this / scenario 3.
 6. **HTTP ingest**: the API (\`buildApp\`) in a child process, loaded by autocannon for ${r.config.httpDurationS} s each: \`POST /v1/events\` (one event) and \`POST /v1/events/batch\`; next to one client doing pipelined \`XADD\` and a bare Fastify route doing one \`XADD\` per request (baseline for the single POST).

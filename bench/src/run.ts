@@ -24,7 +24,7 @@ import {
 import { type Results, table, targetsTable, withDerived, writeReports } from './report';
 import { bullmqBaseline } from './scenarios/bullmq';
 import { E2E_RATE, e2eLatency, type LatencyResult } from './scenarios/e2e-latency';
-import { FLEET_BATCH_SIZE, FLEET_CONCURRENCY, fleetRun } from './scenarios/fleet';
+import { DEFAULT_BATCH_SIZE, FLEET_BATCH_SIZE, FLEET_CONCURRENCY, fleetRun } from './scenarios/fleet';
 import { HTTP_BATCH_SIZE, HTTP_DURATION_S, type HttpResults, httpIngest } from './scenarios/http-ingest';
 import { rawStreams } from './scenarios/raw-streams';
 import { rawXadd } from './scenarios/raw-xadd';
@@ -44,9 +44,10 @@ const samples: Record<string, number[]> = {};
 // Scenarios 1-5 run in interleaved rounds (raw, fleet, fan-out, 1% failing, BullMQ) so that
 // every ratio compares runs made under the same background load; ratios are the median of
 // the per-round ratios, rates the median of the runs.
-const rounds: Record<'raw' | 'fleet' | 'fanout' | 'fail' | 'bull', Measured[]> = {
+const rounds: Record<'raw' | 'fleet' | 'fleetDefault' | 'fanout' | 'fail' | 'bull', Measured[]> = {
   raw: [],
   fleet: [],
+  fleetDefault: [],
   fanout: [],
   fail: [],
   bull: [],
@@ -54,11 +55,22 @@ const rounds: Record<'raw' | 'fleet' | 'fanout' | 'fail' | 'bull', Measured[]> =
 const retryTimes: number[] = [];
 /** Idle CPU fraction of the machine seen right before each group of measurements. */
 const idle: number[] = [];
+// One unmeasured pass over a fifth of the events, so that no scenario's first round pays for
+// JIT warm-up (the first one run would, and the ratios compare rounds).
+log('warm-up (not measured)');
+const warmup = events.slice(0, Math.max(1000, Math.floor(N / 5)));
+await rawStreams(warmup);
+await fleetRun(warmup);
+await fleetRun(warmup, { failEvery: 100 });
+await bullmqBaseline(warmup);
 for (let round = 1; round <= REPEATS; round++) {
   log(`round ${round}/${REPEATS}`);
   idle.push(await waitForQuiet(`round ${round}`));
   rounds.raw.push(report('1. raw Redis Streams', await rawStreams(events)));
   rounds.fleet.push(report('3. streamfleet', await fleetRun(events)));
+  rounds.fleetDefault.push(
+    report('3b. streamfleet, default batch 200', await fleetRun(events, { batchSize: DEFAULT_BATCH_SIZE })),
+  );
   rounds.fanout.push(report('4. streamfleet fan-out, 4 groups', await fleetRun(events, { groups: 4 })));
   const failed = await fleetRun(events, { failEvery: 100 });
   if (failed.retriesDoneMs !== null) retryTimes.push(failed.retriesDoneMs);
@@ -133,6 +145,8 @@ const results: Results = withDerived({
   fleet_per_s: rate('fleet'),
   fleet_vs_raw: paired('fleet', 'raw'),
   fleet_vs_bullmq: paired('fleet', 'bull'),
+  fleet_default_batch_per_s: rate('fleetDefault'),
+  fleet_default_batch_vs_raw: paired('fleetDefault', 'raw'),
   fanout4_per_s: rate('fanout'),
   fanout4_vs_fleet: paired('fanout', 'fleet'),
   fail1pct_per_s: rate('fail'),

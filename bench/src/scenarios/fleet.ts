@@ -5,6 +5,7 @@ import {
   newRedis,
   pendingCount,
   prefill,
+  READ_COUNT,
   REDIS_URL,
   STREAM,
   startClock,
@@ -12,11 +13,15 @@ import {
   withPrefix,
 } from '../common';
 
-/** streamfleet's defaults (CONSUMER_BATCH_SIZE, CONSUMER_CONCURRENCY) unless overridden. */
-export const FLEET_BATCH_SIZE = Number(process.env.BENCH_FLEET_BATCH ?? 200);
+/** streamfleet's default CONSUMER_BATCH_SIZE (scenario 3b). */
+export const DEFAULT_BATCH_SIZE = 200;
+/** Entries per read: the raw loop's COUNT unless overridden; concurrency: streamfleet's default. */
+export const FLEET_BATCH_SIZE = Number(process.env.BENCH_FLEET_BATCH ?? READ_COUNT);
 export const FLEET_CONCURRENCY = Number(process.env.BENCH_FLEET_CONCURRENCY ?? 50);
 
 export interface FleetRunOptions {
+  /** Entries per XREADGROUP. Default FLEET_BATCH_SIZE. */
+  batchSize?: number;
   /** Consumer groups on the one stream (fan-out). Default 1. */
   groups?: number;
   /** Every `failEvery`-th event throws on its first attempt (100 -> 1%). */
@@ -79,7 +84,7 @@ export async function fleetRun(
           baseDelayMs: options.retryBaseDelayMs ?? 10,
           maxDelayMs: Math.max(100, options.retryBaseDelayMs ?? 10),
         },
-        consumer: { batchSize: FLEET_BATCH_SIZE, blockMs: 1000, concurrency: FLEET_CONCURRENCY },
+        consumer: { batchSize: options.batchSize ?? FLEET_BATCH_SIZE, blockMs: 1000, concurrency: FLEET_CONCURRENCY },
       });
       const key = fleet.keys.stream(STREAM);
       await options.hooks?.started?.();

@@ -1,13 +1,13 @@
 import type { EventEnvelope } from '@streamfleet/core';
 import { StreamfleetKeys } from '@streamfleet/core';
-import { type Measured, newRedis, pendingCount, prefill, STREAM, startClock, withPrefix } from '../common';
+import { type Measured, newRedis, pendingCount, prefill, READ_COUNT, STREAM, startClock, withPrefix } from '../common';
 
 type Reply = [string, [string, string[] | null][]][] | null;
 
 const GROUP = 'raw';
 
 /**
- * Baseline: one ioredis client, XREADGROUP COUNT 500 then XACK of the ids, no work per
+ * Baseline: one ioredis client, XREADGROUP COUNT 500 (READ_COUNT) then XACK of the ids, no work per
  * entry. The XACK is not awaited, so it pipelines with the next read on the same socket.
  * Returns entries per second from the first read until every entry is acknowledged.
  */
@@ -22,7 +22,7 @@ export async function rawStreams(events: readonly EventEnvelope[]): Promise<Meas
       let read = 0;
       let lastAck: Promise<unknown> = Promise.resolve();
       while (read < events.length) {
-        const reply = (await redis.xreadgroup('GROUP', GROUP, 'c1', 'COUNT', 500, 'STREAMS', key, '>')) as Reply;
+        const reply = (await redis.xreadgroup('GROUP', GROUP, 'c1', 'COUNT', READ_COUNT, 'STREAMS', key, '>')) as Reply;
         const entries = reply?.[0]?.[1];
         if (!entries || entries.length === 0) continue;
         const ids = new Array<string>(entries.length);

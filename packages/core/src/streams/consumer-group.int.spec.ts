@@ -328,9 +328,24 @@ describe('crash recovery', () => {
     });
     await first.producer.publish(STREAM, thing(1));
     await waitFor(() => calls === 1);
-    const started = Date.now();
-    // Three visibility timeouts pass while the handler is still working.
-    await waitFor(() => Date.now() - started > 1800, { timeoutMs: 5000 });
+    // The owner's heartbeats reset the entry's idle time; six of them span well over three
+    // visibility timeouts, while the other consumer looks for idle entries every 20 ms.
+    const key = first.keys.stream(STREAM);
+    const entry = async () => ((await redis.xpending(key, 'a', '-', '+', 1)) as [string, string, number, number][])[0];
+    let lastIdle = -1;
+    let heartbeats = 0;
+    await waitFor(
+      async () => {
+        const idle = Number((await entry())?.[2]);
+        if (idle < lastIdle) heartbeats++;
+        lastIdle = idle;
+        return heartbeats >= 6;
+      },
+      { timeoutMs: 10_000, message: 'six heartbeats' },
+    );
+    const [, owner, , deliveries] = (await entry()) ?? [];
+    expect(owner).toBe(first.consumerName);
+    expect(Number(deliveries)).toBe(1);
     release();
     await waitFor(async () => (await pendingCount(first, 'a')) === 0);
     expect(calls).toBe(1);

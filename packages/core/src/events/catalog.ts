@@ -11,6 +11,11 @@ export interface EventDefinition {
   example?: unknown;
 }
 
+interface Registered {
+  definition: EventDefinition;
+  validator: z.ZodType;
+}
+
 const TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 
 /**
@@ -18,30 +23,28 @@ const TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
  * has its own zod schema for `data`. Unknown types and invalid data are `ValidationError`s.
  */
 export class EventCatalog {
-  private readonly definitions = new Map<string, EventDefinition>();
   /**
-   * The same schemas, ahead-of-time compiled (`z.compile`): validation runs once per event
-   * on the consumer's and the API's hot paths, and the compiled parser is ~15x faster on
-   * valid data. Invalid data falls back to zod's runtime parser, so issues are identical.
+   * Type -> version -> definition, with its schema ahead-of-time compiled (`z.compile`):
+   * validation runs once per event on the consumer's and the API's hot paths, and the
+   * compiled parser is ~15x faster on valid data. Invalid data falls back to zod's runtime
+   * parser, so the issues are identical.
    */
-  private readonly validators = new Map<string, Map<number, z.ZodType>>();
+  private readonly versions = new Map<string, Map<number, Registered>>();
   private readonly latest = new Map<string, number>();
 
   register(definition: EventDefinition): this {
     if (!TYPE_PATTERN.test(definition.type)) {
       throw new Error(`event type "${definition.type}" must be dotted lower case, e.g. order.created`);
     }
-    const k = key(definition.type, definition.schemaVersion);
-    this.definitions.set(k, definition);
-    const versions = this.validators.get(definition.type) ?? new Map<number, z.ZodType>();
-    this.validators.set(definition.type, versions);
-    versions.set(definition.schemaVersion, z.compile(definition.schema));
+    const versions = this.versions.get(definition.type) ?? new Map<number, Registered>();
+    this.versions.set(definition.type, versions);
+    versions.set(definition.schemaVersion, { definition, validator: z.compile(definition.schema) });
     this.latest.set(definition.type, Math.max(this.latest.get(definition.type) ?? 0, definition.schemaVersion));
     return this;
   }
 
   has(type: string, schemaVersion?: number): boolean {
-    return schemaVersion === undefined ? this.latest.has(type) : this.definitions.has(key(type, schemaVersion));
+    return this.registered(type, schemaVersion) !== undefined;
   }
 
   types(): string[] {
@@ -49,7 +52,7 @@ export class EventCatalog {
   }
 
   definitionsList(): EventDefinition[] {
-    return [...this.definitions.values()];
+    return [...this.versions.values()].flatMap((versions) => [...versions.values()].map((r) => r.definition));
   }
 
   latestVersion(type: string): number | undefined {
@@ -57,13 +60,16 @@ export class EventCatalog {
   }
 
   get(type: string, schemaVersion?: number): EventDefinition | undefined {
-    const version = schemaVersion ?? this.latest.get(type);
-    return version === undefined ? undefined : this.definitions.get(key(type, version));
+    return this.registered(type, schemaVersion)?.definition;
+  }
+
+  private registered(type: string, schemaVersion = this.latest.get(type)): Registered | undefined {
+    return schemaVersion === undefined ? undefined : this.versions.get(type)?.get(schemaVersion);
   }
 
   /** Validates `data` for a type and version; returns the parsed data or throws. */
   validate(type: string, schemaVersion: number, data: unknown, pathPrefix = 'data'): unknown {
-    const validator = this.validators.get(type)?.get(schemaVersion);
+    const validator = this.versions.get(type)?.get(schemaVersion)?.validator;
     if (!validator) {
       const known = this.latest.has(type);
       throw new ValidationError(
@@ -83,10 +89,6 @@ export class EventCatalog {
     }
     return result.data;
   }
-}
-
-function key(type: string, version: number): string {
-  return `${type}@${version}`;
 }
 
 export function describe(issues: FieldIssue[]): string {

@@ -35,8 +35,7 @@ export class StreamProducer {
   /** Appends one event; resolves to its stream entry id. */
   async publish(stream: string, event: EventEnvelope): Promise<string> {
     this.validate(event);
-    const id = await this.redis.xadd(this.keys.stream(stream), '*', ...encodeEvent(event));
-    return id as string;
+    return this.append(stream, event);
   }
 
   /** Appends many events in one pipeline; resolves to their entry ids, in order. */
@@ -47,7 +46,7 @@ export class StreamProducer {
       // A one-command pipeline costs more than the command, and on an auto-pipelining
       // connection a plain command joins the other requests' commands in one write.
       const t = targets[0] as PublishTarget;
-      return [(await this.redis.xadd(this.keys.stream(t.stream), '*', ...encodeEvent(t.event))) as string];
+      return [await this.append(t.stream, t.event)];
     }
     const pipeline = this.redis.pipeline();
     for (const t of targets) pipeline.xadd(this.keys.stream(t.stream), '*', ...encodeEvent(t.event));
@@ -56,6 +55,10 @@ export class StreamProducer {
       if (err) throw err;
       return id as string;
     });
+  }
+
+  private async append(stream: string, event: EventEnvelope): Promise<string> {
+    return (await this.redis.xadd(this.keys.stream(stream), '*', ...encodeEvent(event))) as string;
   }
 
   private validate(event: EventEnvelope): void {

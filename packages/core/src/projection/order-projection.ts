@@ -1,7 +1,7 @@
 import type { EventEnvelope } from '../events/envelope';
 import { ORDERS_STREAM, OrderEventType } from '../orders/events';
 import { evolve, foldOrder, isOrderEvent, type Order, type OrderStatus } from '../orders/order';
-import type { Queryable, Sql } from '../store/client';
+import { lockKeyForTransaction, type Queryable, type Sql } from '../store/client';
 import { loadEvents } from '../store/event-store';
 import type { GroupDefinition } from '../streams/handler';
 
@@ -36,7 +36,7 @@ export async function applyToReadModel(sql: Sql, event: EventEnvelope): Promise<
   if (!isOrderEvent(event) || id === undefined || version === undefined) return 'skipped';
   return (await sql.begin(async (tx) => {
     // Serialises writers of one order (the row may not exist yet, so no row lock to take).
-    await tx`select pg_advisory_xact_lock(hashtext(${`orders_view:${id}`}))`;
+    await lockKeyForTransaction(tx, `orders_view:${id}`);
     const [row] = await tx<ViewRow[]>`select * from orders_view where id = ${id}`;
     const current = row?.version ?? 0;
     if (version <= current) return 'skipped';

@@ -9,7 +9,7 @@ import {
   type PaymentFailedData,
   type PaymentSucceededData,
 } from '../orders/events';
-import type { Queryable, Sql, TransactionSql } from '../store/client';
+import { lockKeyForTransaction, type Queryable, type Sql, type TransactionSql } from '../store/client';
 import { markProcessed } from '../store/processed-events';
 import type { GroupDefinition } from '../streams/handler';
 
@@ -77,7 +77,7 @@ async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
   // Serialises the saga's handlers per order: `for update` below locks nothing while the saga
   // row does not exist yet, so a retry running beside the next event of the same order (both
   // reading "no saga") let the later upsert undo the other, e.g. reopen a cancelled saga.
-  await tx`select pg_advisory_xact_lock(hashtext(${`order_sagas:${orderId}`}))`;
+  await lockKeyForTransaction(tx, `order_sagas:${orderId}`);
   const [current] = await tx<{ state: SagaState }[]>`
     select state from order_sagas where order_id = ${orderId} for update`;
   const finished = current?.state === 'completed' || current?.state === 'cancelled';

@@ -34,6 +34,14 @@ export function inTransaction<T>(sql: Queryable, fn: (tx: TransactionSql) => Pro
  * Creates the database named in `url` when it does not exist, connecting to the server's
  * `postgres` database to do so. Safe when several processes race to create it.
  */
+/**
+ * Serialises transactions on one key (e.g. one order) until `tx` ends: a row lock cannot do
+ * that while the row does not exist yet. The key is hashed to Postgres' advisory-lock space.
+ */
+export async function lockKeyForTransaction(tx: TransactionSql, key: string): Promise<void> {
+  await tx`select pg_advisory_xact_lock(hashtext(${key}))`;
+}
+
 export async function ensureDatabase(url: string): Promise<{ created: boolean }> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.replace(/^\//, ''));

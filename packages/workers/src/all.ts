@@ -9,21 +9,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createPostgres, ensureDatabase, migrate } from '@streamfleet/core';
-import { createProcessLogger, loadConfigOrExit, runWorker } from './entrypoint';
+import { createProcessLogger, loadConfigOrExit, migrateDatabase, runWorker } from './entrypoint';
 
 const config = loadConfigOrExit();
 const logger = createProcessLogger(config, 'streamfleet');
 
 try {
-  await ensureDatabase(config.databaseUrl);
-  const sql = createPostgres(config.databaseUrl, { max: 1, applicationName: 'streamfleet-migrate' });
-  try {
-    const result = await migrate(sql);
-    logger.info(result, result.applied.length ? 'migrations applied' : 'database is up to date');
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  await migrateDatabase(config, logger);
 } catch (err) {
   logger.fatal({ err }, `migrations failed; is Postgres up at ${redact(config.databaseUrl)}?`);
   process.exit(1);

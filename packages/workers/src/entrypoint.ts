@@ -2,7 +2,16 @@
  * Shared by the entrypoints (`main.ts`, `all.ts`, `migrate.ts`): the only code in this
  * package that reads `process.env`, installs signal handlers or calls `process.exit`.
  */
-import { type Config, ConfigError, createLogger, type Logger, loadConfig } from '@streamfleet/core';
+import {
+  type Config,
+  ConfigError,
+  createLogger,
+  createPostgres,
+  ensureDatabase,
+  type Logger,
+  loadConfig,
+  migrate,
+} from '@streamfleet/core';
 import { defaultRegistry, UnknownGroupError } from './groups/index';
 import { handleShutdownSignals } from './signals';
 import { Worker } from './worker';
@@ -22,6 +31,22 @@ export function loadConfigOrExit(): Config {
 
 export function createProcessLogger(config: Config, name: string): Logger {
   return createLogger({ level: config.logLevel, name });
+}
+
+/**
+ * Creates the database named in `DATABASE_URL` when missing and applies pending migrations
+ * (advisory-locked: several processes may race). Throws what went wrong.
+ */
+export async function migrateDatabase(config: Config, logger: Logger): Promise<void> {
+  const { created } = await ensureDatabase(config.databaseUrl);
+  if (created) logger.info('database created');
+  const sql = createPostgres(config.databaseUrl, { max: 1, applicationName: 'streamfleet-migrate' });
+  try {
+    const result = await migrate(sql);
+    logger.info(result, result.applied.length ? 'migrations applied' : 'database is up to date');
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }
 
 /** Extra, test-only knob outside core's schema: simulated handler work in the e2e groups. */

@@ -1,20 +1,13 @@
 import { testRedisUrl, waitFor } from '@streamfleet/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { E2E_GROUPS } from '../../src/groups/index';
-import { FleetHarness } from '../support/fleet-harness';
+import { FAULT_TEST_ENV, FleetHarness } from '../support/fleet-harness';
 
 const N = 6000;
 const BATCH = 200;
 
 describe('kill -9 of a worker mid-flow', () => {
-  const fleet = new FleetHarness(testRedisUrl(), {
-    WORKER_GROUPS: E2E_GROUPS.join(','),
-    VISIBILITY_TIMEOUT_MS: '2000',
-    E2E_HANDLER_DELAY_MS: '2',
-    CONSUMER_CONCURRENCY: '20',
-    CONSUMER_BATCH_SIZE: '50',
-    CONSUMER_BLOCK_MS: '200',
-  });
+  const fleet = new FleetHarness(testRedisUrl(), FAULT_TEST_ENV);
   afterAll(() => fleet.close());
 
   it('every group handles every event; nothing stays pending', async () => {

@@ -1,7 +1,7 @@
 import { waitFor } from '@streamfleet/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { E2E_GROUPS } from '../../src/groups/index';
-import { FleetHarness } from '../support/fleet-harness';
+import { FAULT_TEST_ENV, FleetHarness } from '../support/fleet-harness';
 import { TestRedisServer } from '../support/redis-server';
 
 const MIN_EVENTS = 3000;
@@ -13,14 +13,7 @@ describe('Redis restart under load', () => {
 
   beforeAll(async () => {
     await redis.start();
-    fleet = new FleetHarness(redis.url, {
-      WORKER_GROUPS: E2E_GROUPS.join(','),
-      VISIBILITY_TIMEOUT_MS: '2000',
-      E2E_HANDLER_DELAY_MS: '2',
-      CONSUMER_CONCURRENCY: '20',
-      CONSUMER_BATCH_SIZE: '50',
-      CONSUMER_BLOCK_MS: '200',
-    });
+    fleet = new FleetHarness(redis.url, FAULT_TEST_ENV);
   });
   afterAll(async () => {
     await fleet?.close();

@@ -1,7 +1,7 @@
 import { testRedisUrl, waitFor } from '@streamfleet/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { E2E_GROUPS } from '../../src/groups/index';
-import { FleetHarness } from '../support/fleet-harness';
+import { FAULT_TEST_ENV, FleetHarness } from '../support/fleet-harness';
 
 const MIN_EVENTS = 4000;
 const BATCH = 50;
@@ -9,12 +9,8 @@ const SHUTDOWN_TIMEOUT_MS = 5000;
 
 describe('rolling SIGTERM restart under load', () => {
   const fleet = new FleetHarness(testRedisUrl(), {
-    WORKER_GROUPS: E2E_GROUPS.join(','),
-    VISIBILITY_TIMEOUT_MS: '2000',
+    ...FAULT_TEST_ENV,
     E2E_HANDLER_DELAY_MS: '5',
-    CONSUMER_CONCURRENCY: '20',
-    CONSUMER_BATCH_SIZE: '50',
-    CONSUMER_BLOCK_MS: '200',
     RETRY_BASE_DELAY_MS: '50',
     RETRY_MAX_DELAY_MS: '200',
     SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),

@@ -9,8 +9,21 @@ import {
 } from '@streamfleet/core';
 import { cleanupPrefix, uniquePrefix, waitFor } from '@streamfleet/core/testing';
 import type { Redis } from 'ioredis';
-import { E2E_EVENT_TYPE, E2E_STREAM, e2eKeys, registerE2eEvents } from '../../src/groups/index';
+import { E2E_EVENT_TYPE, E2E_GROUPS, E2E_STREAM, e2eKeys, registerE2eEvents } from '../../src/groups/index';
 import { spawnWorker, type WorkerProcess } from './worker-process';
+
+/**
+ * Worker settings the fault tests share: the e2e groups, small batches and short timeouts
+ * so that a crash or restart is noticed within seconds, a little simulated work per event.
+ */
+export const FAULT_TEST_ENV: Readonly<Record<string, string>> = {
+  WORKER_GROUPS: E2E_GROUPS.join(','),
+  VISIBILITY_TIMEOUT_MS: '2000',
+  E2E_HANDLER_DELAY_MS: '2',
+  CONSUMER_CONCURRENCY: '20',
+  CONSUMER_BATCH_SIZE: '50',
+  CONSUMER_BLOCK_MS: '200',
+};
 
 export interface GroupTally {
   group: string;

@@ -236,14 +236,47 @@ const CASES: BadRequest[] = [
   },
   { name: 'unknown query parameter', request: admin('GET', '/admin/dlq?sort=desc'), status: 400, field: 'query.sort' },
   {
+    name: 'cursor part past the 64-bit range',
+    request: admin('GET', '/admin/dlq?cursor=18446744073709551616-0'),
+    status: 400,
+    field: 'query.cursor',
+  },
+  { name: 'cursor 0-0', request: admin('GET', '/admin/dlq?cursor=0-0'), status: 400, field: 'query.cursor' },
+  {
+    name: 'from before 1970',
+    request: admin('GET', '/admin/dlq?from=1900-01-01T00:00:00Z'),
+    status: 400,
+    field: 'query.from',
+  },
+  {
+    name: 'to before 1970',
+    request: admin('GET', '/admin/dlq?to=0000-01-01T00:00:00Z'),
+    status: 400,
+    field: 'query.to',
+  },
+  {
+    name: 'from after to',
+    request: admin('GET', '/admin/dlq?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z'),
+    status: 400,
+    field: 'query.from',
+  },
+
+  {
     name: 'audit cursor not an id',
     request: admin('GET', '/admin/audit?cursor=%2B'),
     status: 400,
     field: 'query.cursor',
   },
+  { name: 'audit cursor 0-0', request: admin('GET', '/admin/audit?cursor=0-0'), status: 400, field: 'query.cursor' },
   { name: 'audit limit too big', request: admin('GET', '/admin/audit?limit=1001'), status: 400, field: 'query.limit' },
   // admin: single entries
   { name: 'get with a bad id', request: admin('GET', '/admin/dlq/not-an-id'), status: 400, field: 'params.id' },
+  {
+    name: 'get an id past the 64-bit range',
+    request: admin('GET', '/admin/dlq/99999999999999999999-0'),
+    status: 400,
+    field: 'params.id',
+  },
   { name: 'get an id that is not there', request: admin('GET', '/admin/dlq/1-0'), status: 404, code: 'NOT_FOUND' },
   { name: 'replay with a bad id', request: admin('POST', '/admin/dlq/x-1/replay'), status: 400, field: 'params.id' },
   {
@@ -253,6 +286,18 @@ const CASES: BadRequest[] = [
     code: 'NOT_FOUND',
   },
   { name: 'discard with a bad id', request: admin('DELETE', '/admin/dlq/%2A'), status: 400, field: 'params.id' },
+  {
+    name: 'replay an id past the 64-bit range',
+    request: admin('POST', '/admin/dlq/1-18446744073709551616/replay'),
+    status: 400,
+    field: 'params.id',
+  },
+  {
+    name: 'discard an id past the 64-bit range',
+    request: admin('DELETE', '/admin/dlq/99999999999999999999-99999999999999999999'),
+    status: 400,
+    field: 'params.id',
+  },
   {
     name: 'discard an id that is not there',
     request: admin('DELETE', '/admin/dlq/1-0'),
@@ -277,6 +322,26 @@ const CASES: BadRequest[] = [
     request: admin('POST', '/admin/dlq/replay', { ids: ['x'] }),
     status: 400,
     field: 'ids.0',
+  },
+  {
+    name: 'bulk replay with an id past the 64-bit range',
+    request: admin('POST', '/admin/dlq/replay', { ids: ['1-0', '99999999999999999999-0'], dryRun: true }),
+    status: 400,
+    field: 'ids.1',
+  },
+  {
+    name: 'bulk replay with a filter before 1970',
+    request: admin('POST', '/admin/dlq/replay', { filter: { from: '1969-12-31T23:59:59Z' }, dryRun: true }),
+    status: 400,
+    field: 'filter.from',
+  },
+  {
+    name: 'bulk replay with from after to',
+    request: admin('POST', '/admin/dlq/replay', {
+      filter: { from: '2026-02-01T00:00:00Z', to: '2026-01-01T00:00:00Z' },
+    }),
+    status: 400,
+    field: 'filter.from',
   },
   {
     name: 'bulk replay with empty ids',

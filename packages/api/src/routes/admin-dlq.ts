@@ -8,9 +8,11 @@ import {
   actorHeaders,
   adminProblems,
   adminSecurity,
+  cursorSchema,
   entrySchema,
   entrySummarySchema,
   filterSchema,
+  orderedTimeRange,
   streamIdSchema,
   summarise,
   toFilter,
@@ -55,10 +57,12 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         summary: 'List dead-lettered events',
         description: 'Newest first. Filters combine; pass `nextCursor` back as `cursor` for the next (older) page.',
         security: adminSecurity,
-        querystring: filterSchema.extend({
-          cursor: streamIdSchema.optional().meta({ description: 'From a previous page’s `nextCursor`' }),
-          limit: limitQuery(1000, 50),
-        }),
+        querystring: filterSchema
+          .extend({
+            cursor: cursorSchema.optional().meta({ description: 'From a previous page’s `nextCursor`' }),
+            limit: limitQuery(1000, 50),
+          })
+          .superRefine(orderedTimeRange),
         response: {
           200: z.object({
             items: z.array(entrySummarySchema),
@@ -157,7 +161,7 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         body: z
           .strictObject({
             ids: z.array(streamIdSchema).min(1).max(10_000).optional(),
-            filter: filterSchema.optional(),
+            filter: filterSchema.superRefine(orderedTimeRange).optional(),
             limit: z.number().int().min(1).max(10_000).default(100),
             dryRun: z.boolean().default(false),
           })
@@ -209,7 +213,7 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         description: 'Newest first, cursor paginated.',
         security: adminSecurity,
         querystring: z.strictObject({
-          cursor: streamIdSchema.optional(),
+          cursor: cursorSchema.optional(),
           limit: limitQuery(1000, 50),
         }),
         response: {

@@ -4,15 +4,31 @@ import { problemResponses } from '../http/problem';
 
 const STREAM_ID = /^\d{1,20}(-\d{1,20})?$/;
 const NAME = /^[\w.:-]{1,200}$/;
+/** Both halves of a stream id are unsigned 64-bit; Redis refuses anything larger with an error. */
+const U64_MAX = 18_446_744_073_709_551_615n;
+
+// zod runs refinements even after the regex failed, so this one checks the shape itself.
+const inU64 = (id: string) => !STREAM_ID.test(id) || id.split('-').every((part) => BigInt(part) <= U64_MAX);
 
 export const streamIdSchema = z
   .string()
   .regex(STREAM_ID, 'must be a stream entry id like 1732460000000-0')
+  .refine(inU64, 'each part of a stream entry id must be at most 18446744073709551615')
   .meta({ example: '1732460000000-0' });
+
+/**
+ * A page cursor: an entry id handed out as `nextCursor`. `0-0` is never one (no entry can
+ * have it), and Redis refuses it as an exclusive bound, so it is refused here.
+ */
+export const cursorSchema = streamIdSchema.refine((id) => /[1-9]/.test(id), 'must be after 0-0');
 
 export const nameSchema = z.string().regex(NAME, 'letters, digits and . _ : - only (1-200)');
 export const reasonSchema = z.enum(DEAD_LETTER_REASONS);
-export const isoDate = z.iso.datetime({ offset: true }).meta({ example: '2026-11-24T00:00:00Z' });
+/** Dead-letter ids are millisecond timestamps since 1970, so earlier times cannot be bounds. */
+export const isoDate = z.iso
+  .datetime({ offset: true })
+  .refine((v) => Date.parse(v) >= 0, 'must be at or after 1970-01-01T00:00:00Z')
+  .meta({ example: '2026-11-24T00:00:00Z' });
 
 export const adminSecurity = [{ adminToken: [] }];
 
@@ -36,6 +52,13 @@ export const filterSchema = z.strictObject({
 });
 
 export type FilterInput = z.infer<typeof filterSchema>;
+
+/** Refuses `from` later than `to` (a range that can match nothing is a caller's mistake). */
+export function orderedTimeRange(value: { from?: string | undefined; to?: string | undefined }, ctx: z.RefinementCtx) {
+  if (value.from && value.to && Date.parse(value.from) > Date.parse(value.to)) {
+    ctx.addIssue({ code: 'custom', path: ['from'], message: 'must not be later than to' });
+  }
+}
 
 const errorSummary = z.object({
   name: z.string(),

@@ -1,4 +1,11 @@
-import { type EventEnvelope, Fleet, loadConfig, NonRetryableError } from '@streamfleet/core';
+import {
+  createEvent,
+  type EventEnvelope,
+  Fleet,
+  loadConfig,
+  NonRetryableError,
+  StreamProducer,
+} from '@streamfleet/core';
 import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, buildApp } from '../src/app';
@@ -255,5 +262,114 @@ describe('dead-letter admin through the engine', () => {
     expect(next).toEqual(expect.any(String));
     const rest = await admin('GET', `/admin/audit?limit=2&cursor=${next}`);
     expect(rest.json().items.map((i: { actor: string }) => i.actor)).toEqual(['alice']);
+  });
+});
+
+/**
+ * The numbers operators read while things are still going wrong: a retry job waiting in
+ * BullMQ, a group that has not read the stream yet, and a dead letter whose event fails
+ * today's schema (so a bulk replay dry run must flag it).
+ */
+describe('group status and dry run while events are failing', () => {
+  const prefix = uniquePrefix('api-dlq-stats');
+  const url = testRedisUrl();
+  const SLOW = 'slow-worker';
+  const LATE = 'late-group';
+  let fleet: Fleet;
+  let app: ApiApp;
+  let invalidEventId = '';
+  const attempts = new Map<string, number>();
+
+  const admin = async (method: 'GET' | 'POST', path: string, payload?: Record<string, unknown>) => {
+    const res = await app.inject({ method, url: path, headers: adminHeaders, ...(payload ? { payload } : {}) });
+    expect(res.statusCode, `${method} ${path}`).toBe(200);
+    return res.json();
+  };
+
+  beforeAll(async () => {
+    const catalog = testCatalog();
+    fleet = new Fleet({
+      redisUrl: url,
+      prefix,
+      catalog,
+      groups: [
+        {
+          group: SLOW,
+          stream: 'things',
+          handler: (event) => {
+            attempts.set(event.id, (attempts.get(event.id) ?? 0) + 1);
+            // A retryable failure; the next attempt is a minute away, so the job stays delayed.
+            throw new Error('downstream is away');
+          },
+        },
+      ],
+      retry: { maxAttempts: 3, baseDelayMs: 60_000, maxDelayMs: 60_000, jitter: 0 },
+      consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
+    });
+    await fleet.start();
+    app = buildApp(loadConfig({ REDIS_URL: url, STREAMFLEET_PREFIX: prefix, ADMIN_TOKEN }), {
+      redis: fleet.redis,
+      catalog,
+      producer: fleet.producer,
+      deadLetters: fleet.deadLetters,
+      retryQueues: fleet.retryQueues,
+    });
+    await app.ready();
+
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      payload: { type: 'test.thing', data: { name: 'a' } },
+    });
+    expect(ok.statusCode).toBe(202);
+    // An event the API would refuse, written past it (as an old producer might have): the
+    // engine dead-letters it as invalid-event without calling the handler.
+    const unchecked = new StreamProducer({ redis: fleet.redis, keys: fleet.keys });
+    const invalid = createEvent({ type: 'test.thing', schemaVersion: 1, data: { name: 42 } });
+    invalidEventId = invalid.id;
+    await unchecked.publish('things', invalid);
+    await waitFor(async () => (await fleet.deadLetters.length()) === 1, { message: 'the invalid event dead-lettered' });
+    await waitFor(async () => (await fleet.retryQueues.counts(SLOW)).delayed === 1, { message: 'a delayed retry job' });
+    // A group created after the events were written has read none of them.
+    await fleet.redis.xgroup('CREATE', fleet.keys.stream('things'), LATE, '0');
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await fleet?.close();
+    await cleanupPrefix(url, prefix);
+  });
+
+  it('reports retrying, lag and dead-lettered per group, and consumers with idle times', async () => {
+    const { streams } = await admin('GET', '/admin/groups');
+    const things = streams.find((s: { stream: string }) => s.stream === 'things');
+    expect(things.length).toBe(2);
+    const byName = Object.fromEntries(things.groups.map((g: { group: string }) => [g.group, g]));
+    expect(byName[SLOW]).toMatchObject({ pending: 0, lag: 0, retrying: 1, deadLettered: 1 });
+    expect(byName[SLOW].consumers).toEqual([{ name: fleet.consumerName, pending: 0, idleMs: expect.any(Number) }]);
+    expect(byName[SLOW].consumers[0].idleMs).toBeGreaterThanOrEqual(0);
+    expect(byName[LATE]).toMatchObject({ consumers: [], pending: 0, lag: 2, retrying: 0, deadLettered: 0 });
+
+    const { groups } = await admin('GET', '/admin/retries');
+    expect(groups.find((g: { group: string }) => g.group === SLOW)).toMatchObject({ delayed: 1, waiting: 0 });
+    expect(attempts.size).toBe(1);
+  });
+
+  it('dry run flags the entry that fails today’s schema, and changes nothing', async () => {
+    const [entry] = (await admin('GET', '/admin/dlq')).items;
+    expect(entry).toMatchObject({ eventId: invalidEventId, group: SLOW, reason: 'invalid-event' });
+    const result = await admin('POST', '/admin/dlq/replay', { filter: {}, dryRun: true });
+    expect(result).toMatchObject({
+      dryRun: true,
+      matched: 1,
+      replayed: 0,
+      byGroup: { [SLOW]: 1 },
+      byReason: { 'invalid-event': 1 },
+      invalidToday: [{ id: entry.id, error: expect.stringContaining('name') }],
+      replayedIds: [],
+    });
+    expect(await fleet.deadLetters.length()).toBe(1);
+    expect((await admin('GET', '/admin/audit')).items).toEqual([]);
+    expect(await fleet.retryQueues.counts(SLOW)).toMatchObject({ delayed: 1, waiting: 0 });
   });
 });

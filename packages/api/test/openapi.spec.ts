@@ -34,7 +34,20 @@ function docCatalog(): EventCatalog {
 
 interface OpenApiDoc {
   openapi: string;
-  paths: Record<string, Record<string, { tags?: string[]; security?: unknown[]; responses: Record<string, unknown> }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        tags?: string[];
+        summary?: string;
+        description?: string;
+        security?: unknown[];
+        requestBody?: unknown;
+        responses: Record<string, unknown>;
+      }
+    >
+  >;
   components: { securitySchemes: Record<string, unknown> };
 }
 
@@ -74,6 +87,24 @@ describe('OpenAPI document', () => {
         }
       }
     }
+  });
+
+  it('describes every operation, gives its bodies examples and documents the batch maximum', () => {
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const where = `${method} ${path}`;
+        expect(op.summary, where).toEqual(expect.any(String));
+        expect(op.description, where).toEqual(expect.any(String));
+        if (op.requestBody) expect(JSON.stringify(op.requestBody), where).toContain('"example"');
+        for (const [status, response] of Object.entries(op.responses)) {
+          const types = Object.keys((response as { content?: object }).content ?? {});
+          if (Number(status) >= 400 && path !== '/readyz')
+            expect(types, `${where} ${status}`).toEqual(['application/problem+json']);
+        }
+      }
+    }
+    const batch = JSON.stringify(doc.paths['/v1/events/batch']?.post?.requestBody);
+    expect(batch).toContain('"maxItems":500');
   });
 
   it('passes swagger-parser validation', async () => {

@@ -121,6 +121,9 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
       schema: {
         tags: ['groups'],
         summary: 'Retry queue counts per consumer group',
+        description:
+          'BullMQ job counts of each group’s retry queue (waiting, delayed, active, failed, completed), for every ' +
+          'group that has a stream or dead letters.',
         security: adminSecurity,
         response: { 200: z.object({ groups: z.array(retryCountsSchema) }), ...adminProblems },
       },

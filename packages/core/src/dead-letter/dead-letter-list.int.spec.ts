@@ -1,0 +1,91 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeEvent } from '../events/codec';
+import { createEvent } from '../events/envelope';
+import { StreamfleetKeys } from '../streams/keys';
+import { streamIdTime } from '../streams/reply';
+import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '../testing/index';
+import { DeadLetterStream } from './dead-letter-stream';
+import type { DeadLetterEntry, DeadLetterFilter, DeadLetterReason } from './types';
+
+const prefix = uniquePrefix();
+const keys = new StreamfleetKeys(prefix);
+let redis: Redis;
+let dlq: DeadLetterStream;
+
+async function write(group: string, type: string, reason: DeadLetterReason): Promise<string> {
+  const event = createEvent({ type, data: { n: 1 } });
+  const { id } = await dlq.write({
+    group,
+    stream: 'things',
+    entryId: '1-0',
+    fields: encodeEvent(event),
+    reason,
+    attempts: 1,
+    replayCount: 0,
+    lastError: { name: 'Error', message: 'boom' },
+    failures: [],
+    firstFailedAt: new Date().toISOString(),
+  });
+  return id;
+}
+
+/** Every match of a filter, walking the cursor one entry at a time. */
+async function walk(filter: DeadLetterFilter, limit = 1): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor: string | undefined;
+  let pages = 0;
+  do {
+    const page = await dlq.list(filter, { limit, ...(cursor ? { cursor } : {}) });
+    ids.push(...page.items.map((i: DeadLetterEntry) => i.id));
+    cursor = page.nextCursor;
+    if (++pages > 100) throw new Error('cursor never ends');
+  } while (cursor);
+  return ids;
+}
+
+/** Waits until the clock has moved past the millisecond of a dead-letter id. */
+const pastMillisecondOf = (id: string) => waitFor(() => Date.now() > streamIdTime(id) + 1);
+
+beforeAll(() => {
+  redis = new Redis(testRedisUrl());
+  dlq = new DeadLetterStream({ redis, keys });
+});
+
+afterAll(async () => {
+  redis.disconnect();
+  await cleanupPrefix(testRedisUrl(), prefix);
+});
+
+describe('DeadLetterStream.list filters', () => {
+  it('filters by type, group and reason together, newest first, across cursor pages', async () => {
+    const wanted: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      wanted.push(await write('typed', 'thing.happened', 'non-retryable'));
+      await write('typed', 'other.happened', 'non-retryable');
+      await write('typed', 'thing.happened', 'invalid-event');
+      await write('elsewhere', 'thing.happened', 'non-retryable');
+    }
+    const ids = await walk({ group: 'typed', type: 'thing.happened', reason: 'non-retryable' });
+    expect(ids).toEqual([...wanted].reverse());
+    expect(await walk({ group: 'typed', type: 'other.happened' }, 3)).toHaveLength(4);
+    expect(await walk({ group: 'typed', reason: 'invalid-event' }, 2)).toHaveLength(4);
+    const entry = await dlq.get(wanted[0] as string);
+    expect(entry).toMatchObject({ group: 'typed', type: 'thing.happened', reason: 'non-retryable' });
+  });
+
+  it('filters by a dead-lettered time range, both bounds inclusive', async () => {
+    const early = [await write('timed', 'thing.happened', 'non-retryable')];
+    early.push(await write('timed', 'thing.happened', 'non-retryable'));
+    await pastMillisecondOf(early[1] as string);
+    const late = [await write('timed', 'thing.happened', 'non-retryable')];
+    late.push(await write('timed', 'thing.happened', 'non-retryable'));
+    const at = (id: string) => new Date(streamIdTime(id));
+    expect(await walk({ group: 'timed', to: at(early[1] as string) })).toEqual([...early].reverse());
+    expect(await walk({ group: 'timed', from: at(late[0] as string) })).toEqual([...late].reverse());
+    expect(await walk({ group: 'timed', from: at(early[0] as string), to: at(early[1] as string) })).toEqual(
+      [...early].reverse(),
+    );
+    expect(await walk({ group: 'timed', from: at(early[0] as string) }, 3)).toEqual([...early, ...late].reverse());
+  });
+});

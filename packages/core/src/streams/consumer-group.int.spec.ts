@@ -220,29 +220,43 @@ describe('consumer group loop', () => {
     expect(Number(((await redis.xpending(key, 'a')) as [number])[0])).toBe(0);
   });
 
-  it('keeps one aggregate in order while running others concurrently', async () => {
+  it('close() on a busy stream finishes every entry it was handed, read ahead included, and leaves the rest new', async () => {
     prefix = uniquePrefix();
-    const order = new Map<string, number[]>();
-    let running = 0;
-    let maxRunning = 0;
-    const fleet = await startFleet([
-      group('a', async (e) => {
-        running++;
-        maxRunning = Math.max(maxRunning, running);
-        await new Promise((r) => setImmediate(r));
-        const list = order.get(e.aggregateId as string) ?? [];
-        list.push(n(e));
-        order.set(e.aggregateId as string, list);
-        running--;
-      }),
-    ]);
+    const total = 1000;
+    const seen: number[] = [];
+    const handler: EventHandler = async (e) => {
+      await new Promise((r) => setImmediate(r));
+      seen.push(n(e));
+    };
+    const first = await startFleet([group('a', handler)], {
+      consumer: { batchSize: 25, concurrency: 5, blockMs: 100, visibilityTimeoutMs: 60_000 },
+    });
     const events = [];
-    for (let i = 0; i < 200; i++) events.push({ stream: STREAM, event: thing(i, `agg-${i % 5}`) });
-    await fleet.producer.publishMany(events);
-    await waitFor(() => [...order.values()].reduce((s, l) => s + l.length, 0) === 200, { timeoutMs: 30_000 });
-    for (const list of order.values()) expect(list).toEqual([...list].sort((x, y) => x - y));
-    expect(maxRunning).toBeGreaterThan(1);
+    for (let i = 0; i < total; i++) events.push({ stream: STREAM, event: thing(i) });
+    await first.producer.publishMany(events);
+    const key = first.keys.stream(STREAM);
+    await waitFor(() => seen.length >= 100);
+    await fleets.splice(0)[0]?.close({ timeoutMs: 10_000 });
+    expect(seen.length).toBeLessThan(total);
+    // Nothing delivered to the closed consumer is left pending: it finished what it read.
+    expect(Number(((await redis.xpending(key, 'a')) as [number])[0])).toBe(0);
+    await startFleet([group('a', handler)], { consumer: { batchSize: 25, blockMs: 100, visibilityTimeoutMs: 60_000 } });
+    await waitFor(() => seen.length >= total, { timeoutMs: 30_000 });
+    expect(new Set(seen).size).toBe(total);
+    expect(seen).toHaveLength(total);
   });
+
+  it('close() does not wait out a long BLOCK on an empty stream', async () => {
+    prefix = uniquePrefix();
+    let handled = 0;
+    await startFleet([group('a', () => void handled++)], { consumer: { blockMs: 120_000 } });
+    const fleet = fleets[0] as Fleet;
+    await fleet.producer.publish(STREAM, thing(1));
+    await waitFor(() => handled === 1);
+    // The loop is now blocked (for two minutes) on an empty stream; close must unblock it.
+    await fleets.splice(0)[0]?.close({ timeoutMs: 1000 });
+    expect(Number(((await redis.xpending(fleet.keys.stream(STREAM), 'a')) as [number])[0])).toBe(0);
+  }, 20_000);
 });
 
 describe('crash recovery', () => {

@@ -11,9 +11,16 @@ import type { RetryPolicy } from '../retry/retry-policy';
 import type { RetryQueues } from '../retry/retry-queues';
 import { failure } from '../retry/retry-worker';
 import type { GroupDefinition, GroupObserver, HandlerContext } from './handler';
-import { KeyedLimiter } from './keyed-limiter';
+import { type Keyed, KeyedLimiter } from './keyed-limiter';
 import type { StreamfleetKeys } from './keys';
-import { infoList, isNoGroupError, type XAutoClaimReply, type XPendingEntry, type XReadGroupReply } from './reply';
+import {
+  infoList,
+  isNoGroupError,
+  type StreamEntry,
+  type XAutoClaimReply,
+  type XPendingEntry,
+  type XReadGroupReply,
+} from './reply';
 
 const REMOVE_IDLE_CONSUMER = readFileSync(new URL('./remove-idle-consumer-1.lua', import.meta.url), 'utf8');
 
@@ -71,7 +78,11 @@ export class ConsumerGroup {
   private readonly redis: Redis;
   private readonly reader: Redis;
   private readonly ownsReader: boolean;
-  private readonly limiter: KeyedLimiter;
+  private readonly limiter: KeyedLimiter<Delivery>;
+  private readonly handler: GroupDefinition['handler'];
+  private readonly observer: GroupObserver | undefined;
+  /** What every `Delivery` of this loop shares. */
+  private readonly scope: DeliveryScope;
   private readonly types: Set<string> | undefined;
   private readonly logger: Logger;
   private readonly batchSize: number;
@@ -88,8 +99,11 @@ export class ConsumerGroup {
   private drainWaiter: (() => void) | undefined;
   private ackBuffer: string[] = [];
   private ackFlush: Promise<void> | undefined;
-  /** Entry id -> when its handler started. Never dispatched twice by a claim; kept alive by heartbeats. */
-  private readonly inFlightIds = new Map<string, number>();
+  /**
+   * Reads (and claims) with entries still in this process's hands. Tracked per batch, not
+   * per entry: heartbeats find the slow ones and a claim skips them.
+   */
+  private readonly openBatches = new Set<Batch>();
   private readerId: number | undefined;
   private readLoopDone: Promise<void> | undefined;
   private claimLoopDone: Promise<void> | undefined;
@@ -106,7 +120,9 @@ export class ConsumerGroup {
     this.ownsReader = options.reader === undefined;
     this.reader = options.reader ?? options.redis.duplicate({ connectionName: `sf:${d.group}:${options.consumer}` });
     const concurrency = d.concurrency ?? options.concurrency ?? 50;
-    this.limiter = new KeyedLimiter(concurrency);
+    this.limiter = new KeyedLimiter<Delivery>(concurrency, (delivery) => this.run(delivery));
+    this.handler = d.handler;
+    this.observer = options.observer;
     this.types = d.types ? new Set(d.types) : undefined;
     this.batchSize = options.batchSize ?? 200;
     this.blockMs = options.blockMs ?? 2000;
@@ -121,6 +137,7 @@ export class ConsumerGroup {
       consumer: this.consumer,
       stream: this.stream,
     });
+    this.scope = { group: this.group, stream: this.stream, logger: this.logger };
     if (this.ownsReader) {
       // ioredis reconnects on its own; without a listener it prints every outage to stderr.
       this.reader.on('error', (err: Error) => this.logger.debug({ err }, 'reader connection error'));
@@ -182,32 +199,31 @@ export class ConsumerGroup {
     await this.redis.sadd(this.options.keys.streams, this.stream);
   }
 
+  /**
+   * Reads and dispatches. The next XREADGROUP goes out before the batch just read is
+   * dispatched (when there is room for it), so Redis prepares one batch while this process
+   * handles the other; at most one read is outstanding, which `close()` unblocks.
+   */
   private async readLoop(): Promise<void> {
     let failures = 0;
-    while (this.running) {
-      if (this.inFlight + this.batchSize > this.maxInFlight) {
-        await new Promise<void>((resolve) => {
-          this.capacityWaiter = resolve;
-        });
-        this.capacityWaiter = undefined;
-        continue;
+    let next: Promise<XReadGroupReply> | undefined;
+    while (this.running || next) {
+      if (!next) {
+        if (this.inFlight + this.batchSize > this.maxInFlight) {
+          await new Promise<void>((resolve) => {
+            this.capacityWaiter = resolve;
+          });
+          this.capacityWaiter = undefined;
+          continue;
+        }
+        next = this.read();
       }
       let reply: XReadGroupReply;
       try {
-        reply = (await this.reader.xreadgroup(
-          'GROUP',
-          this.group,
-          this.consumer,
-          'COUNT',
-          this.batchSize,
-          'BLOCK',
-          this.blockMs,
-          'STREAMS',
-          this.streamKey,
-          '>',
-        )) as XReadGroupReply;
+        reply = await next;
         failures = 0;
       } catch (err) {
+        next = undefined;
         if (!this.running) break;
         failures++;
         if (isNoGroupError(err)) {
@@ -220,72 +236,124 @@ export class ConsumerGroup {
         await this.pause(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
         continue;
       }
+      next = undefined;
       const entries = reply?.[0]?.[1];
-      if (!entries) continue;
-      for (const [id, fields] of entries) {
-        if (fields) this.dispatch(id, fields, 1);
+      if (!entries || entries.length === 0) continue;
+      const batch = this.openBatch(entries);
+      if (this.running && this.inFlight + this.batchSize <= this.maxInFlight) next = this.read();
+      for (let i = 0; i < entries.length; i++) {
+        const fields = (entries[i] as StreamEntry)[1];
+        if (fields) this.dispatch(batch, i, fields, 1);
+        else this.done(batch, i);
       }
     }
   }
 
+  private read(): Promise<XReadGroupReply> {
+    return this.reader.xreadgroup(
+      'GROUP',
+      this.group,
+      this.consumer,
+      'COUNT',
+      this.batchSize,
+      'BLOCK',
+      this.blockMs,
+      'STREAMS',
+      this.streamKey,
+      '>',
+    ) as Promise<XReadGroupReply>;
+  }
+
+  /** Counts a read's (or a claim's) entries as in flight until each is `done`. */
+  private openBatch(entries: StreamEntry[]): Batch {
+    const batch = new Batch(entries, Date.now());
+    this.openBatches.add(batch);
+    this.inFlight += entries.length;
+    return batch;
+  }
+
   /** Hands one entry to its handler. Never throws; every outcome ends in ack, retry job or dead letter. */
-  private dispatch(id: string, fields: string[], deliveryCount: number): void {
-    this.inFlight++;
-    this.inFlightIds.set(id, Date.now());
+  private dispatch(batch: Batch, index: number, fields: string[], deliveryCount: number): void {
+    const id = batch.idAt(index);
     let event: EventEnvelope;
     try {
       event = decodeEvent(fields, this.options.catalog);
     } catch (err) {
-      this.track(id, this.deadLetter(id, fields, 'invalid-event', err, 1, 0));
+      this.track(batch, index, this.deadLetter(id, fields, 'invalid-event', err, 1, 0));
       return;
     }
     if (this.types && !this.types.has(event.type)) {
       this.ack(id);
-      this.done(id);
+      this.done(batch, index);
       return;
     }
-    this.limiter.submit(event.aggregateId ?? event.id, () => this.handle(id, fields, event, deliveryCount));
+    this.limiter.submit(new Delivery(this.scope, batch, index, id, fields, event, deliveryCount));
   }
 
-  private track(id: string, work: Promise<unknown>): void {
+  private track(batch: Batch, index: number, work: Promise<unknown>): void {
     work.then(
-      () => this.done(id),
+      () => this.done(batch, index),
       (err: unknown) => {
-        this.logger.error({ err, entryId: id }, 'unexpected error while handling an entry');
-        this.done(id);
+        this.logger.error({ err, entryId: batch.idAt(index) }, 'unexpected error while handling an entry');
+        this.done(batch, index);
       },
     );
   }
 
-  private done(id: string): void {
+  /** The entry has left this process's hands (acked, or left pending on purpose). */
+  private done(batch: Batch, index: number): void {
+    if (batch.settle(index)) this.openBatches.delete(batch);
     this.inFlight--;
-    this.inFlightIds.delete(id);
     if (this.capacityWaiter && this.inFlight + this.batchSize <= this.maxInFlight) this.capacityWaiter();
     if (this.inFlight === 0) this.drainWaiter?.();
   }
 
-  /** Runs the handler and settles the entry. Never rejects. */
-  private async handle(id: string, fields: string[], event: EventEnvelope, deliveryCount: number): Promise<void> {
-    const { definition, observer } = this.options;
-    const started = performance.now();
+  /**
+   * Runs the handler (the limiter's start). A handler that returns without a promise is
+   * settled at once, without a microtask. Never throws.
+   */
+  private run(delivery: Delivery): void {
+    const started = this.observer?.handled ? performance.now() : 0;
+    let result: unknown;
     try {
-      try {
-        await definition.handler(
-          event,
-          new DeliveryContext(this.group, this.stream, id, deliveryCount, this.logger, event),
-        );
-      } catch (err) {
-        observer?.failed?.(this.group);
-        await this.onFailure(id, fields, event, err);
-        return;
-      }
-      this.ack(id);
-      observer?.handled?.(this.group, performance.now() - started);
+      result = this.handler(delivery.event, delivery);
     } catch (err) {
-      this.logger.error({ err, entryId: id }, 'unexpected error while settling an entry');
-    } finally {
-      this.done(id);
+      void this.fail(delivery, err);
+      return;
     }
+    if (isPromiseLike(result)) {
+      result.then(
+        () => this.succeed(delivery, started),
+        (err: unknown) => void this.fail(delivery, err),
+      );
+    } else this.succeed(delivery, started);
+  }
+
+  private succeed(delivery: Delivery, started: number): void {
+    try {
+      this.ack(delivery.entryId);
+      if (this.observer?.handled) this.observer.handled(this.group, performance.now() - started);
+    } catch (err) {
+      this.logger.error({ err, entryId: delivery.entryId }, 'unexpected error while settling an entry');
+    } finally {
+      this.finish(delivery);
+    }
+  }
+
+  private async fail(delivery: Delivery, err: unknown): Promise<void> {
+    try {
+      this.observer?.failed?.(this.group);
+      await this.onFailure(delivery.entryId, delivery.fields, delivery.event, err);
+    } catch (e) {
+      this.logger.error({ err: e, entryId: delivery.entryId }, 'unexpected error while settling an entry');
+    } finally {
+      this.finish(delivery);
+    }
+  }
+
+  private finish(delivery: Delivery): void {
+    this.limiter.release(delivery.key);
+    this.done(delivery.batch, delivery.index);
   }
 
   private async onFailure(id: string, fields: string[], event: EventEnvelope, err: unknown): Promise<void> {
@@ -315,7 +383,7 @@ export class ConsumerGroup {
       log.error({ err: scheduleErr }, 'could not store the retry job; leaving the entry pending');
       return;
     }
-    this.options.observer?.retried?.(this.group);
+    this.observer?.retried?.(this.group);
     log.warn({ err }, 'handler failed; retry scheduled');
     this.ack(id);
   }
@@ -345,7 +413,7 @@ export class ConsumerGroup {
         },
         id,
       );
-      if (created) this.options.observer?.deadLettered?.(this.group, reason);
+      if (created) this.observer?.deadLettered?.(this.group, reason);
       this.logger.warn({ entryId: id, reason, err: summariseError(err).message }, 'entry dead-lettered');
     } catch (writeErr) {
       this.logger.error({ err: writeErr, entryId: id }, 'could not dead-letter; leaving the entry pending');
@@ -407,7 +475,7 @@ export class ConsumerGroup {
   private async heartbeat(): Promise<void> {
     const threshold = Date.now() - this.visibilityTimeoutMs / 2;
     const slow: string[] = [];
-    for (const [id, started] of this.inFlightIds) if (started <= threshold) slow.push(id);
+    for (const batch of this.openBatches) if (batch.startedAt <= threshold) batch.forEachOpen((id) => slow.push(id));
     if (slow.length === 0) return;
     await this.redis.xclaim(this.streamKey, this.group, this.consumer, 0, ...slow, 'JUSTID');
   }
@@ -432,6 +500,8 @@ export class ConsumerGroup {
       const live = entries.filter((e): e is [string, string[]] => e[1] !== null);
       if (live.length === 0) continue;
       claimedTotal += live.length;
+      const mine = new Set<string>();
+      for (const batch of this.openBatches) batch.forEachOpen((id) => mine.add(id));
       const first = live[0]?.[0] as string;
       const last = live.at(-1)?.[0] as string;
       const pending = (await this.redis.xpending(
@@ -443,20 +513,21 @@ export class ConsumerGroup {
         this.consumer,
       )) as XPendingEntry[];
       const deliveries = new Map(pending.map((p) => [p[0], Number(p[3])]));
-      for (const [id, fields] of live) {
+      const batch = this.openBatch(live);
+      for (let i = 0; i < live.length; i++) {
+        const [id, fields] = live[i] as [string, string[]];
         // Our own slow handler: the claim only refreshed its idle time, which is what we want.
-        if (this.inFlightIds.has(id)) continue;
+        if (mine.has(id)) {
+          this.done(batch, i);
+          continue;
+        }
         const count = deliveries.get(id) ?? 1;
         this.logger.info({ entryId: id, deliveries: count }, 'claimed an idle entry');
         if (count > this.maxDeliveries) {
-          this.inFlight++;
-          this.inFlightIds.set(id, Date.now());
-          this.track(
-            id,
-            this.deadLetter(id, fields, 'max-deliveries', new MaxDeliveriesError(count - 1), count - 1, 0),
-          );
+          const error = new MaxDeliveriesError(count - 1);
+          this.track(batch, i, this.deadLetter(id, fields, 'max-deliveries', error, count - 1, 0));
         } else {
-          this.dispatch(id, fields, count);
+          this.dispatch(batch, i, fields, count);
         }
       }
     } while (cursor !== '0-0' && this.running);
@@ -499,23 +570,94 @@ export class ConsumerGroup {
   }
 }
 
-/** Handler context of a stream delivery. The child logger is built only if a handler logs. */
-class DeliveryContext implements HandlerContext {
-  readonly attempt = 1;
-  readonly replayCount = 0;
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== undefined &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function' &&
+    (typeof value === 'object' || typeof value === 'function')
+  );
+}
+
+/**
+ * The entries of one XREADGROUP (or one claim) while this process holds them: one clock
+ * read and one flag per entry instead of a map entry per entry on the hot path.
+ */
+class Batch {
+  private open: number;
+  private readonly settled: Uint8Array;
+
+  constructor(
+    private readonly entries: readonly StreamEntry[],
+    readonly startedAt: number,
+  ) {
+    this.open = entries.length;
+    this.settled = new Uint8Array(entries.length);
+  }
+
+  idAt(index: number): string {
+    return (this.entries[index] as StreamEntry)[0];
+  }
+
+  /** Marks an entry done; true when it was the batch's last. */
+  settle(index: number): boolean {
+    if (this.settled[index] === 0) {
+      this.settled[index] = 1;
+      this.open--;
+    }
+    return this.open === 0;
+  }
+
+  /** Calls `fn` with the id of every entry not yet done. */
+  forEachOpen(fn: (id: string) => void): void {
+    for (let i = 0; i < this.entries.length; i++) if (this.settled[i] === 0) fn(this.idAt(i));
+  }
+}
+
+interface DeliveryScope {
+  readonly group: string;
+  readonly stream: string;
+  readonly logger: Logger;
+}
+
+/**
+ * One entry on its way through a handler: what the limiter schedules (keyed by aggregate)
+ * and the handler's context. The child logger is built only if a handler logs.
+ */
+class Delivery implements HandlerContext, Keyed {
+  readonly key: string;
   private childLogger: Logger | undefined;
 
   constructor(
-    readonly group: string,
-    readonly stream: string,
+    private readonly scope: DeliveryScope,
+    readonly batch: Batch,
+    readonly index: number,
     readonly entryId: string,
+    readonly fields: string[],
+    readonly event: EventEnvelope,
     readonly deliveryCount: number,
-    private readonly baseLogger: Logger,
-    private readonly event: EventEnvelope,
-  ) {}
+  ) {
+    this.key = event.aggregateId ?? event.id;
+  }
+
+  get group(): string {
+    return this.scope.group;
+  }
+
+  get stream(): string {
+    return this.scope.stream;
+  }
+
+  get attempt(): number {
+    return 1;
+  }
+
+  get replayCount(): number {
+    return 0;
+  }
 
   get logger(): Logger {
-    this.childLogger ??= this.baseLogger.child({
+    this.childLogger ??= this.scope.logger.child({
       eventId: this.event.id,
       eventType: this.event.type,
       entryId: this.entryId,

@@ -1,80 +1,84 @@
-type Task = () => Promise<unknown>;
+/** Something the limiter schedules: items of one key run one at a time, in submission order. */
+export interface Keyed {
+  readonly key: string;
+}
 
 /**
- * Runs tasks with bounded concurrency while keeping tasks of one key in submission order.
- * Tasks of different keys run in parallel up to `concurrency`; a key's next task starts
- * only after its previous one settled.
+ * Bounded concurrency that keeps the items of one key in submission order. Items of
+ * different keys run in parallel up to `concurrency`; a key's next item starts only once
+ * its previous one is released.
  *
- * Built on plain queues rather than promise chains: it sits on the consumer's hot path,
- * where a chain of awaits per entry cost more than the handler. Not thread-safe by
- * design: one event loop owns it.
+ * The owner starts an item's work in `start(item)` and calls `release(item.key)` when that
+ * work has settled, possibly from inside `start` (a synchronous handler). It sits on the
+ * consumer's hot path, so it allocates nothing per item beyond a queue for a key that is
+ * already busy. Not thread-safe by design: one event loop owns it. `start` must not throw.
  */
-export class KeyedLimiter {
+export class KeyedLimiter<T extends Keyed> {
   private active = 0;
-  /** Key -> tasks queued behind the one of that key that is running or ready. */
-  private readonly keys = new Map<string, Task[]>();
-  /** Tasks whose key is free, waiting for a slot, oldest first. */
-  private ready: [string, Task][] = [];
+  /** Busy key -> items queued behind the one of that key that is running or ready (`null`: none). */
+  private readonly busy = new Map<string, T[] | null>();
+  /** Items whose key is free, waiting for a slot, oldest first. */
+  private ready: (T | undefined)[] = [];
   private readyHead = 0;
+  private pumping = false;
 
-  constructor(private readonly concurrency: number) {
+  constructor(
+    private readonly concurrency: number,
+    private readonly start: (item: T) => void,
+  ) {
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError('concurrency must be >= 1');
   }
 
-  /** Tasks running now. */
+  /** Items started and not yet released. */
   get running(): number {
     return this.active;
   }
 
-  /**
-   * Queues a task. Fire and forget: the task owns its errors (a rejection is swallowed
-   * here, after which the key moves on).
-   */
-  submit(key: string, task: Task): void {
-    const queued = this.keys.get(key);
-    if (queued) {
-      queued.push(task);
-      return;
+  submit(item: T): void {
+    const queued = this.busy.get(item.key);
+    if (queued === null) this.busy.set(item.key, [item]);
+    else if (queued !== undefined) queued.push(item);
+    else {
+      this.busy.set(item.key, null);
+      this.ready.push(item);
+      this.pump();
     }
-    this.keys.set(key, []);
-    if (this.active < this.concurrency) this.start(key, task);
-    else this.ready.push([key, task]);
   }
 
-  /** Like `submit`, resolving or rejecting with the task's own result. */
-  run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.submit(key, () => task().then(resolve, reject));
-    });
-  }
-
-  private start(key: string, task: Task): void {
-    this.active++;
-    let outcome: Promise<unknown>;
-    try {
-      outcome = task();
-    } catch (err) {
-      outcome = Promise.reject(err);
-    }
-    outcome.then(
-      () => this.finish(key),
-      () => this.finish(key),
-    );
-  }
-
-  private finish(key: string): void {
+  /** The item of `key` that was started has settled: frees its slot and readies the key's next item. */
+  release(key: string): void {
     this.active--;
-    const queued = this.keys.get(key);
+    const queued = this.busy.get(key);
     const next = queued?.shift();
-    if (next) this.ready.push([key, next]);
-    else this.keys.delete(key);
-    while (this.active < this.concurrency && this.readyHead < this.ready.length) {
-      const [k, t] = this.ready[this.readyHead++] as [string, Task];
-      this.start(k, t);
+    if (next === undefined) this.busy.delete(key);
+    else {
+      if (queued?.length === 0) this.busy.set(key, null);
+      this.ready.push(next);
     }
-    if (this.readyHead === this.ready.length) {
-      this.ready = [];
-      this.readyHead = 0;
+    this.pump();
+  }
+
+  /** Starts ready items while slots are free. A loop, not recursion, when `start` releases at once. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.active < this.concurrency && this.readyHead < this.ready.length) {
+        const item = this.ready[this.readyHead] as T;
+        this.ready[this.readyHead++] = undefined;
+        this.active++;
+        this.start(item);
+      }
+      if (this.readyHead === this.ready.length) {
+        this.ready.length = 0;
+        this.readyHead = 0;
+      } else if (this.readyHead >= 1024 && this.readyHead * 2 >= this.ready.length) {
+        // Never fully drained under steady load: drop the started prefix now and then.
+        this.ready.splice(0, this.readyHead);
+        this.readyHead = 0;
+      }
+    } finally {
+      this.pumping = false;
     }
   }
 }

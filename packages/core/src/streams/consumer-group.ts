@@ -541,8 +541,10 @@ export class ConsumerGroup {
     for (const c of consumers) {
       const name = String(c.name);
       if (name === this.consumer || Number(c.pending) > 0) continue;
-      // Redis 7.2+ reports `inactive` (since last successful read); older servers only `idle`.
-      const idle = Number(c.inactive ?? c.idle);
+      // Redis 7.2+ reports `inactive` (since the last successful read, -1 if it never read one);
+      // older servers only `idle` (since the last attempted interaction).
+      const inactive = Number(c.inactive);
+      const idle = Number.isFinite(inactive) && inactive >= 0 ? inactive : Number(c.idle);
       if (idle < this.consumerIdleTimeoutMs) continue;
       const redis = this.redis as ConsumerRedis;
       if (typeof redis.sfRemoveIdleConsumer !== 'function') {

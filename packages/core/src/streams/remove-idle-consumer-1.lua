@@ -15,8 +15,10 @@ for _, c in ipairs(consumers) do
   local info = {}
   for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
   if info['name'] == ARGV[2] then
-    local idle = info['inactive'] or info['idle']
-    if tonumber(info['pending']) == 0 and tonumber(idle) >= tonumber(ARGV[3]) then
+    -- Redis 7.2+: `inactive` is -1 for a consumer that never read an entry; fall back to `idle`.
+    local idle = tonumber(info['inactive'])
+    if idle == nil or idle < 0 then idle = tonumber(info['idle']) end
+    if tonumber(info['pending']) == 0 and idle >= tonumber(ARGV[3]) then
       redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
       return 1
     end

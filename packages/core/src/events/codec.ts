@@ -1,6 +1,6 @@
 import { type FieldIssue, ValidationError } from '../errors/index';
 import { describe, type EventCatalog } from './catalog';
-import type { EventEnvelope } from './envelope';
+import type { EventEnvelope, EventMetadata } from './envelope';
 
 /** Stream entry field names. Full words so that `XRANGE` output reads on its own. */
 export const FIELD = {
@@ -105,37 +105,59 @@ export function decodeEvent(fields: readonly string[], catalog: EventCatalog): E
         break;
     }
   }
-  const issues: FieldIssue[] = [];
-  checkText(issues, 'id', id, true);
-  checkText(issues, 'type', type, true);
-  checkText(issues, 'aggregateId', aggregateId, false);
-  checkText(issues, 'correlationId', correlationId, false);
-  checkText(issues, 'causationId', causationId, false);
-  checkText(issues, 'traceparent', traceparent, false);
-  if (schemaVersion === undefined) issues.push({ field: 'schemaVersion', message: 'missing' });
-  else if (!POSITIVE_INT.test(schemaVersion))
-    issues.push({ field: 'schemaVersion', message: 'not a positive integer' });
-  if (aggregateVersion !== undefined && !NON_NEGATIVE_INT.test(aggregateVersion)) {
-    issues.push({ field: 'aggregateVersion', message: 'not a non-negative integer' });
-  }
-  if (occurredAt === undefined) issues.push({ field: 'occurredAt', message: 'missing' });
-  else if (!ISO_DATETIME.test(occurredAt)) issues.push({ field: 'occurredAt', message: 'not an ISO 8601 date-time' });
   let parsedJson: unknown;
-  if (rawData === undefined) issues.push({ field: 'data', message: 'missing' });
-  else {
+  if (
+    isText(id, true) &&
+    isText(type, true) &&
+    isText(aggregateId, false) &&
+    isText(correlationId, false) &&
+    isText(causationId, false) &&
+    isText(traceparent, false) &&
+    schemaVersion !== undefined &&
+    POSITIVE_INT.test(schemaVersion) &&
+    (aggregateVersion === undefined || NON_NEGATIVE_INT.test(aggregateVersion)) &&
+    occurredAt !== undefined &&
+    ISO_DATETIME.test(occurredAt) &&
+    rawData !== undefined
+  ) {
     try {
       parsedJson = JSON.parse(rawData);
     } catch {
-      issues.push({ field: 'data', message: 'not valid JSON' });
+      throw new ValidationError('invalid event envelope: data: not valid JSON', [
+        { field: 'data', message: 'not valid JSON' },
+      ]);
     }
+  } else {
+    // Off the hot path: list everything that is wrong, not only the first thing.
+    const issues: FieldIssue[] = [];
+    checkText(issues, 'id', id, true);
+    checkText(issues, 'type', type, true);
+    checkText(issues, 'aggregateId', aggregateId, false);
+    checkText(issues, 'correlationId', correlationId, false);
+    checkText(issues, 'causationId', causationId, false);
+    checkText(issues, 'traceparent', traceparent, false);
+    if (schemaVersion === undefined) issues.push({ field: 'schemaVersion', message: 'missing' });
+    else if (!POSITIVE_INT.test(schemaVersion))
+      issues.push({ field: 'schemaVersion', message: 'not a positive integer' });
+    if (aggregateVersion !== undefined && !NON_NEGATIVE_INT.test(aggregateVersion)) {
+      issues.push({ field: 'aggregateVersion', message: 'not a non-negative integer' });
+    }
+    if (occurredAt === undefined) issues.push({ field: 'occurredAt', message: 'missing' });
+    else if (!ISO_DATETIME.test(occurredAt)) issues.push({ field: 'occurredAt', message: 'not an ISO 8601 date-time' });
+    if (rawData === undefined) issues.push({ field: 'data', message: 'missing' });
+    else if (!isJson(rawData)) issues.push({ field: 'data', message: 'not valid JSON' });
+    throw new ValidationError(`invalid event envelope: ${describe(issues)}`, issues);
   }
-  if (issues.length > 0) throw new ValidationError(`invalid event envelope: ${describe(issues)}`, issues);
   const version = Number(schemaVersion);
   const data = catalog.validate(type as string, version, parsedJson);
-  const metadata: { correlationId?: string; causationId?: string; traceparent?: string } = {};
-  if (correlationId) metadata.correlationId = correlationId;
-  if (causationId) metadata.causationId = causationId;
-  if (traceparent) metadata.traceparent = traceparent;
+  let metadata: EventMetadata = NO_METADATA;
+  if (correlationId || causationId || traceparent) {
+    const m: { -readonly [K in keyof EventMetadata]: EventMetadata[K] } = {};
+    if (correlationId) m.correlationId = correlationId;
+    if (causationId) m.causationId = causationId;
+    if (traceparent) m.traceparent = traceparent;
+    metadata = m;
+  }
   const event: {
     -readonly [K in keyof EventEnvelope]: EventEnvelope[K];
   } = {
@@ -149,6 +171,22 @@ export function decodeEvent(fields: readonly string[], catalog: EventCatalog): E
   if (aggregateId) event.aggregateId = aggregateId;
   if (aggregateVersion !== undefined) event.aggregateVersion = Number(aggregateVersion);
   return event;
+}
+
+/** Shared by every decoded event without metadata: events are readonly, so one frozen object serves all. */
+const NO_METADATA: EventMetadata = Object.freeze({});
+
+function isText(value: string | undefined, required: boolean): boolean {
+  return value === undefined || value === '' ? !required : value.length <= MAX_TEXT;
+}
+
+function isJson(raw: string): boolean {
+  try {
+    JSON.parse(raw);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function checkText(issues: FieldIssue[], field: string, value: string | undefined, required: boolean): void {

@@ -1,6 +1,14 @@
 import SwaggerParser from '@apidevtools/swagger-parser';
-import { applyToReadModel, createPostgres, loadEvents, migrate, OrderService, type Sql } from '@streamfleet/core';
-import { createTestDatabase, type TestDatabase } from '@streamfleet/core/testing';
+import {
+  applyToReadModel,
+  createPostgres,
+  createSagaGroup,
+  loadEvents,
+  migrate,
+  OrderService,
+  type Sql,
+} from '@streamfleet/core';
+import { createTestDatabase, handlerContext, type TestDatabase } from '@streamfleet/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ordersPlugin } from '../src/routes/orders';
 import { createHarness, type Harness } from './harness';
@@ -130,6 +138,54 @@ describe('/v1/orders', () => {
     ]);
   });
 
+  it('shows the saga with the order once it started', async () => {
+    const order = (await h.app.inject({ method: 'POST', url: '/v1/orders', payload: body })).json();
+    const before = (await h.app.inject({ method: 'GET', url: `/v1/orders/${order.id}` })).json();
+    expect(before.saga).toBeUndefined();
+
+    const [created] = await loadEvents(sql, order.id);
+    if (!created) throw new Error('no order.created');
+    await createSagaGroup({ sql }).handler(created, handlerContext('order-saga'));
+    await project(order.id);
+
+    const read = await h.app.inject({ method: 'GET', url: `/v1/orders/${order.id}` });
+    expect(read.statusCode).toBe(200);
+    expect(read.json()).toMatchObject({
+      id: order.id,
+      status: 'PENDING',
+      saga: {
+        state: 'awaiting_reservation',
+        history: [{ event: 'order.created', eventId: created.id, state: 'awaiting_reservation' }],
+      },
+    });
+  });
+
+  it('concurrent commands on one order: exactly one wins, the others get 409', async () => {
+    const order = (await h.app.inject({ method: 'POST', url: '/v1/orders', payload: body })).json();
+    // Every command decided against version 1, as clients that all read the same order.
+    const responses = await Promise.all([
+      h.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/confirm`, payload: { expectedVersion: 1 } }),
+      h.app.inject({
+        method: 'POST',
+        url: `/v1/orders/${order.id}/cancel`,
+        payload: { reason: 'race', expectedVersion: 1 },
+      }),
+      h.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/confirm`, payload: { expectedVersion: 1 } }),
+      h.app.inject({
+        method: 'POST',
+        url: `/v1/orders/${order.id}/cancel`,
+        payload: { reason: 'race', cancelledBy: 'support', expectedVersion: 1 },
+      }),
+    ]);
+    const codes = responses.map((r) => r.statusCode).sort();
+    expect(codes).toEqual([200, 409, 409, 409]);
+    for (const r of responses.filter((x) => x.statusCode === 409)) {
+      expect(r.headers['content-type']).toContain('application/problem+json');
+      expect(r.json()).toMatchObject({ status: 409 });
+    }
+    expect((await loadEvents(sql, order.id)).map((e) => e.aggregateVersion)).toEqual([1, 2]);
+  });
+
   it('answers 404 for an unknown order, 409 for a repeated id, 400/422 for bad input', async () => {
     expect((await h.app.inject({ method: 'GET', url: '/v1/orders/nope' })).statusCode).toBe(404);
     expect((await h.app.inject({ method: 'GET', url: '/v1/orders/nope/events' })).statusCode).toBe(404);
@@ -159,6 +215,17 @@ describe('/v1/orders', () => {
     ]) {
       expect(doc.paths[path], path).toBeDefined();
     }
+    // Every order route shows an example: of its request body, or else of its answer.
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
+      if (!path.startsWith('/v1/orders')) continue;
+      for (const [method, op] of Object.entries(ops)) {
+        const o = op as { requestBody?: unknown; responses?: Record<string, unknown> };
+        const shown = JSON.stringify(o.requestBody ?? o.responses?.['200'] ?? o.responses?.['201']);
+        expect(shown, `${method} ${path}`).toContain('"example"');
+      }
+    }
+    const getOne = JSON.stringify(doc.paths['/v1/orders/{id}'].get.responses['200']);
+    expect(getOne).toContain('"saga"');
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeTruthy();
   });
 });

@@ -38,7 +38,25 @@ const createOrderSchema = z
       })
       .optional(),
   })
-  .meta({ description: 'A new order' });
+  .meta({
+    description: 'A new order',
+    example: { customerId: 'cust-42', items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 1250 }], currency: 'EUR' },
+  });
+
+const EXAMPLE_ID = '0191f0b2-7c1e-7000-8000-000000000001';
+
+const orderExample = {
+  id: EXAMPLE_ID,
+  customerId: 'cust-42',
+  status: 'PAID',
+  items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 1250 }],
+  total: 2500,
+  currency: 'EUR',
+  paymentId: 'ch_123',
+  version: 3,
+  createdAt: '2026-01-15T10:00:00.000Z',
+  updatedAt: '2026-01-15T10:00:01.250Z',
+} as const;
 
 const orderSchema = z
   .object({
@@ -55,7 +73,60 @@ const orderSchema = z
     createdAt: z.string(),
     updatedAt: z.string(),
   })
-  .meta({ description: 'An order' });
+  .meta({ description: 'An order', example: orderExample });
+
+const SAGA_STATES = ['awaiting_reservation', 'awaiting_payment', 'completed', 'cancelled'] as const;
+
+const sagaSchema = z
+  .object({
+    state: z.enum(SAGA_STATES),
+    data: z
+      .record(z.string(), z.unknown())
+      .meta({ description: 'What the saga learned (paymentId, cancelReason, ...)' }),
+    history: z.array(
+      z.object({
+        event: z.string().meta({ description: 'Event (or timeout) that moved the saga' }),
+        eventId: z.string(),
+        state: z.enum(SAGA_STATES),
+        at: z.string(),
+      }),
+    ),
+  })
+  .meta({ description: 'The order-processing saga: reserve stock, take payment, confirm; or compensate' });
+
+const sagaExample = {
+  state: 'completed',
+  data: { reserved: true, paymentId: 'ch_123' },
+  history: [
+    {
+      event: 'order.created',
+      eventId: '0191f0b2-7c1e-7000-8000-00000000000a',
+      state: 'awaiting_reservation',
+      at: '2026-01-15T10:00:00.100Z',
+    },
+    {
+      event: 'inventory.reserved',
+      eventId: '0191f0b2-7c1e-7000-8000-00000000000b',
+      state: 'awaiting_payment',
+      at: '2026-01-15T10:00:00.400Z',
+    },
+    {
+      event: 'payment.succeeded',
+      eventId: '0191f0b2-7c1e-7000-8000-00000000000c',
+      state: 'completed',
+      at: '2026-01-15T10:00:01.200Z',
+    },
+  ],
+} as const;
+
+const orderWithSagaSchema = orderSchema
+  .extend({
+    saga: sagaSchema.optional().meta({ description: 'Absent until the saga has seen `order.created`' }),
+  })
+  .meta({
+    description: 'An order from the read model, with its saga',
+    example: { ...orderExample, saga: sagaExample },
+  });
 
 const eventSchema = z.object({
   id: z.string(),
@@ -68,13 +139,35 @@ const eventSchema = z.object({
   metadata: z.record(z.string(), z.string()),
 });
 
+const historyExample = {
+  orderId: EXAMPLE_ID,
+  events: [
+    {
+      id: '0191f0b2-7c1e-7000-8000-00000000000a',
+      type: 'order.created',
+      schemaVersion: 1,
+      aggregateId: EXAMPLE_ID,
+      aggregateVersion: 1,
+      occurredAt: '2026-01-15T10:00:00.000Z',
+      data: {
+        orderId: EXAMPLE_ID,
+        customerId: 'cust-42',
+        items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 1250 }],
+        total: 2500,
+        currency: 'EUR',
+      },
+      metadata: {},
+    },
+  ],
+};
+
 const idParams = z.strictObject({ id: z.string().min(1).max(200) });
 const expectedVersion = z
   .number()
   .int()
   .min(1)
   .optional()
-  .meta({ description: 'Fail with 409 unless the order is still at this version' });
+  .meta({ description: 'Fail with 409 unless the order is still at this version', example: 1 });
 
 function present(order: Order): z.infer<typeof orderSchema> {
   return { ...order, items: [...order.items] };
@@ -223,12 +316,21 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
       {
         schema: {
           tags: ['orders'],
-          summary: 'One order',
+          summary: 'One order, with its saga',
+          description:
+            'From the read model (eventually consistent), or from the event store while the projection has ' +
+            'not caught up; `saga` shows where the order-processing saga is.',
           params: idParams,
-          response: { 200: orderSchema, ...problemResponses(400, 404) },
+          response: { 200: orderWithSagaSchema, ...problemResponses(400, 404) },
         },
       },
-      async (request) => present(await find(request.params.id)),
+      async (request) => {
+        const [order, saga] = await Promise.all([find(request.params.id), orders.saga(request.params.id)]);
+        return {
+          ...present(order),
+          ...(saga ? { saga: { state: saga.state, data: saga.data, history: saga.history } } : {}),
+        };
+      },
     );
 
     app.get(
@@ -244,7 +346,9 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
             cursor: z.string().max(500).optional().meta({ description: '`nextCursor` of the previous page' }),
           }),
           response: {
-            200: z.object({ orders: z.array(orderSchema), nextCursor: z.string().optional() }),
+            200: z
+              .object({ orders: z.array(orderSchema), nextCursor: z.string().optional() })
+              .meta({ example: { orders: [orderExample], nextCursor: 'eyJjcmVhdGVkQXQiOiIyMDI2LTAxLTE1In0' } }),
             ...problemResponses(400),
           },
         },
@@ -270,7 +374,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           params: idParams,
           querystring: z.strictObject({ fromVersion: z.coerce.number().int().min(1).optional() }),
           response: {
-            200: z.object({ orderId: z.string(), events: z.array(eventSchema) }),
+            200: z.object({ orderId: z.string(), events: z.array(eventSchema) }).meta({ example: historyExample }),
             ...problemResponses(400, 404),
           },
         },

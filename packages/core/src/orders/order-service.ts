@@ -1,5 +1,6 @@
 import type { EventEnvelope } from '../events/envelope';
 import { getOrderView, type ListOrdersQuery, listOrders, type OrderPage } from '../projection/order-projection';
+import { getSaga, type OrderSaga } from '../saga/order-saga';
 import type { Sql } from '../store/client';
 import { loadEvents } from '../store/event-store';
 import {
@@ -59,6 +60,11 @@ export class OrderService {
 
   list(query?: ListOrdersQuery): Promise<OrderPage> {
     return listOrders(this.sql, query);
+  }
+
+  /** The order-processing saga of the order (state, data, history); undefined before it started. */
+  saga(orderId: string): Promise<OrderSaga | undefined> {
+    return getSaga(this.sql, orderId);
   }
 
   /** The order's events in version order (empty when the order does not exist). */

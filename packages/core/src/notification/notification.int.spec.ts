@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent } from '../events/envelope';
 import type { Sql } from '../store/client';
@@ -62,6 +64,30 @@ describe('notification group', () => {
         statusCode: 204,
       },
     ]);
+  });
+
+  it('a webhook that does not answer in time is a retryable failure, nothing recorded', async () => {
+    const held: Array<() => void> = [];
+    const silent = createServer((_req, res) => {
+      held.push(() => res.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/hook`;
+      const group = createNotificationGroup({ sql, webhookUrl: url, timeoutMs: 150 });
+      const event = createEvent({ type: 'order.confirmed', data: { orderId: 'o-n3', customerId: 'c-n' } });
+      const started = performance.now();
+      await expect(group.handler(event, ctx)).rejects.toBeInstanceOf(NotificationDeliveryError);
+      const elapsed = performance.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(140);
+      expect(elapsed).toBeLessThan(5000); // the 150 ms timeout, not the 5 s default
+      expect(held).toHaveLength(1);
+      expect(await listNotifications(sql, 'o-n3')).toEqual([]);
+    } finally {
+      for (const answer of held) answer();
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   it('without a webhook URL it only records', async () => {

@@ -4,7 +4,7 @@ import type { EventEnvelope } from '../events/envelope';
 import type { Fleet } from '../fleet/fleet';
 import { getStock, setStock } from '../inventory/inventory-service';
 import { listNotifications } from '../notification/notification-service';
-import { SimulatedPaymentGateway } from '../payment/payment-gateway';
+import { type PaymentGateway, SimulatedPaymentGateway } from '../payment/payment-gateway';
 import { getPayment } from '../payment/payment-service';
 import { getOrderView } from '../projection/order-projection';
 import { getSaga } from '../saga/order-saga';
@@ -36,6 +36,18 @@ let groups: GroupDefinition[];
 let orders: OrderService;
 let webhook: WebhookRecorder<{ kind: string; orderId: string }>;
 const gateway = new SimulatedPaymentGateway();
+/** When each charge attempt reached the gateway, by order id (failed attempts included). */
+const chargeAttempts = new Map<string, number[]>();
+const recordingGateway: PaymentGateway = {
+  charge(request) {
+    chargeAttempts.set(request.orderId, [...(chargeAttempts.get(request.orderId) ?? []), performance.now()]);
+    return gateway.charge(request);
+  },
+  refund: (request) => gateway.refund(request),
+};
+const RETRY = { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 100 };
+/** Payment retries wait long enough (and without jitter) for the test to see the delays double. */
+const PAYMENT_RETRY = { baseDelayMs: 100, maxDelayMs: 800, jitter: 0 };
 const prefix = uniquePrefix('domain');
 const redisUrl = testRedisUrl();
 
@@ -43,12 +55,14 @@ beforeAll(async () => {
   db = await migratedTestDatabase('sf_domain', { max: 20 });
   sql = db.sql;
   webhook = await startWebhookRecorder();
-  groups = createOrderGroups({ sql, gateway, notificationWebhookUrl: webhook.url });
+  groups = createOrderGroups({ sql, gateway: recordingGateway, notificationWebhookUrl: webhook.url }).map((g) =>
+    g.group === 'payment' ? { ...g, retry: PAYMENT_RETRY } : g,
+  );
   ({ fleet, relay } = await startFleetWithRelay({
     redisUrl,
     prefix,
     groups,
-    retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 100 },
+    retry: RETRY,
     sql,
     databaseUrl: db.url,
   }));
@@ -134,7 +148,7 @@ describe('order domain on a running fleet', () => {
     expect(released).toBeDefined();
   });
 
-  it('transient gateway failures are retried, then the order is confirmed, charged once', async () => {
+  it('transient gateway failures are retried with backoff, then the order is confirmed, charged once', async () => {
     const d = sku();
     await setStock(sql, d, 5);
     const charges = gateway.chargeCount;
@@ -146,6 +160,12 @@ describe('order domain on a running fleet', () => {
     expect(gateway.chargeCount).toBe(charges + 1);
     expect(gateway.calls - calls).toBeGreaterThanOrEqual(3);
     expect((await getPayment(sql, orderId))?.status).toBe('succeeded');
+    // Two failed attempts, then the one that charged; the waits double (100 ms, then 200 ms).
+    const at = chargeAttempts.get(orderId) ?? [];
+    expect(at).toHaveLength(3);
+    const [first = 0, second = 0, third = 0] = at;
+    expect(second - first).toBeGreaterThanOrEqual(PAYMENT_RETRY.baseDelayMs - 2);
+    expect(third - second).toBeGreaterThanOrEqual(2 * PAYMENT_RETRY.baseDelayMs - 2);
   });
 
   it('a user cancelling a paid order gets stock released and the payment refunded', async () => {

@@ -88,6 +88,59 @@ describe('HttpPaymentGateway', () => {
   });
 });
 
+describe('SimulatedPaymentGateway', () => {
+  const request = (over: Partial<ChargeRequest> = {}): ChargeRequest => ({
+    orderId: randomUUID(),
+    customerId: 'cust-1',
+    amount: 500,
+    currency: 'EUR',
+    idempotencyKey: randomUUID(),
+    ...over,
+  });
+
+  it('declines above 100000 cents or for a customer id starting with "decline" (the documented rule)', async () => {
+    const gw = new SimulatedPaymentGateway();
+    expect(await gw.charge(request({ amount: 100_000 }))).toMatchObject({ status: 'succeeded' });
+    expect(await gw.charge(request({ amount: 100_001 }))).toEqual({ status: 'declined', reason: 'amount_limit' });
+    expect(await gw.charge(request({ customerId: 'decline-42' }))).toEqual({
+      status: 'declined',
+      reason: 'card_declined',
+    });
+    expect(await gw.charge(request({ customerId: 'cust-decline' }))).toMatchObject({ status: 'succeeded' });
+    expect(gw.chargeCount).toBe(2);
+    const lowLimit = new SimulatedPaymentGateway({ declineAbove: 1000 });
+    expect(await lowLimit.charge(request({ amount: 1001 }))).toMatchObject({ status: 'declined' });
+  });
+
+  it('fails transiently at the configured rate', async () => {
+    const draws = [0.05, 0.5, 0.2, 0.9];
+    let i = 0;
+    const gw = new SimulatedPaymentGateway({
+      transientFailureRate: 0.25,
+      random: () => draws[i++ % draws.length] ?? 1,
+    });
+    const outcomes: string[] = [];
+    for (let n = 0; n < 4; n++) {
+      outcomes.push(
+        await gw.charge(request()).then(
+          (r) => r.status,
+          (err: unknown) => (err instanceof PaymentGatewayUnavailableError ? 'transient' : 'other'),
+        ),
+      );
+    }
+    expect(outcomes).toEqual(['transient', 'succeeded', 'transient', 'succeeded']);
+    expect(gw.calls).toBe(4);
+    expect(gw.chargeCount).toBe(2);
+
+    const always = new SimulatedPaymentGateway({ transientFailureRate: 1 });
+    await expect(always.charge(request())).rejects.toBeInstanceOf(PaymentGatewayUnavailableError);
+    await expect(always.refund({ chargeId: 'ch_1', amount: 1, idempotencyKey: 'k' })).rejects.toBeInstanceOf(
+      PaymentGatewayUnavailableError,
+    );
+    expect(always.chargeCount).toBe(0);
+  });
+});
+
 describe('payment group', () => {
   let db: MigratedTestDatabase;
   let sql: Sql;

@@ -4,7 +4,7 @@ import { createCatalog } from '../catalog';
 import { fieldsToRecord } from '../events/codec';
 import { createEvent } from '../events/envelope';
 import { StreamfleetKeys } from '../streams/keys';
-import { StreamProducer } from '../streams/producer';
+import { type PublishTarget, StreamProducer } from '../streams/producer';
 import {
   cleanupPrefix,
   type MigratedTestDatabase,
@@ -13,7 +13,7 @@ import {
   uniquePrefix,
   waitFor,
 } from '../testing/index';
-import type { Sql } from './client';
+import { createPostgres, type Sql } from './client';
 import { enqueueOutbox } from './outbox';
 import { OutboxRelay } from './outbox-relay';
 
@@ -95,7 +95,10 @@ describe('OutboxRelay', () => {
     await waitFor(async () => (await publishedIds(keys, stream)).length >= 120, { message: 'all published' });
     expect(await publishedIds(keys, stream)).toEqual(ids);
     expect(a.isLeader && b.isLeader).toBe(false);
-    const follower = a.isLeader ? b : a;
+    const [leader, follower] = a.isLeader ? [a, b] : [b, a];
+    // The XADDs are visible before the batch's transaction marks the rows and commits.
+    await waitFor(() => leader.publishedCount >= 120, { message: 'every batch committed' });
+    expect(leader.publishedCount).toBe(120);
     expect(follower.publishedCount).toBe(0);
     const [row] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
     expect(row?.n).toBe(0);
@@ -190,6 +193,71 @@ describe('OutboxRelay', () => {
     await waitFor(async () => (await publishedIds(keys, stream)).length >= 4, { timeoutMs: 3000, message: 'woken' });
     const ids = [...first, ...second];
     expect(await publishedIds(keys, stream)).toEqual(ids);
+  });
+
+  it('a leader killed between publishing and marking: the batch is published again, nothing lost', async () => {
+    const lockKey = 990_007;
+    const prefix = uniquePrefix('relay');
+    prefixes.push(prefix);
+    const keys = new StreamfleetKeys(prefix);
+    const stream = `s-${prefix}`;
+    const producer = new StreamProducer({ redis, keys, catalog: createCatalog() });
+    // The leader runs on its own pool, so "killing its process" can end exactly its sessions.
+    const appName = `relay-crash-${prefix}`.slice(0, 60);
+    const leaderSql = createPostgres(db.url, { max: 3, applicationName: appName });
+    let crashed: () => void = () => undefined;
+    const xadded = new Promise<void>((resolve) => {
+      crashed = resolve;
+    });
+    let unfreeze: () => void = () => undefined;
+    const frozen = new Promise<void>((resolve) => {
+      unfreeze = resolve;
+    });
+    class FreezingProducer extends StreamProducer {
+      override async publishMany(targets: readonly PublishTarget[]): Promise<string[]> {
+        const ids = await super.publishMany(targets);
+        crashed();
+        await frozen; // XADD done, the row update never runs: the process "dies" here
+        return ids;
+      }
+    }
+    const common = { databaseUrl: db.url, lockKey, pollIntervalMs: 10, acquireIntervalMs: 30, batchSize: 50 };
+    const a = new OutboxRelay({
+      ...common,
+      sql: leaderSql,
+      producer: new FreezingProducer({ redis, keys, catalog: createCatalog() }),
+    });
+    const b = new OutboxRelay({ ...common, sql, producer });
+    relays.push(a, b);
+    try {
+      a.start();
+      await waitFor(() => a.isLeader, { message: 'a leads' });
+      b.start();
+      const ids = await enqueue(stream, 20, 'crash');
+      await xadded;
+      expect(await publishedIds(keys, stream)).toEqual(ids);
+      expect(b.isLeader).toBe(false);
+
+      // Kill the leader: its lock session and its pool's sessions (its open transaction).
+      await sql`
+        select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name = ${appName}
+           or pid in (select pid from pg_locks where locktype = 'advisory' and objid = ${lockKey} and granted)`;
+      await waitFor(() => b.isLeader, { message: 'b takes over' });
+      // b counts a batch once its transaction (XADDs, then the marks) has committed.
+      await waitFor(() => b.publishedCount >= 20, { message: 'republished by b' });
+
+      // At-least-once: every row twice (once by the dead leader, once by b), none missing.
+      expect(await publishedIds(keys, stream)).toEqual([...ids, ...ids]);
+      expect(b.publishedCount).toBe(20);
+      const [row] = await sql<{ n: number }[]>`
+        select count(*)::int as n from outbox where published_at is null and event->>'aggregateId' like 'crash-%'`;
+      expect(row?.n).toBe(0);
+    } finally {
+      unfreeze();
+      await a.close();
+      await leaderSql.end({ timeout: 1 });
+    }
   });
 
   it('parks a row the catalog refuses and keeps publishing the others', async () => {

@@ -12,6 +12,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiDeps, RateLimitOptions } from './deps';
+import { trackAllowedMethods } from './http/allowed-methods';
 import { errorHandler, sendProblem } from './http/error-handler';
 import { ApiMetrics } from './http/metrics';
 import { ApiProblem, PROBLEM_CONTENT_TYPE } from './http/problem';
@@ -81,13 +82,23 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
     serializerCompiler({ ...route, schema: compiledSchema(route.schema) as z.ZodType }),
   );
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      request,
-      reply,
-      new ApiProblem(404, 'ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
-    ),
-  );
+  const allowedMethods = trackAllowedMethods(app);
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = allowedMethods(path);
+    const problem =
+      allowed.length > 0
+        ? new ApiProblem(
+            405,
+            'METHOD_NOT_ALLOWED',
+            `${path} does not answer ${request.method}; it answers ${allowed.join(', ')}`,
+            {
+              headers: { allow: allowed.join(', ') },
+            },
+          )
+        : new ApiProblem(404, 'ROUTE_NOT_FOUND', `no route ${request.method} ${path}`);
+    return sendProblem(request, reply, problem);
+  });
 
   const metrics = new ApiMetrics();
   const lifecycle = { shuttingDown: false };

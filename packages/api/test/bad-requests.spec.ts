@@ -381,7 +381,18 @@ const CASES: BadRequest[] = [
   },
   // routing
   { name: 'unknown route', request: { method: 'GET', url: '/v2/events' }, status: 404, code: 'ROUTE_NOT_FOUND' },
-  { name: 'wrong method', request: { method: 'PUT', url: '/v1/events', payload: {} }, status: 404 },
+  {
+    name: 'wrong method',
+    request: { method: 'PUT', url: '/v1/events', payload: {} },
+    status: 405,
+    code: 'METHOD_NOT_ALLOWED',
+  },
+  {
+    name: 'wrong method on a path with a parameter',
+    request: admin('PUT', '/admin/dlq/1-0/replay'),
+    status: 405,
+    code: 'METHOD_NOT_ALLOWED',
+  },
   { name: 'unknown admin route', request: admin('GET', '/admin/nothing'), status: 404 },
 ];
 

@@ -73,6 +73,21 @@ describe('extra route plugins and core error mapping', () => {
     expect(stale.details).toEqual({ expected: 3, actual: 4 });
   });
 
+  it('answers a known path asked with another method 405 with Allow, and an unknown path 404', async () => {
+    const wrong = await h.app.inject({ method: 'DELETE', url: '/v1/orders/o-1/' });
+    expect(wrong.statusCode).toBe(405);
+    expect(wrong.headers.allow).toBe('GET, HEAD');
+    expect(wrong.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(wrong.json()).toMatchObject({ status: 405, code: 'METHOD_NOT_ALLOWED' });
+    const batch = await h.app.inject({ method: 'GET', url: '/v1/events/batch' });
+    expect(batch.statusCode).toBe(405);
+    expect(batch.headers.allow).toBe('POST');
+    const unknown = await h.app.inject({ method: 'DELETE', url: '/v1/orders/o-1/lines' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.headers.allow).toBeUndefined();
+    expect(unknown.json().code).toBe('ROUTE_NOT_FOUND');
+  });
+
   it('hides the message of an unexpected error behind a 500 problem', async () => {
     const res = await h.app.inject({ method: 'GET', url: '/v1/orders/boom' });
     expect(res.statusCode).toBe(500);

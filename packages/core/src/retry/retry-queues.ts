@@ -1,6 +1,7 @@
 import { type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { FailureRecord } from '../dead-letter/types';
+import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
+import type { ErrorSummary } from '../errors/index';
 import type { StreamfleetKeys } from '../streams/keys';
 
 /** What a retry job carries: the event verbatim, and its failure history so far. */
@@ -17,6 +18,11 @@ export interface RetryJobData {
   replayCount: number;
   firstFailedAt: string;
   failures: FailureRecord[];
+  /**
+   * Set when a run decided to dead-letter the event but could not write the dead letter: the
+   * job's next run writes exactly this (and does not call the handler again).
+   */
+  deadLetter?: { reason: DeadLetterReason; lastError: ErrorSummary; attempts: number };
 }
 
 export interface RetryCounts {

@@ -2,7 +2,7 @@ import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
-import { isNonRetryable, summariseError } from '../errors/index';
+import { type ErrorSummary, isNonRetryable, summariseError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent } from '../events/codec';
 import { type Logger, silentLogger } from '../logging/index';
@@ -61,7 +61,7 @@ export class RetryWorker {
       void this.deadLetter(
         job.data,
         'max-deliveries',
-        err,
+        summariseError(err),
         job.data.failures,
         job.data.attemptOffset + job.attemptsMade,
       ).catch((e: unknown) =>
@@ -80,23 +80,25 @@ export class RetryWorker {
     const { policy, definition, observer } = this.options;
     const attempt = data.attemptOffset + job.attemptsMade + 1;
     const logger = this.logger.child({ eventId: data.eventId, eventType: data.type, attempt, jobId: job.id });
+    if (data.deadLetter) {
+      // A previous run decided to dead-letter the event but could not write it: finish that.
+      const { reason, lastError, attempts } = data.deadLetter;
+      await this.deadLetter(data, reason, lastError, data.failures, attempts);
+      return;
+    }
     if (attempt > policy.maxAttempts) {
-      // A previous run failed its last attempt but could not write the dead letter: finish that.
+      // Backstop for a job whose run could not even record its decision: never run past the limit.
       const last = data.failures.at(-1);
-      await this.deadLetter(
-        data,
-        'retries-exhausted',
-        new Error(last?.message ?? 'retries exhausted'),
-        data.failures,
-        attempt - 1,
-      );
+      const lastError = { name: last?.name ?? 'Error', message: last?.message ?? 'retries exhausted' };
+      await this.deadLetter(data, 'retries-exhausted', lastError, data.failures, attempt - 1);
       return;
     }
     let event: ReturnType<typeof decodeEvent>;
     try {
       event = decodeEvent(data.fields, this.options.catalog);
     } catch (err) {
-      await this.deadLetter(data, 'invalid-event', err, [...data.failures, failure(attempt, err)], attempt);
+      const failures = [...data.failures, failure(attempt, err)];
+      await this.deadLetter(data, 'invalid-event', summariseError(err), failures, attempt);
       return;
     }
     const context: HandlerContext = {
@@ -116,12 +118,21 @@ export class RetryWorker {
     } catch (err) {
       observer?.failed?.(definition.group);
       const failures = [...data.failures, failure(attempt, err)];
-      if (isNonRetryable(err)) {
-        await this.deadLetter(data, 'non-retryable', err, failures, attempt);
-        return;
-      }
-      if (!policy.canRetryAfter(attempt)) {
-        await this.deadLetter(data, 'retries-exhausted', err, failures, attempt);
+      const reason = isNonRetryable(err)
+        ? 'non-retryable'
+        : policy.canRetryAfter(attempt)
+          ? undefined
+          : 'retries-exhausted';
+      if (reason) {
+        const lastError = summariseError(err);
+        try {
+          await this.deadLetter(data, reason, lastError, failures, attempt);
+        } catch (writeErr) {
+          // Remember the decision, so the job's next run writes this dead letter (with this
+          // attempt's failure and error) instead of running the handler again.
+          await job.updateData({ ...data, failures, deadLetter: { reason, lastError, attempts: attempt } });
+          throw writeErr;
+        }
         return;
       }
       logger.warn({ err }, 'retry attempt failed; backing off');
@@ -134,7 +145,7 @@ export class RetryWorker {
   private async deadLetter(
     data: RetryJobData,
     reason: DeadLetterReason,
-    err: unknown,
+    lastError: ErrorSummary,
     failures: FailureRecord[],
     attempts: number,
   ): Promise<void> {
@@ -146,7 +157,7 @@ export class RetryWorker {
       reason,
       attempts,
       replayCount: data.replayCount,
-      lastError: summariseError(err),
+      lastError,
       failures,
       firstFailedAt: data.firstFailedAt,
     });

@@ -383,6 +383,50 @@ describe('dead letters from the engine', () => {
     expect((await fleet.retryQueues.counts('a')).failed).toBe(0);
   });
 
+  it.each([
+    ['retries-exhausted', 3, (attempt: number) => new TypeError(`broken on attempt ${attempt}`)],
+    [
+      'non-retryable',
+      2,
+      (attempt: number) => (attempt === 2 ? new NonRetryableError('gone for good') : new Error('flaky')),
+    ],
+  ] as const)(
+    'a retry run whose dead-letter write fails writes that same %s dead letter next run, without calling the handler again',
+    async (reason, lastAttempt, errorFor) => {
+      prefix = uniquePrefix();
+      let calls = 0;
+      const fleet = await startFleet([
+        group('a', (_e, ctx) => {
+          calls++;
+          throw errorFor(ctx.attempt);
+        }),
+      ]);
+      // The first dead-letter write fails (say Redis answered an error once); later ones go through.
+      const write = fleet.deadLetters.write.bind(fleet.deadLetters);
+      let refused = 0;
+      vi.spyOn(fleet.deadLetters, 'write').mockImplementation(async (...args) => {
+        if (refused++ === 0) throw new Error('dead-letter write refused');
+        return write(...args);
+      });
+      await fleet.producer.publish(STREAM, thing(1));
+      const [item] = await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items), {
+        message: 'the dead letter',
+      });
+      const entry = await fleet.deadLetters.get(item?.id as string);
+      expect(refused).toBe(2);
+      expect(calls).toBe(lastAttempt);
+      expect(entry?.reason).toBe(reason);
+      expect(entry?.attempts).toBe(lastAttempt);
+      expect(entry?.failures.map((f) => f.attempt)).toEqual(Array.from({ length: lastAttempt }, (_, i) => i + 1));
+      const last = errorFor(lastAttempt);
+      expect(entry?.lastError).toMatchObject({ name: last.name, message: last.message });
+      expect(entry?.lastError.stack).toContain(last.name);
+      expect((await fleet.deadLetters.list()).items).toHaveLength(1);
+      await waitFor(async () => (await fleet.retryQueues.counts('a')).completed === 1, { message: 'job completed' });
+      expect(calls).toBe(lastAttempt);
+    },
+  );
+
   it('a dead-letter entry holds the source, the whole event, every attempt and the last error with its stack', async () => {
     prefix = uniquePrefix();
     const fleet = await startFleet([

@@ -8,6 +8,12 @@ describe('loadConfig', () => {
     expect(config.prefix).toBe('sf');
     expect(config.port).toBe(3000);
     expect(config.adminToken).toBeUndefined();
+    expect(config.paymentSimulatorFailureRate).toBe(0);
+  });
+
+  it('reads PAYMENT_SIMULATOR_FAILURE_RATE as a probability', () => {
+    expect(loadConfig({ PAYMENT_SIMULATOR_FAILURE_RATE: '0.25' }).paymentSimulatorFailureRate).toBe(0.25);
+    expect(loadConfig({ PAYMENT_SIMULATOR_FAILURE_RATE: '1' }).paymentSimulatorFailureRate).toBe(1);
   });
 
   it('reads every retry and consumer knob from the environment', () => {
@@ -34,6 +40,9 @@ describe('loadConfig', () => {
     ['ADMIN_TOKEN', 'short'],
     ['RETRY_OVERRIDES', '{not json'],
     ['LOG_LEVEL', 'loud'],
+    ['PAYMENT_SIMULATOR_FAILURE_RATE', '1.5'],
+    ['PAYMENT_SIMULATOR_FAILURE_RATE', '-0.1'],
+    ['PAYMENT_SIMULATOR_FAILURE_RATE', 'often'],
   ])('names %s when it is %j', (variable, value) => {
     try {
       loadConfig({ [variable]: value });
@@ -42,6 +51,12 @@ describe('loadConfig', () => {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as Error).message).toContain(variable);
     }
+  });
+
+  it.each(['1.5', '-0.1', 'often'])('says PAYMENT_SIMULATOR_FAILURE_RATE=%j must be a number from 0 to 1', (value) => {
+    expect(() => loadConfig({ PAYMENT_SIMULATOR_FAILURE_RATE: value })).toThrow(
+      /PAYMENT_SIMULATOR_FAILURE_RATE: must be a number from 0 to 1/,
+    );
   });
 
   it('refuses a max delay below the base delay', () => {

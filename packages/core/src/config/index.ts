@@ -8,6 +8,7 @@ const optionalUrl = z
   .transform((v) => (v === '' ? undefined : v))
   .pipe(z.url().optional())
   .optional();
+const probability = (message: string) => z.coerce.number({ error: message }).min(0, message).max(1, message);
 
 const retryOverride = z
   .object({
@@ -72,6 +73,9 @@ export const configSchema = z
       ),
     SHUTDOWN_TIMEOUT_MS: int(0).default(15_000),
     PAYMENT_GATEWAY_URL: optionalUrl,
+    PAYMENT_SIMULATOR_FAILURE_RATE: probability(
+      'must be a number from 0 to 1 (the share of simulated payment calls that fail transiently)',
+    ).default(0),
     NOTIFICATION_WEBHOOK_URL: optionalUrl,
     SAGA_TIMEOUT_MS: int(0).default(600_000),
     DEDUP_RETENTION_HOURS: int(0).default(168),
@@ -115,6 +119,11 @@ export interface Config {
   workerGroups: string[] | undefined;
   shutdownTimeoutMs: number;
   paymentGatewayUrl: string | undefined;
+  /**
+   * Probability (0..1) that a call to the built-in payment simulator fails transiently
+   * (retryable). Ignored when `paymentGatewayUrl` is set.
+   */
+  paymentSimulatorFailureRate: number;
   notificationWebhookUrl: string | undefined;
   /** A saga waiting this long for inventory or payment is given up (order cancelled). 0: never. */
   sagaTimeoutMs: number;
@@ -174,6 +183,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     workerGroups: e.WORKER_GROUPS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     paymentGatewayUrl: e.PAYMENT_GATEWAY_URL,
+    paymentSimulatorFailureRate: e.PAYMENT_SIMULATOR_FAILURE_RATE,
     notificationWebhookUrl: e.NOTIFICATION_WEBHOOK_URL,
     sagaTimeoutMs: e.SAGA_TIMEOUT_MS,
     dedupRetentionMs: e.DEDUP_RETENTION_HOURS * 3_600_000,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Config } from '../config/index';
 import { NonRetryableError, StreamfleetError } from '../errors/index';
 
 export interface ChargeRequest {
@@ -194,9 +195,28 @@ export class HttpPaymentGateway implements PaymentGateway {
   }
 }
 
+export interface PaymentGatewayOptions {
+  /** `PAYMENT_GATEWAY_URL`: use `HttpPaymentGateway` there. Unset: the simulator. */
+  url?: string;
+  /** HTTP gateway only. */
+  timeoutMs?: number;
+  /** Simulator only (`PAYMENT_SIMULATOR_FAILURE_RATE`). Default 0. */
+  transientFailureRate?: number;
+}
+
 /** `HttpPaymentGateway` when a URL is given (`PAYMENT_GATEWAY_URL`), else the simulator. */
-export function createPaymentGateway(options: { url?: string; timeoutMs?: number } = {}): PaymentGateway {
+export function createPaymentGateway(options: PaymentGatewayOptions = {}): PaymentGateway {
   return options.url
     ? new HttpPaymentGateway({ baseUrl: options.url, ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) })
-    : new SimulatedPaymentGateway();
+    : new SimulatedPaymentGateway({ transientFailureRate: options.transientFailureRate ?? 0 });
+}
+
+/** The gateway the parsed environment asks for; what worker processes run. */
+export function createPaymentGatewayFromConfig(
+  config: Pick<Config, 'paymentGatewayUrl' | 'paymentSimulatorFailureRate'>,
+): PaymentGateway {
+  return createPaymentGateway({
+    ...(config.paymentGatewayUrl ? { url: config.paymentGatewayUrl } : {}),
+    transientFailureRate: config.paymentSimulatorFailureRate,
+  });
 }

@@ -2,17 +2,22 @@ import { randomUUID } from 'node:crypto';
 import {
   createOrder,
   createPostgres,
+  DeadLetterStream,
   getOrderView,
+  getPayment,
   getSaga,
   loadConfig,
   loadOrder,
+  PAYMENT_GROUP,
   PROJECTION_GROUP,
   SAGA_GROUP,
   type Sql,
+  StreamfleetKeys,
   setStock,
   silentLogger,
 } from '@streamfleet/core';
 import { cleanupPrefix, createTestDatabase, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Worker } from '../worker';
 import { DOMAIN_GROUPS } from './domain-groups';
@@ -26,7 +31,7 @@ async function startWorker(options: {
   database: string;
   prefix: string;
   env?: Record<string, string>;
-}): Promise<{ worker: Worker; sql: Sql; close(): Promise<void> }> {
+}): Promise<{ worker: Worker; sql: Sql; prefix: string; close(): Promise<void> }> {
   const prefix = uniquePrefix(options.prefix);
   const redisUrl = testRedisUrl();
   const db = await createTestDatabase(options.database);
@@ -49,7 +54,7 @@ async function startWorker(options: {
     worker = await Worker.create({ config, logger: silentLogger, registry: defaultRegistry(), defaultMetrics: false });
     await worker.start();
     sql = createPostgres(db.url, { max: 2 });
-    return { worker, sql, close };
+    return { worker, sql, prefix, close };
   } catch (err) {
     await close();
     throw err;
@@ -126,5 +131,52 @@ describe('worker housekeeping', () => {
       timeoutMs: 15_000,
       message: 'the read model to show the cancellation',
     });
+  });
+});
+
+describe('worker with PAYMENT_SIMULATOR_FAILURE_RATE=1', () => {
+  let worker: Worker;
+  let sql: Sql;
+  let redis: Redis;
+  let deadLetters: DeadLetterStream;
+  let close: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    let prefix: string;
+    ({ worker, sql, prefix, close } = await startWorker({
+      database: 'sf_workers_payfail',
+      prefix: 'wp',
+      env: {
+        PAYMENT_SIMULATOR_FAILURE_RATE: '1',
+        RETRY_MAX_ATTEMPTS: '2',
+        RETRY_BASE_DELAY_MS: '10',
+        RETRY_MAX_DELAY_MS: '10',
+      },
+    }));
+    redis = new Redis(testRedisUrl(), { lazyConnect: true });
+    deadLetters = new DeadLetterStream({ redis, keys: new StreamfleetKeys(prefix) });
+  });
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await close?.();
+  });
+
+  it('every charge fails transiently: the payment is retried, then dead-lettered, and nothing is charged', async () => {
+    const orderId = randomUUID();
+    await setStock(sql, 'SKU-P1', 10);
+    await createOrder(sql, { orderId, customerId: 'cust-p', items: [{ sku: 'SKU-P1', quantity: 1, unitPrice: 500 }] });
+    const entry = await waitFor(
+      async () => (await deadLetters.list({ group: PAYMENT_GROUP })).items.find((e) => e.aggregateId === orderId),
+      { timeoutMs: 15_000, message: "the order's payment to be dead-lettered" },
+    );
+    expect(entry.attempts).toBe(2);
+    expect(entry.lastError.code).toBe('PAYMENT_GATEWAY_UNAVAILABLE');
+    const body = (await worker.metrics.render()).body;
+    const retried = body
+      .split('\n')
+      .find((l) => l.startsWith(`streamfleet_events_retried_total{group="${PAYMENT_GROUP}"}`));
+    expect(Number(retried?.split(' ').at(-1))).toBeGreaterThanOrEqual(1);
+    expect((await getPayment(sql, orderId))?.status).not.toBe('succeeded');
   });
 });

@@ -1,5 +1,6 @@
 import {
   createOrderGroups,
+  createPaymentGatewayFromConfig,
   createPostgres,
   ensureDatabase,
   expireStaleSagas,
@@ -55,7 +56,8 @@ export function domainGroupSet(options: DomainGroupsOptions = {}): GroupSet {
       sql = createPostgres(config.databaseUrl, { applicationName: 'streamfleet-worker' });
       return createOrderGroups({
         sql,
-        ...(config.paymentGatewayUrl ? { paymentGatewayUrl: config.paymentGatewayUrl } : {}),
+        // PAYMENT_GATEWAY_URL, else the simulator failing PAYMENT_SIMULATOR_FAILURE_RATE of calls.
+        gateway: createPaymentGatewayFromConfig(config),
         ...(config.notificationWebhookUrl ? { notificationWebhookUrl: config.notificationWebhookUrl } : {}),
         logger,
       });

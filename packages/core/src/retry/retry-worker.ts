@@ -79,7 +79,8 @@ export class RetryWorker {
     const data = job.data;
     const { policy, definition, observer } = this.options;
     const attempt = data.attemptOffset + job.attemptsMade + 1;
-    const logger = this.logger.child({ eventId: data.eventId, eventType: data.type, attempt, jobId: job.id });
+    // Fields rather than a child logger: a child costs its bindings' serialisation on every job.
+    const where = { eventId: data.eventId, eventType: data.type, attempt, jobId: job.id };
     if (data.deadLetter) {
       // A previous run decided to dead-letter the event but could not write it: finish that.
       const { reason, lastError, attempts } = data.deadLetter;
@@ -101,20 +102,12 @@ export class RetryWorker {
       await this.deadLetter(data, 'invalid-event', summariseError(err), failures, attempt);
       return;
     }
-    const context: HandlerContext = {
-      group: definition.group,
-      stream: data.stream,
-      entryId: data.entryId,
-      attempt,
-      deliveryCount: 1,
-      replayCount: data.replayCount,
-      logger,
-    };
+    const context = new RetryContext(definition.group, data, attempt, this.logger, where);
     const started = performance.now();
     try {
       await definition.handler(event, context);
       observer?.handled?.(definition.group, performance.now() - started);
-      logger.debug('retry succeeded');
+      this.logger.debug(where, 'retry succeeded');
     } catch (err) {
       observer?.failed?.(definition.group);
       const failures = [...data.failures, failure(attempt, err)];
@@ -135,7 +128,7 @@ export class RetryWorker {
         }
         return;
       }
-      logger.warn({ err }, 'retry attempt failed; backing off');
+      this.logger.warn({ ...where, err }, 'retry attempt failed; backing off');
       await job.updateData({ ...data, failures });
       observer?.retried?.(definition.group);
       throw err;
@@ -172,4 +165,35 @@ export function failure(attempt: number, err: unknown): FailureRecord {
   if (err instanceof Error) return { attempt, at, name: err.name, message: err.message };
   const s = summariseError(err);
   return { attempt, at, name: s.name, message: s.message };
+}
+
+/** Handler context of a retry attempt. The child logger is built only if a handler logs. */
+class RetryContext implements HandlerContext {
+  readonly deliveryCount = 1;
+  private childLogger: Logger | undefined;
+
+  constructor(
+    readonly group: string,
+    private readonly data: RetryJobData,
+    readonly attempt: number,
+    private readonly baseLogger: Logger,
+    private readonly bindings: Record<string, unknown>,
+  ) {}
+
+  get stream(): string {
+    return this.data.stream;
+  }
+
+  get entryId(): string {
+    return this.data.entryId;
+  }
+
+  get replayCount(): number {
+    return this.data.replayCount;
+  }
+
+  get logger(): Logger {
+    this.childLogger ??= this.baseLogger.child(this.bindings);
+    return this.childLogger;
+  }
 }

@@ -126,8 +126,10 @@ export class ConsumerGroup {
     this.types = d.types ? new Set(d.types) : undefined;
     this.batchSize = options.batchSize ?? 200;
     this.blockMs = options.blockMs ?? 2000;
-    // Read ahead one batch while the previous one is being handled.
-    this.maxInFlight = Math.max(this.batchSize, concurrency) * 2;
+    // Room for the batch being handled, the one read ahead, and up to `concurrency` stragglers
+    // of earlier batches (slow handlers, failures waiting for their retry job to be stored),
+    // so that a few of those do not stop the read-ahead.
+    this.maxInFlight = Math.max(this.batchSize, concurrency) * 2 + concurrency;
     this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30_000;
     this.maxDeliveries = options.maxDeliveries ?? 5;
     this.claimIntervalMs = options.claimIntervalMs ?? Math.max(50, Math.floor(this.visibilityTimeoutMs / 4));
@@ -358,7 +360,6 @@ export class ConsumerGroup {
 
   private async onFailure(id: string, fields: string[], event: EventEnvelope, err: unknown): Promise<void> {
     const { policy } = this.options;
-    const log = this.logger.child({ eventId: event.id, eventType: event.type, entryId: id });
     if (isNonRetryable(err)) return this.deadLetter(id, fields, 'non-retryable', err, 1, 0);
     if (!policy.canRetryAfter(1)) return this.deadLetter(id, fields, 'retries-exhausted', err, 1, 0);
     const at = new Date().toISOString();
@@ -380,11 +381,14 @@ export class ConsumerGroup {
       );
     } catch (scheduleErr) {
       // Not acked: the entry stays pending and is claimed again after the visibility timeout.
-      log.error({ err: scheduleErr }, 'could not store the retry job; leaving the entry pending');
+      this.logger.error(
+        { err: scheduleErr, eventId: event.id, eventType: event.type, entryId: id },
+        'could not store the retry job; leaving the entry pending',
+      );
       return;
     }
     this.observer?.retried?.(this.group);
-    log.warn({ err }, 'handler failed; retry scheduled');
+    this.logger.warn({ err, eventId: event.id, eventType: event.type, entryId: id }, 'handler failed; retry scheduled');
     this.ack(id);
   }
 

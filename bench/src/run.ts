@@ -24,7 +24,13 @@ import {
 import { type Results, table, targetsTable, withDerived, writeReports } from './report';
 import { bullmqBaseline } from './scenarios/bullmq';
 import { E2E_RATE, e2eLatency, type LatencyResult } from './scenarios/e2e-latency';
-import { DEFAULT_BATCH_SIZE, FLEET_BATCH_SIZE, FLEET_CONCURRENCY, fleetRun } from './scenarios/fleet';
+import {
+  DEFAULT_BATCH_SIZE,
+  DEFERRED_RETRY_MS,
+  FLEET_BATCH_SIZE,
+  FLEET_CONCURRENCY,
+  fleetRun,
+} from './scenarios/fleet';
 import { HTTP_BATCH_SIZE, HTTP_DURATION_S, type HttpResults, httpIngest } from './scenarios/http-ingest';
 import { rawStreams } from './scenarios/raw-streams';
 import { rawXadd } from './scenarios/raw-xadd';
@@ -44,12 +50,13 @@ const samples: Record<string, number[]> = {};
 // Scenarios 1-5 run in interleaved rounds (raw, fleet, fan-out, 1% failing, BullMQ) so that
 // every ratio compares runs made under the same background load; ratios are the median of
 // the per-round ratios, rates the median of the runs.
-const rounds: Record<'raw' | 'fleet' | 'fleetDefault' | 'fanout' | 'fail' | 'bull', Measured[]> = {
+const rounds: Record<'raw' | 'fleet' | 'fleetDefault' | 'fanout' | 'fail' | 'failDeferred' | 'bull', Measured[]> = {
   raw: [],
   fleet: [],
   fleetDefault: [],
   fanout: [],
   fail: [],
+  failDeferred: [],
   bull: [],
 };
 const retryTimes: number[] = [];
@@ -75,6 +82,12 @@ for (let round = 1; round <= REPEATS; round++) {
   const failed = await fleetRun(events, { failEvery: 100 });
   if (failed.retriesDoneMs !== null) retryTimes.push(failed.retriesDoneMs);
   rounds.fail.push(report('5. streamfleet, 1% failing', failed));
+  rounds.failDeferred.push(
+    report(
+      '5b. streamfleet, 1% failing, retries due after the run',
+      await fleetRun(events, { failEvery: 100, retryBaseDelayMs: DEFERRED_RETRY_MS }),
+    ),
+  );
   rounds.bull.push(report('2. BullMQ', await bullmqBaseline(events)));
 }
 const rate = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.perSecond));
@@ -152,6 +165,8 @@ const results: Results = withDerived({
   fail1pct_per_s: rate('fail'),
   fail1pct_vs_clean: paired('fail', 'fleet'),
   fail1pct_retries_done_ms: retryTimes.length > 0 ? median(retryTimes) : null,
+  fail1pct_deferred_per_s: rate('failDeferred'),
+  fail1pct_deferred_vs_clean: paired('failDeferred', 'fleet'),
   raw_xadd_per_s: xadd,
   bare_fastify_per_s: http.bare_fastify_per_s,
   http_single_per_s: http.http_single_per_s,

@@ -13,6 +13,8 @@ import {
   withPrefix,
 } from '../common';
 
+/** Retry base delay of scenario 5b: long enough that no retry runs inside the measured window. */
+export const DEFERRED_RETRY_MS = 60_000;
 /** streamfleet's default CONSUMER_BATCH_SIZE (scenario 3b). */
 export const DEFAULT_BATCH_SIZE = 200;
 /** Entries per read: the raw loop's COUNT unless overridden; concurrency: streamfleet's default. */

@@ -22,7 +22,6 @@ if (only !== 'e2e') {
   Object.assign(out, http);
   const ratio = (a: number | null, b: number | null) => (a !== null && b !== null ? (a / b).toFixed(3) : 'n/a');
   out.batch_vs_xadd = ratio(http.http_batch_per_s, median(xadd));
-  out.single_vs_bare = ratio(http.http_single_per_s, http.bare_fastify_per_s);
 }
 if (only !== 'ingest') {
   await waitForQuiet('e2e latency');

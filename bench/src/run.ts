@@ -102,7 +102,13 @@ for (let i = 0; i < REPEATS; i++) xaddRuns.push(report('raw pipelined XADD', awa
 samples.raw_xadd = xaddRuns;
 const xadd = median(xaddRuns);
 
-let http: HttpResults = { bare_fastify_per_s: null, http_single_per_s: null, http_batch_per_s: null, errors: [] };
+let http: HttpResults = {
+  bare_fastify_per_s: null,
+  http_single_per_s: null,
+  http_single_vs_bare: null,
+  http_batch_per_s: null,
+  errors: [],
+};
 let latency: LatencyResult | null = null;
 if (process.env.BENCH_SKIP_HTTP) {
   notes.push('HTTP scenarios (6, 7) skipped (BENCH_SKIP_HTTP).');
@@ -170,6 +176,7 @@ const results: Results = withDerived({
   raw_xadd_per_s: xadd,
   bare_fastify_per_s: http.bare_fastify_per_s,
   http_single_per_s: http.http_single_per_s,
+  http_single_vs_bare: http.http_single_vs_bare,
   http_batch_per_s: http.http_batch_per_s,
   http_batch_size: HTTP_BATCH_SIZE,
   e2e_rate_per_s: E2E_RATE,

@@ -20,7 +20,12 @@ export interface ProcessStats {
 /** Starts `http-server.ts` in a child process and resolves once it listens. */
 export function startServer(mode: 'api' | 'bare', prefix: string): Promise<RunningServer> {
   const child: ChildProcess = fork(new URL('./http-server.ts', import.meta.url), [mode, prefix], {
-    execArgv: ['--import', 'tsx'],
+    // BENCH_SERVER_CPU_PROF=<dir>: each server writes a V8 CPU profile there when it stops.
+    execArgv: [
+      '--import',
+      'tsx',
+      ...(process.env.BENCH_SERVER_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_CPU_PROF}`] : []),
+    ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

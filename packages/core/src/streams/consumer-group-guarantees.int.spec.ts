@@ -5,71 +5,48 @@
  * after the retry job is stored", per-group retry overrides, non-retryable on a retry,
  * replay with fresh attempts, and the full content of a dead-letter entry.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { z } from 'zod';
 import { ConflictError, NonRetryableError } from '../errors/index';
-import { EventCatalog } from '../events/catalog';
 import { encodeEvent } from '../events/codec';
-import { createEvent, type EventEnvelope } from '../events/envelope';
+import { createEvent } from '../events/envelope';
 import { Fleet, type FleetOptions } from '../fleet/fleet';
-import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '../testing/index';
-import type { EventHandler, GroupDefinition } from './handler';
+import { waitFor } from '../testing/index';
+import {
+  group,
+  n,
+  nonEmpty,
+  pendingCount,
+  THING_STREAM as STREAM,
+  ThingFleets,
+  thing,
+  thingCatalog,
+} from '../testing/thing-fleet';
+import type { GroupDefinition } from './handler';
 
-const STREAM = 'things';
-const catalog = new EventCatalog().register({
-  type: 'thing.happened',
-  schemaVersion: 1,
-  stream: STREAM,
-  schema: z.object({ n: z.number().int() }).strict(),
+const world = new ThingFleets({
+  retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 1000, jitter: 0 },
+  consumer: { blockMs: 100, visibilityTimeoutMs: 300, maxDeliveries: 3, claimIntervalMs: 50 },
 });
+const startFleet = (groups: GroupDefinition[], overrides: Partial<FleetOptions> = {}) => world.start(groups, overrides);
+let redis: Redis;
 
-const thing = (n: number, aggregateId?: string): EventEnvelope =>
-  createEvent({ type: 'thing.happened', data: { n }, ...(aggregateId ? { aggregateId } : {}) });
-const n = (e: EventEnvelope) => (e.data as { n: number }).n;
-const nonEmpty = <T>(items: T[]) => (items.length > 0 ? items : undefined);
 /** Yields to the event loop `count` times: lets other handlers interleave without real time passing. */
 const ticks = async (count: number) => {
   for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
 };
 
-let url: string;
-let prefix: string;
-let redis: Redis;
-const fleets: Fleet[] = [];
-
-function startFleet(groups: GroupDefinition[], overrides: Partial<FleetOptions> = {}): Promise<Fleet> {
-  const fleet = new Fleet({
-    redisUrl: url,
-    prefix,
-    catalog,
-    groups,
-    retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 1000, jitter: 0 },
-    consumer: { blockMs: 100, visibilityTimeoutMs: 300, maxDeliveries: 3, claimIntervalMs: 50 },
-    ...overrides,
-  });
-  fleets.push(fleet);
-  return fleet.start().then(() => fleet);
-}
-
 /** Creates the group (and stream) through a fleet that is closed again at once: no live consumer is left. */
 async function createGroupOnly(name: string): Promise<string> {
-  const probe = new Fleet({ redisUrl: url, prefix, catalog, groups: [group(name, () => undefined)] });
+  const probe = new Fleet({
+    redisUrl: world.url,
+    prefix: world.prefix,
+    catalog: thingCatalog,
+    groups: [group(name, () => undefined)],
+  });
   await probe.start();
   await probe.close();
   return probe.keys.stream(STREAM);
-}
-
-const group = (name: string, handler: EventHandler, extra: Partial<GroupDefinition> = {}): GroupDefinition => ({
-  group: name,
-  stream: STREAM,
-  handler,
-  ...extra,
-});
-
-async function pendingCount(fleet: Fleet, groupName: string): Promise<number> {
-  const summary = (await fleet.redis.xpending(fleet.keys.stream(STREAM), groupName)) as [number];
-  return Number(summary[0]);
 }
 
 async function retryJobsTotal(fleet: Fleet, groupName: string): Promise<number> {
@@ -78,21 +55,20 @@ async function retryJobsTotal(fleet: Fleet, groupName: string): Promise<number> 
 }
 
 beforeAll(() => {
-  url = testRedisUrl();
-  redis = new Redis(url);
+  world.connect();
+  redis = world.redis;
 });
 
 afterEach(async () => {
   vi.restoreAllMocks();
-  await Promise.all(fleets.splice(0).map((f) => f.close({ timeoutMs: 2000 })));
-  await cleanupPrefix(url, prefix);
+  await world.cleanUp();
 });
 
-afterAll(() => redis.disconnect());
+afterAll(() => world.disconnect());
 
 describe('streams loop', () => {
   it('never runs more handlers at once than the group concurrency, and does reach it', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     let running = 0;
     let maxRunning = 0;
     let handled = 0;
@@ -116,7 +92,7 @@ describe('streams loop', () => {
   });
 
   it('keeps one aggregate strictly in order (never two of its entries at once) even when later entries are faster', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const aggregates = ['agg-a', 'agg-b', 'agg-c'];
     const perAggregate = 12;
     const runningFor = new Map<string, number>();
@@ -161,7 +137,7 @@ describe('streams loop', () => {
   });
 
   it('acknowledges in batches: far fewer XACK calls than entries, every entry acked once', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     let handled = 0;
     const fleet = await startFleet([group('a', () => void handled++)]);
     const xack = vi.spyOn(fleet.redis, 'xack');
@@ -175,7 +151,7 @@ describe('streams loop', () => {
   });
 
   it('6b. does not take a dead consumer’s entry before the visibility timeout has passed', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const key = await createGroupOnly('a');
     await redis.xadd(key, '*', ...encodeEvent(thing(1)));
     await redis.xreadgroup('GROUP', 'a', 'dead-consumer', 'STREAMS', key, '>');
@@ -197,7 +173,7 @@ describe('streams loop', () => {
   });
 
   it('10b. an entry delivered exactly maxDeliveries times still runs; only the next delivery dead-letters', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const key = await createGroupOnly('a');
     const id = (await redis.xadd(key, '*', ...encodeEvent(thing(1)))) as string;
     // Two consumers took it and died; the claim below is delivery 3 = maxDeliveries.
@@ -212,7 +188,7 @@ describe('streams loop', () => {
   });
 
   it('removes an idle consumer with nothing pending but keeps an idle one that still has entries pending', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const key = await createGroupOnly('a');
     const busyId = (await redis.xadd(key, '*', ...encodeEvent(thing(1)))) as string;
     await redis.xreadgroup('GROUP', 'a', 'ghost-busy', 'COUNT', 1, 'STREAMS', key, '>');
@@ -236,7 +212,7 @@ describe('streams loop', () => {
 
 describe('retries', () => {
   it('acks a failed entry only once its retry job is stored: a failed store leaves it pending for re-delivery', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const calls: { attempt: number; deliveryCount: number }[] = [];
     const fleet = await startFleet([
       group('a', (_e, ctx) => {
@@ -261,7 +237,7 @@ describe('retries', () => {
   });
 
   it('applies per-group overrides: env override > group definition > fleet default', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const calls = { a: 0, b: 0, c: 0 };
     const failing = (name: keyof typeof calls) => () => {
       calls[name]++;
@@ -286,7 +262,7 @@ describe('retries', () => {
   });
 
   it('a non-retryable error on a retry attempt stops the retries at once', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const attempts: number[] = [];
     const fleet = await startFleet(
       [
@@ -313,7 +289,7 @@ describe('retries', () => {
 
 describe('dead letters from the engine', () => {
   it('9b. a replay gets fresh attempts in the failed group only, and comes back with replayCount 1', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const a: number[] = [];
     const b: { attempt: number; replay: number }[] = [];
     const fleet = await startFleet([
@@ -352,7 +328,7 @@ describe('dead letters from the engine', () => {
   });
 
   it('a dead letter written before a crash is not written again when the job runs to its end', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     let calls = 0;
     const fleet = await startFleet([
       group('a', () => {
@@ -393,7 +369,7 @@ describe('dead letters from the engine', () => {
   ] as const)(
     'a retry run whose dead-letter write fails writes that same %s dead letter next run, without calling the handler again',
     async (reason, lastAttempt, errorFor) => {
-      prefix = uniquePrefix();
+      world.newTest();
       let calls = 0;
       const fleet = await startFleet([
         group('a', (_e, ctx) => {
@@ -428,7 +404,7 @@ describe('dead letters from the engine', () => {
   );
 
   it('a dead-letter entry holds the source, the whole event, every attempt and the last error with its stack', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const fleet = await startFleet([
       group('a', (_e, ctx) => {
         throw new TypeError(`broken on attempt ${ctx.attempt}`);

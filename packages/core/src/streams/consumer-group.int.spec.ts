@@ -1,75 +1,35 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { ConflictError, NonRetryableError } from '../errors/index';
-import { EventCatalog } from '../events/catalog';
 import { encodeEvent } from '../events/codec';
-import { createEvent, type EventEnvelope } from '../events/envelope';
-import { Fleet, type FleetOptions } from '../fleet/fleet';
+import type { Fleet, FleetOptions } from '../fleet/fleet';
 import { RetryQueues } from '../retry/retry-queues';
-import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '../testing/index';
+import { waitFor } from '../testing/index';
+import { group, n, nonEmpty, pendingCount, THING_STREAM as STREAM, ThingFleets, thing } from '../testing/thing-fleet';
 import type { EventHandler, GroupDefinition } from './handler';
 import { StreamTrimmer } from './stream-trimmer';
 
-const STREAM = 'things';
-const catalog = new EventCatalog().register({
-  type: 'thing.happened',
-  schemaVersion: 1,
-  stream: STREAM,
-  schema: z.object({ n: z.number().int() }).strict(),
+const world = new ThingFleets({
+  retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000, jitter: 0 },
+  consumer: { blockMs: 100, visibilityTimeoutMs: 300, maxDeliveries: 3, claimIntervalMs: 50 },
 });
-
-const thing = (n: number, aggregateId?: string): EventEnvelope =>
-  createEvent({ type: 'thing.happened', data: { n }, ...(aggregateId ? { aggregateId } : {}) });
-const nonEmpty = <T>(items: T[]) => (items.length > 0 ? items : undefined);
-const n = (e: EventEnvelope) => (e.data as { n: number }).n;
-
-let url: string;
-let prefix: string;
+const startFleet = (groups: GroupDefinition[], overrides: Partial<FleetOptions> = {}) => world.start(groups, overrides);
 let redis: Redis;
-const fleets: Fleet[] = [];
-
-function startFleet(groups: GroupDefinition[], overrides: Partial<FleetOptions> = {}): Promise<Fleet> {
-  const fleet = new Fleet({
-    redisUrl: url,
-    prefix,
-    catalog,
-    groups,
-    retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000, jitter: 0 },
-    consumer: { blockMs: 100, visibilityTimeoutMs: 300, maxDeliveries: 3, claimIntervalMs: 50 },
-    ...overrides,
-  });
-  fleets.push(fleet);
-  return fleet.start().then(() => fleet);
-}
-
-const group = (name: string, handler: EventHandler, extra: Partial<GroupDefinition> = {}): GroupDefinition => ({
-  group: name,
-  stream: STREAM,
-  handler,
-  ...extra,
-});
-
-async function pendingCount(fleet: Fleet, groupName: string): Promise<number> {
-  const summary = (await fleet.redis.xpending(fleet.keys.stream(STREAM), groupName)) as [number];
-  return Number(summary[0]);
-}
 
 beforeAll(() => {
-  url = testRedisUrl();
-  redis = new Redis(url);
+  world.connect();
+  redis = world.redis;
 });
 
 afterEach(async () => {
-  await Promise.all(fleets.splice(0).map((f) => f.close({ timeoutMs: 2000 })));
-  await cleanupPrefix(url, prefix);
+  await world.cleanUp();
 });
 
-afterAll(() => redis.disconnect());
+afterAll(() => world.disconnect());
 
 describe('consumer group loop', () => {
   it('1. success: the handler runs once, the entry is acked, nothing is pending', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const seen: string[] = [];
     const fleet = await startFleet([group('a', (e) => void seen.push(e.id))]);
     const event = thing(1);
@@ -81,7 +41,7 @@ describe('consumer group loop', () => {
   });
 
   it('2. transient failure then success: acked, no dead letter, one retry job ran', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const attempts: number[] = [];
     let done = false;
     const fleet = await startFleet([
@@ -104,7 +64,7 @@ describe('consumer group loop', () => {
   });
 
   it('a burst of failures (a whole batch at once) becomes one retry job each, and each succeeds on retry', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const calls = new Map<number, number[]>();
     const fleet = await startFleet([
       group('a', (e, ctx) => {
@@ -126,7 +86,7 @@ describe('consumer group loop', () => {
   });
 
   it('3. always failing: exactly maxAttempts calls with growing gaps, then one retries-exhausted dead letter', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const calls: number[] = [];
     const fleet = await startFleet(
       [
@@ -158,7 +118,7 @@ describe('consumer group loop', () => {
   });
 
   it('4. non-retryable error: one call, dead letter reason non-retryable', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     let calls = 0;
     const fleet = await startFleet([
       group('a', () => {
@@ -175,7 +135,7 @@ describe('consumer group loop', () => {
   });
 
   it('5. invalid events (bad data, unknown type, garbage) never reach the handler and the loop goes on', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const seen: number[] = [];
     const fleet = await startFleet([group('a', (e) => void seen.push(n(e)))]);
     const key = fleet.keys.stream(STREAM);
@@ -196,7 +156,7 @@ describe('consumer group loop', () => {
   });
 
   it('close() lets in-flight handlers finish and acks them before it resolves', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -213,7 +173,7 @@ describe('consumer group loop', () => {
     await fleet.producer.publish(STREAM, thing(1));
     await waitFor(() => started);
     const key = fleet.keys.stream(STREAM);
-    const closing = fleets.splice(0).map((f) => f.close({ timeoutMs: 5000 }));
+    const closing = world.running.splice(0).map((f) => f.close({ timeoutMs: 5000 }));
     release();
     await Promise.all(closing);
     expect(finished).toBe(true);
@@ -221,7 +181,7 @@ describe('consumer group loop', () => {
   });
 
   it('close() on a busy stream finishes every entry it was handed, read ahead included, and leaves the rest new', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const total = 1000;
     const seen: number[] = [];
     const handler: EventHandler = async (e) => {
@@ -236,7 +196,7 @@ describe('consumer group loop', () => {
     await first.producer.publishMany(events);
     const key = first.keys.stream(STREAM);
     await waitFor(() => seen.length >= 100);
-    await fleets.splice(0)[0]?.close({ timeoutMs: 10_000 });
+    await world.running.splice(0)[0]?.close({ timeoutMs: 10_000 });
     expect(seen.length).toBeLessThan(total);
     // Nothing delivered to the closed consumer is left pending: it finished what it read.
     expect(Number(((await redis.xpending(key, 'a')) as [number])[0])).toBe(0);
@@ -247,25 +207,25 @@ describe('consumer group loop', () => {
   });
 
   it('close() does not wait out a long BLOCK on an empty stream', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     let handled = 0;
     await startFleet([group('a', () => void handled++)], { consumer: { blockMs: 120_000 } });
-    const fleet = fleets[0] as Fleet;
+    const fleet = world.running[0] as Fleet;
     await fleet.producer.publish(STREAM, thing(1));
     await waitFor(() => handled === 1);
     // The loop is now blocked (for two minutes) on an empty stream; close must unblock it.
-    await fleets.splice(0)[0]?.close({ timeoutMs: 1000 });
+    await world.running.splice(0)[0]?.close({ timeoutMs: 1000 });
     expect(Number(((await redis.xpending(fleet.keys.stream(STREAM), 'a')) as [number])[0])).toBe(0);
   }, 20_000);
 });
 
 describe('crash recovery', () => {
   it('6. entries read by a consumer that died are handled by another after the visibility timeout', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const seen = new Set<number>();
     const probe = await startFleet([group('a', () => undefined)]);
     await probe.close();
-    fleets.length = 0;
+    world.running.length = 0;
     const key = probe.keys.stream(STREAM);
     for (let i = 0; i < 5; i++) await redis.xadd(key, '*', ...encodeEvent(thing(i)));
     // The "dead" consumer reads everything and never acks.
@@ -278,10 +238,10 @@ describe('crash recovery', () => {
   });
 
   it('7. a crash between storing the retry job and acking does not make a second job', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const probe = await startFleet([group('a', () => undefined)]);
     await probe.close();
-    fleets.length = 0;
+    world.running.length = 0;
     const retryQueues = new RetryQueues({ connection: redis, keys: probe.keys });
     const key = probe.keys.stream(STREAM);
     const event = thing(1);
@@ -322,7 +282,7 @@ describe('crash recovery', () => {
   });
 
   it('a slow but live handler keeps its entry: no other consumer claims it (heartbeat)', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     let calls = 0;
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => {
@@ -366,10 +326,10 @@ describe('crash recovery', () => {
   });
 
   it('10. an entry that keeps killing its consumers is dead-lettered with max-deliveries', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const probe = await startFleet([group('a', () => undefined)]);
     await probe.close();
-    fleets.length = 0;
+    world.running.length = 0;
     const key = probe.keys.stream(STREAM);
     const id = (await redis.xadd(key, '*', ...encodeEvent(thing(1)))) as string;
     // Three consumers took it and died (maxDeliveries is 3).
@@ -386,7 +346,7 @@ describe('crash recovery', () => {
   });
 
   it('removes idle consumers that have nothing pending, and keeps those that do', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const fleet = await startFleet([group('a', () => undefined)], {
       consumer: { blockMs: 100, visibilityTimeoutMs: 60_000, consumerIdleTimeoutMs: 200, claimIntervalMs: 50 },
     });
@@ -403,7 +363,7 @@ describe('crash recovery', () => {
 
 describe('fan-out, replay and trimming', () => {
   it('8. two groups each see every entry; a failure in one is not re-delivered to the other', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const a: number[] = [];
     const b: number[] = [];
     const fleet = await startFleet([
@@ -422,7 +382,7 @@ describe('fan-out, replay and trimming', () => {
   });
 
   it('9. replay runs again only in the failed group, leaves the DLQ, comes back with replayCount raised if it fails', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     let bFails = true;
     const a: number[] = [];
     const b: { n: number; replay: number }[] = [];
@@ -467,10 +427,10 @@ describe('fan-out, replay and trimming', () => {
   });
 
   it('11. trimming never drops entries a group has not acknowledged', async () => {
-    prefix = uniquePrefix();
+    world.newTest();
     const probe = await startFleet([group('a', () => undefined)]);
     await probe.close();
-    fleets.length = 0;
+    world.running.length = 0;
     const key = probe.keys.stream(STREAM);
     const ids: string[] = [];
     for (let i = 0; i < 10; i++) ids.push((await redis.xadd(key, '*', ...encodeEvent(thing(i)))) as string);

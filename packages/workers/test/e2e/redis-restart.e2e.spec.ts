@@ -79,5 +79,12 @@ describe('Redis restart under load', () => {
     for (const w of workers) expect(w.exit).toBeUndefined();
     for (const group of E2E_GROUPS) expect(await fleet.missing(group, acknowledged)).toEqual([]);
     expect(await fleet.deadLetterLength()).toBe(0);
+    // The outage is logged once per connection (warn) and its recovery (info); nothing at error
+    // level repeats per reconnect attempt.
+    for (const w of workers) {
+      const errors = w.logs().filter((l) => Number(l.level) >= 50);
+      expect(errors.map((l) => l.msg)).toEqual([]);
+      expect(w.logs().some((l) => l.msg === 'redis connection lost; reconnecting')).toBe(true);
+    }
   });
 });

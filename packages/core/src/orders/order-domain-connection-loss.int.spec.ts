@@ -22,7 +22,6 @@ import { loadEvents } from '../store/event-store';
 import { migrate } from '../store/migrations';
 import type { OutboxRelay } from '../store/outbox-relay';
 import type { GroupDefinition } from '../streams/handler';
-import { infoList } from '../streams/reply';
 import {
   cleanupPrefix,
   createTestDatabase,
@@ -32,8 +31,9 @@ import {
   testRedisUrl,
   uniquePrefix,
   waitFor,
+  waitForOrderDomainSettled,
 } from '../testing/index';
-import { ORDERS_STREAM, OrderEventType } from './events';
+import { OrderEventType } from './events';
 import { foldOrder, type OrderItem } from './order';
 import { createOrderGroups } from './order-groups';
 import { OrderService } from './order-service';
@@ -287,47 +287,17 @@ describe('order domain with Postgres backends terminated during handling', () =>
 
     // Everything settles: every order final, read model and sagas caught up, outbox drained,
     // every group's pending list and retry queue empty.
-    let problems: string[] = [];
-    const unsettled = async (): Promise<string[]> => {
-      const out: string[] = [];
-      const [o] = await check<{ open: number; views: number; stale: number }[]>`
-        select
-          count(*) filter (where v.status is null or v.status not in ('PAID', 'CANCELLED'))::int as open,
-          count(v.id)::int as views,
-          count(*) filter (where v.version is distinct from e.version)::int as stale
-        from (select aggregate_id, max(version) as version from events group by aggregate_id) e
-        left join orders_view v on v.id = e.aggregate_id`;
-      if (o?.open || o?.views !== ORDERS || o?.stale) out.push(`orders: ${JSON.stringify(o)}`);
-      const open = await check<{ order_id: string; state: string; history: unknown; status: string | null }[]>`
-        select s.order_id, s.state, s.history, v.status from order_sagas s left join orders_view v on v.id = s.order_id
-        where s.state not in ('completed', 'cancelled')`;
-      if (open.length > 0) out.push(`${open.length} sagas open: ${JSON.stringify(open.slice(0, 3))}`);
-      const [u] = await check<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
-      if (u?.n) out.push(`${u.n} outbox rows unpublished`);
-      const streamKey = fleet.keys.stream(ORDERS_STREAM);
-      for (const g of infoList(await fleet.redis.xinfo('GROUPS', streamKey))) {
-        if (Number(g.pending) !== 0 || Number(g.lag) !== 0)
-          out.push(`group ${g.name}: pending ${g.pending} lag ${g.lag}`);
-      }
-      for (const g of groups) {
-        const c = await fleet.retryQueues.counts(g.group);
-        if (c.waiting + c.delayed + c.active > 0) out.push(`retry queue ${g.group}: ${JSON.stringify(c)}`);
-      }
-      return out;
-    };
-    try {
-      await waitFor(
-        async () => {
-          problems = await unsettled();
-          return problems.length === 0;
-        },
-        { timeoutMs: 20_000 },
-      );
-    } catch (err) {
-      throw new Error(
-        `did not settle: ${problems.join('; ')}; dead letters: ${JSON.stringify(deadLettered)} (${(err as Error).message})`,
-      );
-    }
+    await waitForOrderDomainSettled(
+      {
+        sql: check,
+        redis: fleet.redis,
+        keys: fleet.keys,
+        groups: groups.map((g) => g.group),
+        retryCounts: (group) => fleet.retryQueues.counts(group),
+        orders: ORDERS,
+      },
+      { timeoutMs: 20_000 },
+    );
     expect(deadLettered).toEqual([]);
     expect(await fleet.deadLetters.length()).toBe(0);
 

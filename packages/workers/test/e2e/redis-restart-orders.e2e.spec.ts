@@ -3,9 +3,7 @@ import {
   type EventEnvelope,
   foldOrder,
   getOrderView,
-  infoList,
   loadEvents,
-  ORDERS_STREAM,
   type OrderItem,
   OrderService,
   setStock,
@@ -16,6 +14,7 @@ import {
   startWebhookRecorder,
   type WebhookRecorder,
   waitFor,
+  waitForOrderDomainSettled,
 } from '@streamfleet/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOMAIN_GROUPS } from '../../src/groups/index';
@@ -194,49 +193,17 @@ describe('Redis restart under load, order domain in worker processes', () => {
 
     // ---- Settled: every order final and projected, outbox drained, sagas closed, every
     // group's pending list, lag and retry queue empty. ----
-    const streamKey = fleet.keys.stream(ORDERS_STREAM);
-    const unsettled = async (): Promise<string[]> => {
-      const out: string[] = [];
-      const [o] = await sql<{ open: number; views: number; stale: number }[]>`
-        select
-          count(*) filter (where v.status is null or v.status not in ('PAID', 'CANCELLED'))::int as open,
-          count(v.id)::int as views,
-          count(*) filter (where v.version is distinct from e.version)::int as stale
-        from (select aggregate_id, max(version) as version from events group by aggregate_id) e
-        left join orders_view v on v.id = e.aggregate_id`;
-      if (o?.open || o?.views !== ORDERS || o?.stale) out.push(`orders: ${JSON.stringify(o)}`);
-      const [s] = await sql<{ n: number }[]>`
-        select count(*)::int as n from order_sagas where state not in ('completed', 'cancelled')`;
-      if (s?.n) out.push(`${s.n} sagas open`);
-      const [u] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
-      if (u?.n) out.push(`${u.n} outbox rows unpublished`);
-      const groups = infoList(await fleet.redis.xinfo('GROUPS', streamKey));
-      if (groups.length !== DOMAIN_GROUPS.length) out.push(`${groups.length} groups on the stream`);
-      for (const g of groups) {
-        if (Number(g.pending) !== 0 || Number(g.lag) !== 0)
-          out.push(`group ${g.name}: pending ${g.pending} lag ${g.lag}`);
-      }
-      for (const group of DOMAIN_GROUPS) {
-        const c = await fleet.retryCounts(group);
-        if (c.waiting + c.delayed + c.active > 0) out.push(`retry queue ${group}: ${JSON.stringify(c)}`);
-      }
-      return out;
-    };
-    let problems: string[] = [];
-    try {
-      await waitFor(
-        async () => {
-          problems = await unsettled();
-          return problems.length === 0;
-        },
-        { timeoutMs: 45_000, intervalMs: 100 },
-      );
-    } catch (err) {
-      const dead = await fleet.redis.xrange(fleet.keys.deadLetter, '-', '+', 'COUNT', 5);
-      throw new Error(
-        `did not settle: ${problems.join('; ')}; dead letters: ${JSON.stringify(dead)} (${(err as Error).message})`,
-      );
-    }
+    await waitForOrderDomainSettled(
+      {
+        sql,
+        redis: fleet.redis,
+        keys: fleet.keys,
+        groups: DOMAIN_GROUPS,
+        retryCounts: (group) => fleet.retryCounts(group),
+        orders: ORDERS,
+      },
+      { timeoutMs: 45_000, intervalMs: 100 },
+    );
     const settleMs = Date.now() - killedAt;
     expect(await fleet.deadLetterLength()).toBe(0);
     for (const w of workers) expect(w.exit, `worker ${w.pid}: ${w.stderr}`).toBeUndefined();

@@ -169,10 +169,15 @@ export class Worker {
   private watchConnection(connection: Redis, name: string): void {
     const { logger } = this.options;
     let down = false;
+    let lastError: string | undefined;
+    // 'error' is not emitted when the first reconnect attempt succeeds; 'reconnecting' always is.
     connection.on('error', (err: Error) => {
+      lastError = err.message;
+    });
+    connection.on('reconnecting', () => {
       if (down) return;
       down = true;
-      logger.warn({ connection: name, err: err.message }, 'redis connection lost; reconnecting');
+      logger.warn({ connection: name, err: lastError }, 'redis connection lost; reconnecting');
     });
     connection.on('ready', () => {
       if (!down) return;

@@ -128,6 +128,12 @@ if (process.env.BENCH_SKIP_HTTP) {
 }
 
 const loadAfter = loadavg()[0] ?? 0;
+// The same work costs more CPU when the host is contended (a VM's neighbours are invisible to
+// the idle check above): the raw loop's CPU per event, round by round, shows that drift.
+notes.push(
+  `raw loop CPU per event by round: ${rounds.raw.map((m) => `${m.cpuUsPerEvent.toFixed(1)} us`).join(', ')}; ` +
+    'the same work, so a spread here is the machine, not the code.',
+);
 notes.push(
   `CPU idle right before each measurement group: ${idle.map((f) => `${Math.round(f * 100)}%`).join(', ')} ` +
     '(the bench waits up to BENCH_QUIET_WAIT_S for 60%; lower means other work competed with it).',

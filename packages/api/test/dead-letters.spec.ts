@@ -1,5 +1,6 @@
 import {
   createEvent,
+  type EventCatalog,
   type EventEnvelope,
   Fleet,
   loadConfig,
@@ -10,6 +11,19 @@ import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, buildApp } from '../src/app';
 import { ADMIN_TOKEN, adminHeaders, testCatalog } from './harness';
+
+/** The API over a running fleet's connections, as `server.ts` wires it. */
+async function appOver(fleet: Fleet, catalog: EventCatalog, url: string, prefix: string): Promise<ApiApp> {
+  const app = buildApp(loadConfig({ REDIS_URL: url, STREAMFLEET_PREFIX: prefix, ADMIN_TOKEN }), {
+    redis: fleet.redis,
+    catalog,
+    producer: fleet.producer,
+    deadLetters: fleet.deadLetters,
+    retryQueues: fleet.retryQueues,
+  });
+  await app.ready();
+  return app;
+}
 
 const WORKER = 'thing-worker';
 const AUDITOR = 'thing-auditor';
@@ -66,15 +80,7 @@ describe('dead-letter admin through the engine', () => {
       consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
     });
     await fleet.start();
-    const config = loadConfig({ REDIS_URL: url, STREAMFLEET_PREFIX: prefix, ADMIN_TOKEN });
-    app = buildApp(config, {
-      redis: fleet.redis,
-      catalog,
-      producer: fleet.producer,
-      deadLetters: fleet.deadLetters,
-      retryQueues: fleet.retryQueues,
-    });
-    await app.ready();
+    app = await appOver(fleet, catalog, url, prefix);
 
     for (const [name, fail] of [
       ['one', true],
@@ -307,14 +313,7 @@ describe('group status and dry run while events are failing', () => {
       consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
     });
     await fleet.start();
-    app = buildApp(loadConfig({ REDIS_URL: url, STREAMFLEET_PREFIX: prefix, ADMIN_TOKEN }), {
-      redis: fleet.redis,
-      catalog,
-      producer: fleet.producer,
-      deadLetters: fleet.deadLetters,
-      retryQueues: fleet.retryQueues,
-    });
-    await app.ready();
+    app = await appOver(fleet, catalog, url, prefix);
 
     const ok = await app.inject({
       method: 'POST',

@@ -105,49 +105,31 @@ export function decodeEvent(fields: readonly string[], catalog: EventCatalog): E
         break;
     }
   }
+  // The issue list is only allocated once something is wrong: this runs once per entry.
+  let issues: FieldIssue[] | undefined;
+  issues = checkText(issues, 'id', id, true);
+  issues = checkText(issues, 'type', type, true);
+  issues = checkText(issues, 'aggregateId', aggregateId, false);
+  issues = checkText(issues, 'correlationId', correlationId, false);
+  issues = checkText(issues, 'causationId', causationId, false);
+  issues = checkText(issues, 'traceparent', traceparent, false);
+  if (schemaVersion === undefined) issues = note(issues, 'schemaVersion', 'missing');
+  else if (!POSITIVE_INT.test(schemaVersion)) issues = note(issues, 'schemaVersion', 'not a positive integer');
+  if (aggregateVersion !== undefined && !NON_NEGATIVE_INT.test(aggregateVersion)) {
+    issues = note(issues, 'aggregateVersion', 'not a non-negative integer');
+  }
+  if (occurredAt === undefined) issues = note(issues, 'occurredAt', 'missing');
+  else if (!ISO_DATETIME.test(occurredAt)) issues = note(issues, 'occurredAt', 'not an ISO 8601 date-time');
   let parsedJson: unknown;
-  if (
-    isText(id, true) &&
-    isText(type, true) &&
-    isText(aggregateId, false) &&
-    isText(correlationId, false) &&
-    isText(causationId, false) &&
-    isText(traceparent, false) &&
-    schemaVersion !== undefined &&
-    POSITIVE_INT.test(schemaVersion) &&
-    (aggregateVersion === undefined || NON_NEGATIVE_INT.test(aggregateVersion)) &&
-    occurredAt !== undefined &&
-    ISO_DATETIME.test(occurredAt) &&
-    rawData !== undefined
-  ) {
+  if (rawData === undefined) issues = note(issues, 'data', 'missing');
+  else {
     try {
       parsedJson = JSON.parse(rawData);
     } catch {
-      throw new ValidationError('invalid event envelope: data: not valid JSON', [
-        { field: 'data', message: 'not valid JSON' },
-      ]);
+      issues = note(issues, 'data', 'not valid JSON');
     }
-  } else {
-    // Off the hot path: list everything that is wrong, not only the first thing.
-    const issues: FieldIssue[] = [];
-    checkText(issues, 'id', id, true);
-    checkText(issues, 'type', type, true);
-    checkText(issues, 'aggregateId', aggregateId, false);
-    checkText(issues, 'correlationId', correlationId, false);
-    checkText(issues, 'causationId', causationId, false);
-    checkText(issues, 'traceparent', traceparent, false);
-    if (schemaVersion === undefined) issues.push({ field: 'schemaVersion', message: 'missing' });
-    else if (!POSITIVE_INT.test(schemaVersion))
-      issues.push({ field: 'schemaVersion', message: 'not a positive integer' });
-    if (aggregateVersion !== undefined && !NON_NEGATIVE_INT.test(aggregateVersion)) {
-      issues.push({ field: 'aggregateVersion', message: 'not a non-negative integer' });
-    }
-    if (occurredAt === undefined) issues.push({ field: 'occurredAt', message: 'missing' });
-    else if (!ISO_DATETIME.test(occurredAt)) issues.push({ field: 'occurredAt', message: 'not an ISO 8601 date-time' });
-    if (rawData === undefined) issues.push({ field: 'data', message: 'missing' });
-    else if (!isJson(rawData)) issues.push({ field: 'data', message: 'not valid JSON' });
-    throw new ValidationError(`invalid event envelope: ${describe(issues)}`, issues);
   }
+  if (issues) throw new ValidationError(`invalid event envelope: ${describe(issues)}`, issues);
   const version = Number(schemaVersion);
   const data = catalog.validate(type as string, version, parsedJson);
   let metadata: EventMetadata = NO_METADATA;
@@ -176,21 +158,18 @@ export function decodeEvent(fields: readonly string[], catalog: EventCatalog): E
 /** Shared by every decoded event without metadata: events are readonly, so one frozen object serves all. */
 const NO_METADATA: EventMetadata = Object.freeze({});
 
-function isText(value: string | undefined, required: boolean): boolean {
-  return value === undefined || value === '' ? !required : value.length <= MAX_TEXT;
+function note(issues: FieldIssue[] | undefined, field: string, message: string): FieldIssue[] {
+  const list = issues ?? [];
+  list.push({ field, message });
+  return list;
 }
 
-function isJson(raw: string): boolean {
-  try {
-    JSON.parse(raw);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function checkText(issues: FieldIssue[], field: string, value: string | undefined, required: boolean): void {
-  if (value === undefined || value === '') {
-    if (required) issues.push({ field, message: 'missing' });
-  } else if (value.length > MAX_TEXT) issues.push({ field, message: `longer than ${MAX_TEXT} characters` });
+function checkText(
+  issues: FieldIssue[] | undefined,
+  field: string,
+  value: string | undefined,
+  required: boolean,
+): FieldIssue[] | undefined {
+  if (value === undefined || value === '') return required ? note(issues, field, 'missing') : issues;
+  return value.length > MAX_TEXT ? note(issues, field, `longer than ${MAX_TEXT} characters`) : issues;
 }

@@ -2,6 +2,7 @@ import {
   ConcurrencyError,
   ConflictError,
   DomainError,
+  isRedisUnavailable,
   NotFoundError,
   StreamfleetError,
   ValidationError,
@@ -98,15 +99,6 @@ export function toProblem(err: unknown): ApiProblem {
     );
   }
   return internal();
-}
-
-const REDIS_DOWN =
-  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Connection is closed|enableOfflineQueue|max retries per request/i;
-
-/** ioredis connection failures (as opposed to Redis answering with an error). */
-function isRedisUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  return err.name === 'MaxRetriesPerRequestError' || REDIS_DOWN.test(err.message);
 }
 
 function defaultCode(status: number, fastifyCode: string | undefined): string {

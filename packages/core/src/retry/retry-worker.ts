@@ -6,6 +6,7 @@ import { type ErrorSummary, isNonRetryable, summariseError } from '../errors/ind
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent } from '../events/codec';
 import { type Logger, silentLogger } from '../logging/index';
+import { isRedisUnavailable } from '../streams/connection';
 import type { GroupDefinition, GroupObserver, HandlerContext } from '../streams/handler';
 import type { StreamfleetKeys } from '../streams/keys';
 import type { RetryPolicy } from './retry-policy';
@@ -57,7 +58,7 @@ export class RetryWorker {
     this.worker.on('error', (err) => {
       // BullMQ reports a Redis outage on every reconnect attempt; whoever owns the connection
       // logs the outage once (the worker process does), so here it is only debug.
-      if (isConnectionError(err)) this.logger.debug({ err }, 'retry worker: redis unavailable');
+      if (isRedisUnavailable(err)) this.logger.debug({ err }, 'retry worker: redis unavailable');
       else this.logger.error({ err }, 'retry worker error');
     });
     // Backstop: a job BullMQ fails for good (e.g. stalled past maxStalledCount) still lands in the DLQ.
@@ -162,23 +163,6 @@ export class RetryWorker {
     if (created) this.options.observer?.deadLettered?.(data.group, reason);
     this.logger.warn({ eventId: data.eventId, eventType: data.type, reason, attempts }, 'event dead-lettered');
   }
-}
-
-const CONNECTION_ERROR_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENOTFOUND',
-]);
-
-/** A lost or refused Redis connection (which ioredis retries by itself), as opposed to a real failure. */
-export function isConnectionError(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) return true;
-  return err.message === 'Connection is closed.' || err.message.startsWith('connect ECONNREFUSED');
 }
 
 /** One attempt's record. Reads only name and message: `err.stack` is costly (source maps) and the dead letter keeps the last one. */

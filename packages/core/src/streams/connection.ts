@@ -12,3 +12,15 @@ export function createRedis(url: string, options: RedisOptions = {}): Redis {
     ...options,
   });
 }
+
+const UNREACHABLE =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|EPIPE|ENOTFOUND|Connection is closed|enableOfflineQueue|max retries per request/i;
+
+/**
+ * A Redis that cannot be reached right now (refused, reset, closed, or ioredis giving up on
+ * a command), as opposed to Redis answering with an error. ioredis reconnects by itself.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.name === 'MaxRetriesPerRequestError' || UNREACHABLE.test(err.message);
+}

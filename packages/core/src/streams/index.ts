@@ -1,4 +1,4 @@
-export { createRedis } from './connection';
+export { createRedis, isRedisUnavailable } from './connection';
 export { ConsumerGroup, type ConsumerGroupOptions } from './consumer-group';
 export type { EventHandler, GroupDefinition, GroupObserver, HandlerContext } from './handler';
 export { KeyedLimiter } from './keyed-limiter';

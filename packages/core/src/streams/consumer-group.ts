@@ -244,8 +244,7 @@ export class ConsumerGroup {
       const batch = this.openBatch(entries);
       if (this.running && this.inFlight + this.batchSize <= this.maxInFlight) next = this.read();
       for (let i = 0; i < entries.length; i++) {
-        const fields = (entries[i] as StreamEntry)[1];
-        if (fields) this.dispatch(batch, i, fields, 1);
+        if ((entries[i] as StreamEntry)[1]) this.dispatch(batch, i, 1);
         else this.done(batch, i);
       }
     }
@@ -275,13 +274,14 @@ export class ConsumerGroup {
   }
 
   /** Hands one entry to its handler. Never throws; every outcome ends in ack, retry job or dead letter. */
-  private dispatch(batch: Batch, index: number, fields: string[], deliveryCount: number): void {
+  private dispatch(batch: Batch, index: number, deliveryCount: number): void {
     const id = batch.idAt(index);
+    const fields = batch.fieldsAt(index);
     let event: EventEnvelope;
     try {
       event = decodeEvent(fields, this.options.catalog);
     } catch (err) {
-      this.track(batch, index, this.deadLetter(id, fields, 'invalid-event', err, 1, 0));
+      this.track(batch, index, this.deadLetter(id, fields, 'invalid-event', err, 1));
       return;
     }
     if (this.types && !this.types.has(event.type)) {
@@ -289,7 +289,7 @@ export class ConsumerGroup {
       this.done(batch, index);
       return;
     }
-    this.limiter.submit(new Delivery(this.scope, batch, index, id, fields, event, deliveryCount));
+    this.limiter.submit(new Delivery(this.scope, batch, index, event, deliveryCount));
   }
 
   private track(batch: Batch, index: number, work: Promise<unknown>): void {
@@ -345,7 +345,7 @@ export class ConsumerGroup {
   private async fail(delivery: Delivery, err: unknown): Promise<void> {
     try {
       this.observer?.failed?.(this.group);
-      await this.onFailure(delivery.entryId, delivery.fields, delivery.event, err);
+      await this.onFailure(delivery, err);
     } catch (e) {
       this.logger.error({ err: e, entryId: delivery.entryId }, 'unexpected error while settling an entry');
     } finally {
@@ -358,10 +358,11 @@ export class ConsumerGroup {
     this.done(delivery.batch, delivery.index);
   }
 
-  private async onFailure(id: string, fields: string[], event: EventEnvelope, err: unknown): Promise<void> {
+  private async onFailure(delivery: Delivery, err: unknown): Promise<void> {
     const { policy } = this.options;
-    if (isNonRetryable(err)) return this.deadLetter(id, fields, 'non-retryable', err, 1, 0);
-    if (!policy.canRetryAfter(1)) return this.deadLetter(id, fields, 'retries-exhausted', err, 1, 0);
+    const { entryId: id, fields, event } = delivery;
+    if (isNonRetryable(err)) return this.deadLetter(id, fields, 'non-retryable', err, 1);
+    if (!policy.canRetryAfter(1)) return this.deadLetter(id, fields, 'retries-exhausted', err, 1);
     const at = new Date().toISOString();
     try {
       await this.options.retryQueues.schedule(
@@ -398,7 +399,6 @@ export class ConsumerGroup {
     reason: DeadLetterReason,
     err: unknown,
     attempts: number,
-    replayCount: number,
   ): Promise<void> {
     const at = new Date().toISOString();
     try {
@@ -410,7 +410,8 @@ export class ConsumerGroup {
           fields,
           reason,
           attempts,
-          replayCount,
+          // A stream delivery is never a replay: replays arrive through the retry queue.
+          replayCount: 0,
           lastError: summariseError(err),
           failures: reason === 'max-deliveries' ? [] : [failure(attempts, err)],
           firstFailedAt: at,
@@ -529,9 +530,9 @@ export class ConsumerGroup {
         this.logger.info({ entryId: id, deliveries: count }, 'claimed an idle entry');
         if (count > this.maxDeliveries) {
           const error = new MaxDeliveriesError(count - 1);
-          this.track(batch, i, this.deadLetter(id, fields, 'max-deliveries', error, count - 1, 0));
+          this.track(batch, i, this.deadLetter(id, fields, 'max-deliveries', error, count - 1));
         } else {
-          this.dispatch(batch, i, fields, count);
+          this.dispatch(batch, i, count);
         }
       }
     } while (cursor !== '0-0' && this.running);
@@ -605,13 +606,15 @@ class Batch {
     return (this.entries[index] as StreamEntry)[0];
   }
 
-  /** Marks an entry done; true when it was the batch's last. */
+  /** The entry's fields; only asked of entries that have them (deleted ones are never dispatched). */
+  fieldsAt(index: number): string[] {
+    return (this.entries[index] as StreamEntry)[1] as string[];
+  }
+
+  /** Marks an entry done (once per entry, as `done` is called once); true when it was the batch's last. */
   settle(index: number): boolean {
-    if (this.settled[index] === 0) {
-      this.settled[index] = 1;
-      this.open--;
-    }
-    return this.open === 0;
+    this.settled[index] = 1;
+    return --this.open === 0;
   }
 
   /** Calls `fn` with the id of every entry not yet done. */
@@ -638,12 +641,18 @@ class Delivery implements HandlerContext, Keyed {
     private readonly scope: DeliveryScope,
     readonly batch: Batch,
     readonly index: number,
-    readonly entryId: string,
-    readonly fields: string[],
     readonly event: EventEnvelope,
     readonly deliveryCount: number,
   ) {
     this.key = event.aggregateId ?? event.id;
+  }
+
+  get entryId(): string {
+    return this.batch.idAt(this.index);
+  }
+
+  get fields(): string[] {
+    return this.batch.fieldsAt(this.index);
   }
 
   get group(): string {

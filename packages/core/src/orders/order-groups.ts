@@ -10,9 +10,8 @@ import type { GroupDefinition } from '../streams/handler';
 
 export interface OrderGroupsDeps {
   sql: Sql;
-  /** Default: `HttpPaymentGateway` at `paymentGatewayUrl`, else the simulator. */
+  /** Default: the built-in simulator. Workers pass `createPaymentGatewayFromConfig(config)`. */
   gateway?: PaymentGateway;
-  paymentGatewayUrl?: string;
   /** `NOTIFICATION_WEBHOOK_URL`; notifications are only recorded when unset. */
   notificationWebhookUrl?: string;
   fetch?: typeof fetch;
@@ -25,7 +24,7 @@ export interface OrderGroupsDeps {
  * `group`) to a `Fleet`; run an `OutboxRelay` beside them to publish what they emit.
  */
 export function createOrderGroups(deps: OrderGroupsDeps): GroupDefinition[] {
-  const gateway = deps.gateway ?? createPaymentGateway(deps.paymentGatewayUrl ? { url: deps.paymentGatewayUrl } : {});
+  const gateway = deps.gateway ?? createPaymentGateway();
   return [
     createInventoryGroup({ sql: deps.sql }),
     createPaymentGroup({ sql: deps.sql, gateway, ...(deps.logger ? { logger: deps.logger } : {}) }),

@@ -169,6 +169,11 @@ const expectedVersion = z
   .optional()
   .meta({ description: 'Fail with 409 unless the order is still at this version', example: 1 });
 
+/** The command's optimistic-concurrency guard, when the request sent one. */
+function guardedBy(version: number | undefined): { expectedVersion?: number } {
+  return version === undefined ? {} : { expectedVersion: version };
+}
+
 function present(order: Order): z.infer<typeof orderSchema> {
   return { ...order, items: [...order.items] };
 }
@@ -226,8 +231,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const v = request.body?.expectedVersion;
-        const { order } = await orders.confirm(request.params.id, v === undefined ? {} : { expectedVersion: v });
+        const { order } = await orders.confirm(request.params.id, guardedBy(request.body?.expectedVersion));
         return present(order);
       },
     );
@@ -254,7 +258,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           request.params.id,
           b.reason,
           b.cancelledBy ?? 'customer',
-          b.expectedVersion === undefined ? {} : { expectedVersion: b.expectedVersion },
+          guardedBy(b.expectedVersion),
         );
         return present(order);
       },
@@ -286,7 +290,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
             ...(b.carrier ? { carrier: b.carrier } : {}),
             ...(b.trackingNumber ? { trackingNumber: b.trackingNumber } : {}),
           },
-          b.expectedVersion === undefined ? {} : { expectedVersion: b.expectedVersion },
+          guardedBy(b.expectedVersion),
         );
         return present(order);
       },
@@ -305,8 +309,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const v = request.body?.expectedVersion;
-        const { order } = await orders.deliver(request.params.id, v === undefined ? {} : { expectedVersion: v });
+        const { order } = await orders.deliver(request.params.id, guardedBy(request.body?.expectedVersion));
         return present(order);
       },
     );

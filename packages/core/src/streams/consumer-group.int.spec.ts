@@ -6,7 +6,7 @@ import type { Fleet, FleetOptions } from '../fleet/fleet';
 import { RetryQueues } from '../retry/retry-queues';
 import { waitFor } from '../testing/index';
 import { group, n, nonEmpty, pendingCount, THING_STREAM as STREAM, ThingFleets, thing } from '../testing/thing-fleet';
-import type { EventHandler, GroupDefinition } from './handler';
+import type { EventHandler, GroupDefinition, HandlerContext } from './handler';
 import { StreamTrimmer } from './stream-trimmer';
 
 const world = new ThingFleets({
@@ -38,6 +38,19 @@ describe('consumer group loop', () => {
     await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'ack' });
     expect(seen).toEqual([event.id]);
     expect(await fleet.deadLetters.length()).toBe(0);
+  });
+
+  it('a handler context kept past its entry still tells its entry id once the read is done', async () => {
+    world.newTest();
+    const contexts: HandlerContext[] = [];
+    const fleet = await startFleet([group('a', (_e, ctx) => void contexts.push(ctx))]);
+    const events = [thing(1), thing(2), thing(3)];
+    const entryIds: string[] = [];
+    for (const event of events) entryIds.push(await fleet.producer.publish(STREAM, event));
+    await waitFor(() => contexts.length === 3);
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'ack' });
+    // Every entry is done (acked), so the read's batch has let go of them; the contexts have not.
+    expect(contexts.map((c) => c.entryId)).toEqual(entryIds);
   });
 
   it('2. transient failure then success: acked, no dead letter, one retry job ran', async () => {

@@ -275,8 +275,8 @@ export class ConsumerGroup {
 
   /** Hands one entry to its handler. Never throws; every outcome ends in ack, retry job or dead letter. */
   private dispatch(batch: Batch, index: number, deliveryCount: number): void {
-    const id = batch.idAt(index);
-    const fields = batch.fieldsAt(index);
+    const entry = batch.at(index);
+    const [id, fields] = entry as [string, string[]];
     let event: EventEnvelope;
     try {
       event = decodeEvent(fields, this.options.catalog);
@@ -289,14 +289,14 @@ export class ConsumerGroup {
       this.done(batch, index);
       return;
     }
-    this.limiter.submit(new Delivery(this.scope, batch, index, event, deliveryCount));
+    this.limiter.submit(new Delivery(this.scope, batch, index, entry, event, deliveryCount));
   }
 
   private track(batch: Batch, index: number, work: Promise<unknown>): void {
     work.then(
       () => this.done(batch, index),
       (err: unknown) => {
-        this.logger.error({ err, entryId: batch.idAt(index) }, 'unexpected error while handling an entry');
+        this.logger.error({ err, entryId: batch.at(index)[0] }, 'unexpected error while handling an entry');
         this.done(batch, index);
       },
     );
@@ -592,34 +592,34 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  */
 class Batch {
   private open: number;
-  private readonly settled: Uint8Array;
+  /**
+   * The read's entries; an entry's slot is cleared once it is done, so that a batch held open
+   * by a few stragglers (failures waiting for their retry job) does not keep the rest alive.
+   */
+  private readonly entries: (StreamEntry | undefined)[];
 
   constructor(
-    private readonly entries: readonly StreamEntry[],
+    entries: StreamEntry[],
     readonly startedAt: number,
   ) {
+    this.entries = entries;
     this.open = entries.length;
-    this.settled = new Uint8Array(entries.length);
   }
 
-  idAt(index: number): string {
-    return (this.entries[index] as StreamEntry)[0];
-  }
-
-  /** The entry's fields; only asked of entries that have them (deleted ones are never dispatched). */
-  fieldsAt(index: number): string[] {
-    return (this.entries[index] as StreamEntry)[1] as string[];
+  /** An entry not yet done. */
+  at(index: number): StreamEntry {
+    return this.entries[index] as StreamEntry;
   }
 
   /** Marks an entry done (once per entry, as `done` is called once); true when it was the batch's last. */
   settle(index: number): boolean {
-    this.settled[index] = 1;
+    this.entries[index] = undefined;
     return --this.open === 0;
   }
 
   /** Calls `fn` with the id of every entry not yet done. */
   forEachOpen(fn: (id: string) => void): void {
-    for (let i = 0; i < this.entries.length; i++) if (this.settled[i] === 0) fn(this.idAt(i));
+    for (const entry of this.entries) if (entry) fn(entry[0]);
   }
 }
 
@@ -641,6 +641,8 @@ class Delivery implements HandlerContext, Keyed {
     private readonly scope: DeliveryScope,
     readonly batch: Batch,
     readonly index: number,
+    /** Its own reference: the batch lets go of an entry once it is done. */
+    private readonly entry: StreamEntry,
     readonly event: EventEnvelope,
     readonly deliveryCount: number,
   ) {
@@ -648,11 +650,11 @@ class Delivery implements HandlerContext, Keyed {
   }
 
   get entryId(): string {
-    return this.batch.idAt(this.index);
+    return this.entry[0];
   }
 
   get fields(): string[] {
-    return this.batch.fieldsAt(this.index);
+    return this.entry[1] as string[];
   }
 
   get group(): string {

@@ -39,6 +39,8 @@ export interface Results {
   e2e_consumer_ms: { p50: number; p95: number; p99: number; max: number } | null;
   /** CPU time of the bench process per event (user + system, microseconds): less sensitive to other load on the machine. */
   cpu_us_per_event: { raw_streams: number; bullmq: number; fleet: number; fanout4: number; fail1pct: number };
+  /** CPU time of the HTTP server process per request in scenario 6 (median of the rounds), microseconds. */
+  server_cpu_us_per_request: { bare_fastify: number | null; http_single: number | null };
   /** Every run of every repeated scenario, for judging the spread. */
   samples: Record<string, number[]>;
   notes: string[];
@@ -157,6 +159,10 @@ export function table(r: Results): string {
   return ['| scenario | result |', '| --- | ---: |', ...lines, ...ratios].join('\n');
 }
 
+function cpuPerRequest(v: number | null): string {
+  return v === null ? 'not measured' : v.toFixed(1);
+}
+
 function ms(v: number | null): string {
   return v === null ? 'not measured' : `${v.toFixed(2)} ms`;
 }
@@ -238,6 +244,13 @@ CPU time of the bench process per event (user + system; the figure least disturb
 | streamfleet | ${r.cpu_us_per_event.fleet.toFixed(1)} |
 | streamfleet fan-out (per handled event) | ${r.cpu_us_per_event.fanout4.toFixed(1)} |
 | streamfleet, 1% failing | ${r.cpu_us_per_event.fail1pct.toFixed(1)} |
+
+CPU time of the HTTP server process per request in scenario 6 (median of the rounds):
+
+| server | us CPU / request |
+| --- | ---: |
+| bare Fastify route, one XADD | ${cpuPerRequest(r.server_cpu_us_per_request.bare_fastify)} |
+| API, POST /v1/events | ${cpuPerRequest(r.server_cpu_us_per_request.http_single)} |
 
 ## Targets
 

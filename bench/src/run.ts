@@ -106,6 +106,8 @@ let http: HttpResults = {
   bare_fastify_per_s: null,
   http_single_per_s: null,
   http_single_vs_bare: null,
+  bare_cpu_us_per_request: null,
+  http_single_cpu_us_per_request: null,
   http_batch_per_s: null,
   errors: [],
 };
@@ -198,6 +200,10 @@ const results: Results = withDerived({
     fleet: cpu('fleet'),
     fanout4: cpu('fanout'),
     fail1pct: cpu('fail'),
+  },
+  server_cpu_us_per_request: {
+    bare_fastify: http.bare_cpu_us_per_request,
+    http_single: http.http_single_cpu_us_per_request,
   },
   samples,
   notes,

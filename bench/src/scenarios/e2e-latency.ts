@@ -49,6 +49,7 @@ function watchProcess(): { reset(): void; stats(): ProcessStats; stop(): void } 
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   loopDelay.enable();
   let gc = { count: 0, totalMs: 0, maxMs: 0 };
+  let cpuSince = process.cpuUsage();
   const observer = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       gc.count++;
@@ -61,14 +62,19 @@ function watchProcess(): { reset(): void; stats(): ProcessStats; stop(): void } 
     reset: () => {
       loopDelay.reset();
       gc = { count: 0, totalMs: 0, maxMs: 0 };
+      cpuSince = process.cpuUsage();
     },
-    stats: () => ({
-      loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
-      loopDelayMaxMs: loopDelay.max / 1e6,
-      gcCount: gc.count,
-      gcTotalMs: gc.totalMs,
-      gcMaxMs: gc.maxMs,
-    }),
+    stats: () => {
+      const cpu = process.cpuUsage(cpuSince);
+      return {
+        loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+        loopDelayMaxMs: loopDelay.max / 1e6,
+        gcCount: gc.count,
+        gcTotalMs: gc.totalMs,
+        gcMaxMs: gc.maxMs,
+        cpuUs: cpu.user + cpu.system,
+      };
+    },
     stop: () => {
       loopDelay.disable();
       observer.disconnect();

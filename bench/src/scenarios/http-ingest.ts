@@ -1,6 +1,6 @@
 import autocannon from 'autocannon';
 import { EVENT_TYPE, fmt, log, median, orderData, withPrefix } from '../common';
-import { startServer } from '../servers/spawn';
+import { type RunningServer, startServer } from '../servers/spawn';
 
 export const HTTP_DURATION_S = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
 /** Alternating rounds of the bare route and the single POST; their ratio is the median of per-round ratios. */
@@ -13,6 +13,9 @@ export interface HttpResults {
   http_single_per_s: number | null;
   /** Median of the per-round ratios single / bare (rounds alternate, so both see the same drift). */
   http_single_vs_bare: number | null;
+  /** CPU time of the server process per request (median of the rounds), bare route and single POST. */
+  bare_cpu_us_per_request: number | null;
+  http_single_cpu_us_per_request: number | null;
   http_batch_per_s: number | null;
   errors: string[];
 }
@@ -28,6 +31,15 @@ const batch = JSON.stringify({
 
 /** Requests answered 2xx per second for `seconds`, after a one-second warm-up (unless `warm`). */
 async function load(url: string, body: string, seconds: number, warm = false): Promise<number> {
+  return (await loadCounted(url, body, seconds, warm)).perSecond;
+}
+
+async function loadCounted(
+  url: string,
+  body: string,
+  seconds: number,
+  warm = false,
+): Promise<{ perSecond: number; requests: number }> {
   const options = {
     url,
     method: 'POST' as const,
@@ -41,7 +53,7 @@ async function load(url: string, body: string, seconds: number, warm = false): P
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
   }
-  return result['2xx'] / (result.duration || seconds);
+  return { perSecond: result['2xx'] / (result.duration || seconds), requests: result['2xx'] };
 }
 
 async function measure(label: string, mode: 'api' | 'bare', path: string, body: string, perRequest: number) {
@@ -61,25 +73,39 @@ async function measure(label: string, mode: 'api' | 'bare', path: string, body: 
  * The bare route and the single POST, each in its own child process started once, loaded in
  * alternating rounds: a drift of the machine's speed during the run then hits both alike.
  */
-async function singleVsBare(): Promise<{ bare: number; single: number; ratio: number }> {
+async function singleVsBare() {
   return withPrefix('http-bare', (barePrefix) =>
     withPrefix('http-api', async (apiPrefix) => {
       const bare = await startServer('bare', barePrefix);
       const api = await startServer('api', apiPrefix);
+      // The server's own CPU time per request: less disturbed by other load than the rate.
+      const round = async (server: RunningServer, path: string) => {
+        server.resetStats();
+        const { perSecond, requests } = await loadCounted(`${server.url}${path}`, single, HTTP_DURATION_S, true);
+        const { cpuUs } = await server.stats();
+        return { perSecond, cpuUsPerRequest: cpuUs / requests };
+      };
       try {
-        const bares: number[] = [];
-        const singles: number[] = [];
-        for (let round = 0; round < HTTP_ROUNDS; round++) {
-          bares.push(await load(`${bare.url}/raw`, single, HTTP_DURATION_S, round > 0));
-          singles.push(await load(`${api.url}/v1/events`, single, HTTP_DURATION_S, round > 0));
+        await load(`${bare.url}/raw`, single, 1, true);
+        await load(`${api.url}/v1/events`, single, 1, true);
+        const bares: { perSecond: number; cpuUsPerRequest: number }[] = [];
+        const singles: typeof bares = [];
+        for (let r = 0; r < HTTP_ROUNDS; r++) {
+          const b = await round(bare, '/raw');
+          const s = await round(api, '/v1/events');
+          bares.push(b);
+          singles.push(s);
           log(
-            `  round ${round + 1}: bare Fastify route ${fmt(bares[round] as number)}/s, POST /v1/events ${fmt(singles[round] as number)}/s`,
+            `  round ${r + 1}: bare Fastify route ${fmt(b.perSecond)}/s (${b.cpuUsPerRequest.toFixed(0)} us CPU/request), ` +
+              `POST /v1/events ${fmt(s.perSecond)}/s (${s.cpuUsPerRequest.toFixed(0)} us CPU/request)`,
           );
         }
         return {
-          bare: median(bares),
-          single: median(singles),
-          ratio: median(singles.map((s, i) => s / (bares[i] as number))),
+          bare: median(bares.map((b) => b.perSecond)),
+          single: median(singles.map((s) => s.perSecond)),
+          ratio: median(singles.map((s, i) => s.perSecond / (bares[i] as { perSecond: number }).perSecond)),
+          bareCpu: median(bares.map((b) => b.cpuUsPerRequest)),
+          singleCpu: median(singles.map((s) => s.cpuUsPerRequest)),
         };
       } finally {
         await Promise.all([bare.stop(), api.stop()]);
@@ -94,6 +120,8 @@ export async function httpIngest(): Promise<HttpResults> {
     bare_fastify_per_s: null,
     http_single_per_s: null,
     http_single_vs_bare: null,
+    bare_cpu_us_per_request: null,
+    http_single_cpu_us_per_request: null,
     http_batch_per_s: null,
     errors: [],
   };
@@ -110,6 +138,8 @@ export async function httpIngest(): Promise<HttpResults> {
     const r = await singleVsBare();
     out.bare_fastify_per_s = r.bare;
     out.http_single_per_s = r.single;
+    out.bare_cpu_us_per_request = r.bareCpu;
+    out.http_single_cpu_us_per_request = r.singleCpu;
     return r.ratio;
   });
   await attempt('http_batch_per_s', () =>

@@ -105,6 +105,7 @@ const stop = async () => {
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 loopDelay.enable();
 let gc = { count: 0, totalMs: 0, maxMs: 0 };
+let cpuSince = process.cpuUsage();
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
     gc.count++;
@@ -118,9 +119,11 @@ process.on('message', (m) => {
   if (m === 'stats-reset') {
     loopDelay.reset();
     gc = { count: 0, totalMs: 0, maxMs: 0 };
+    cpuSince = process.cpuUsage();
   }
   if (m === 'stats') {
     const ms = (ns: number) => ns / 1e6;
+    const cpu = process.cpuUsage(cpuSince);
     process.send?.({
       stats: {
         loopDelayP99Ms: ms(loopDelay.percentile(99)),
@@ -128,6 +131,7 @@ process.on('message', (m) => {
         gcCount: gc.count,
         gcTotalMs: gc.totalMs,
         gcMaxMs: gc.maxMs,
+        cpuUs: cpu.user + cpu.system,
       },
     });
   }

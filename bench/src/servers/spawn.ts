@@ -4,7 +4,7 @@ export interface RunningServer {
   url: string;
   /** Starts a new window for `stats()`. */
   resetStats(): void;
-  /** Event-loop delay and GC pauses of the server process since `resetStats()` (or its start). */
+  /** Event-loop delay, GC pauses and CPU time of the server process since `resetStats()` (or its start). */
   stats(): Promise<ProcessStats>;
   stop(): Promise<void>;
 }
@@ -15,6 +15,8 @@ export interface ProcessStats {
   gcCount: number;
   gcTotalMs: number;
   gcMaxMs: number;
+  /** CPU time of the server process (user + system), in microseconds. */
+  cpuUs: number;
 }
 
 /** Starts `http-server.ts` in a child process and resolves once it listens. */

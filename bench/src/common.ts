@@ -9,7 +9,7 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Events per throughput run. */
 export const N = Number(process.env.BENCH_N ?? 50_000);
 /** Runs per throughput scenario; the median is reported. */
-export const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+export const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
 /**
  * Entries per XREADGROUP, for the raw loop and streamfleet alike, so that scenario 3 measures
  * what streamfleet adds per event rather than a different batch size. (streamfleet's own

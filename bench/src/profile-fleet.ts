@@ -1,6 +1,6 @@
 /**
  * Profiles the streamfleet consumer loop only (not the setup): one run of scenario 3
- * (or 5 with BENCH_FAIL=1) under the V8 inspector's CPU profiler, written to
+ * (5 with BENCH_FAIL=1, 5b with BENCH_FAIL=deferred) under the V8 inspector's CPU profiler, written to
  * bench/results/fleet.cpuprofile, then summarised (hottest functions by self time).
  *
  *   pnpm --filter @streamfleet/bench profile
@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { log, makeEvents, N } from './common';
 import { summarise } from './profile-summary';
-import { fleetRun } from './scenarios/fleet';
+import { DEFERRED_RETRY_MS, fleetRun } from './scenarios/fleet';
 
 const out = new URL('../results/fleet.cpuprofile', import.meta.url);
 const session = new Session();
@@ -20,6 +20,7 @@ await session.post('Profiler.setSamplingInterval', { interval: 200 });
 const events = makeEvents(N);
 const result = await fleetRun(events, {
   ...(process.env.BENCH_FAIL ? { failEvery: 100 } : {}),
+  ...(process.env.BENCH_FAIL === 'deferred' ? { retryBaseDelayMs: DEFERRED_RETRY_MS } : {}),
   hooks: {
     started: async () => {
       await session.post('Profiler.start');

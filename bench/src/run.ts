@@ -3,7 +3,7 @@
  * Every scenario uses its own random key prefix and deletes it afterwards.
  *
  * Env: REDIS_URL, BENCH_N (events per throughput run, default 50000), BENCH_REPEATS
- * (default 3, median reported), BENCH_HTTP_SECONDS (5), BENCH_HTTP_BATCH (100),
+ * (default 5, median reported), BENCH_HTTP_SECONDS (4), BENCH_HTTP_ROUNDS (5), BENCH_HTTP_BATCH (100),
  * BENCH_E2E_RATE (1000), BENCH_E2E_SECONDS (5), BENCH_SKIP_HTTP=1 (skip 6 and 7).
  */
 import { loadavg } from 'node:os';
@@ -47,7 +47,7 @@ log(
 const events = makeEvents(N);
 const samples: Record<string, number[]> = {};
 
-// Scenarios 1-5 run in interleaved rounds (raw, fleet, fan-out, 1% failing, BullMQ) so that
+// Scenarios 1-5 run in interleaved rounds (raw, fleet, 1% failing, fan-out, BullMQ) so that
 // every ratio compares runs made under the same background load; ratios are the median of
 // the per-round ratios, rates the median of the runs.
 const rounds: Record<'raw' | 'fleet' | 'fleetDefault' | 'fanout' | 'fail' | 'failDeferred' | 'bull', Measured[]> = {
@@ -73,12 +73,10 @@ await bullmqBaseline(warmup);
 for (let round = 1; round <= REPEATS; round++) {
   log(`round ${round}/${REPEATS}`);
   idle.push(await waitForQuiet(`round ${round}`));
+  // Each ratio's two runs are made back to back (raw then streamfleet, then 1% failing), so a
+  // drift of the machine's speed between them is as small as it can be.
   rounds.raw.push(report('1. raw Redis Streams', await rawStreams(events)));
   rounds.fleet.push(report('3. streamfleet', await fleetRun(events)));
-  rounds.fleetDefault.push(
-    report('3b. streamfleet, default batch 200', await fleetRun(events, { batchSize: DEFAULT_BATCH_SIZE })),
-  );
-  rounds.fanout.push(report('4. streamfleet fan-out, 4 groups', await fleetRun(events, { groups: 4 })));
   const failed = await fleetRun(events, { failEvery: 100 });
   if (failed.retriesDoneMs !== null) retryTimes.push(failed.retriesDoneMs);
   rounds.fail.push(report('5. streamfleet, 1% failing', failed));
@@ -87,6 +85,10 @@ for (let round = 1; round <= REPEATS; round++) {
       '5b. streamfleet, 1% failing, retries due after the run',
       await fleetRun(events, { failEvery: 100, retryBaseDelayMs: DEFERRED_RETRY_MS }),
     ),
+  );
+  rounds.fanout.push(report('4. streamfleet fan-out, 4 groups', await fleetRun(events, { groups: 4 })));
+  rounds.fleetDefault.push(
+    report('3b. streamfleet, default batch 200', await fleetRun(events, { batchSize: DEFAULT_BATCH_SIZE })),
   );
   rounds.bull.push(report('2. BullMQ', await bullmqBaseline(events)));
 }

@@ -2,9 +2,9 @@ import autocannon from 'autocannon';
 import { EVENT_TYPE, fmt, log, median, orderData, withPrefix } from '../common';
 import { type RunningServer, startServer } from '../servers/spawn';
 
-export const HTTP_DURATION_S = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
+export const HTTP_DURATION_S = Number(process.env.BENCH_HTTP_SECONDS ?? 4);
 /** Alternating rounds of the bare route and the single POST; their ratio is the median of per-round ratios. */
-export const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
+export const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 export const HTTP_BATCH_SIZE = Number(process.env.BENCH_HTTP_BATCH ?? 100);
 const CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 50);
 

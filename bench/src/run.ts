@@ -45,6 +45,8 @@ log(
 );
 
 const events = makeEvents(N);
+/** Scenario 5: every 100th event fails its first attempt (1%). */
+const FAIL_EVERY = 100;
 const samples: Record<string, number[]> = {};
 
 // Scenarios 1-5 run in interleaved rounds (raw, fleet, 1% failing, fan-out, BullMQ) so that
@@ -68,7 +70,7 @@ log('warm-up (not measured)');
 const warmup = events.slice(0, Math.max(1000, Math.floor(N / 5)));
 await rawStreams(warmup);
 await fleetRun(warmup);
-await fleetRun(warmup, { failEvery: 100 });
+await fleetRun(warmup, { failEvery: FAIL_EVERY });
 await bullmqBaseline(warmup);
 for (let round = 1; round <= REPEATS; round++) {
   log(`round ${round}/${REPEATS}`);
@@ -77,13 +79,13 @@ for (let round = 1; round <= REPEATS; round++) {
   // drift of the machine's speed between them is as small as it can be.
   rounds.raw.push(report('1. raw Redis Streams', await rawStreams(events)));
   rounds.fleet.push(report('3. streamfleet', await fleetRun(events)));
-  const failed = await fleetRun(events, { failEvery: 100 });
+  const failed = await fleetRun(events, { failEvery: FAIL_EVERY });
   if (failed.retriesDoneMs !== null) retryTimes.push(failed.retriesDoneMs);
   rounds.fail.push(report('5. streamfleet, 1% failing', failed));
   rounds.failDeferred.push(
     report(
       '5b. streamfleet, 1% failing, retries due after the run',
-      await fleetRun(events, { failEvery: 100, retryBaseDelayMs: DEFERRED_RETRY_MS }),
+      await fleetRun(events, { failEvery: FAIL_EVERY, retryBaseDelayMs: DEFERRED_RETRY_MS }),
     ),
   );
   rounds.fanout.push(report('4. streamfleet fan-out, 4 groups', await fleetRun(events, { groups: 4 })));
@@ -153,6 +155,15 @@ if (latency) {
       `XADD (stream id time, 1 ms resolution) -> handler start ${p(latency.consumer)}.`,
   );
 }
+// What one failed event costs this process, against a happy one: the rounds' medians apart,
+// spread over the failed events (one in FAIL_EVERY).
+const perFailure = (k: 'fail' | 'failDeferred') => (cpu(k) - cpu('fleet')) * FAIL_EVERY;
+notes.push(
+  `a failed event costs about ${Math.round(perFailure('fail'))} us of this process's CPU, retry included ` +
+    `(scenario 5 against 3), ${Math.round(perFailure('failDeferred'))} us of it before its retry runs (5b: storing ` +
+    `the BullMQ job, acking); a happy event costs ${cpu('fleet').toFixed(1)} us. At 1% failing, ` +
+    `fail1pct_vs_clean >= 0.9 needs a failure to cost under about ${Math.round((cpu('fleet') * FAIL_EVERY) / 9)} us.`,
+);
 if (retryTimes.length > 0) {
   notes.push(
     `1% failing: the failed events' retries had all succeeded ${Math.round(median(retryTimes))} ms after start (median).`,

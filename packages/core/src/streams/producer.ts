@@ -57,8 +57,9 @@ export class StreamProducer {
     });
   }
 
-  private async append(stream: string, event: EventEnvelope): Promise<string> {
-    return (await this.redis.xadd(this.keys.stream(stream), '*', ...encodeEvent(event))) as string;
+  /** XADD with no `MAXLEN`/`NOMKSTREAM`, so Redis always answers an id. */
+  private append(stream: string, event: EventEnvelope): Promise<string> {
+    return this.redis.xadd(this.keys.stream(stream), '*', ...encodeEvent(event)) as Promise<string>;
   }
 
   private validate(event: EventEnvelope): void {

@@ -96,8 +96,9 @@ for (let round = 1; round <= REPEATS; round++) {
 }
 const rate = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.perSecond));
 const cpu = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.cpuUsPerEvent));
-const paired = (a: keyof typeof rounds, b: keyof typeof rounds) =>
-  median(rounds[a].map((m, i) => m.perSecond / (rounds[b][i]?.perSecond ?? Number.NaN)));
+const perRound = (a: keyof typeof rounds, b: keyof typeof rounds) =>
+  rounds[a].map((m, i) => m.perSecond / (rounds[b][i]?.perSecond ?? Number.NaN));
+const paired = (a: keyof typeof rounds, b: keyof typeof rounds) => median(perRound(a, b));
 for (const k of Object.keys(rounds) as (keyof typeof rounds)[]) samples[k] = rounds[k].map((m) => m.perSecond);
 
 log('6. ingest');
@@ -110,6 +111,7 @@ let http: HttpResults = {
   bare_fastify_per_s: null,
   http_single_per_s: null,
   http_single_vs_bare: null,
+  http_single_vs_bare_rounds: [],
   bare_cpu_us_per_request: null,
   http_single_cpu_us_per_request: null,
   http_batch_per_s: null,
@@ -155,6 +157,18 @@ if (latency) {
       `XADD (stream id time, 1 ms resolution) -> handler start ${p(latency.consumer)}.`,
   );
 }
+const spread = (a: keyof typeof rounds, b: keyof typeof rounds) =>
+  perRound(a, b)
+    .map((r) => r.toFixed(2))
+    .join(', ');
+notes.push(
+  `per-round ratios (their median is reported): streamfleet / raw ${spread('fleet', 'raw')}; ` +
+    `1% failing / clean ${spread('fail', 'fleet')}; 5b / clean ${spread('failDeferred', 'fleet')}; ` +
+    `fan-out / streamfleet ${spread('fanout', 'fleet')}` +
+    (http.http_single_vs_bare_rounds.length > 0
+      ? `; single POST / bare route ${http.http_single_vs_bare_rounds.map((r) => r.toFixed(2)).join(', ')}.`
+      : '.'),
+);
 // What one failed event costs this process, against a happy one: the rounds' medians apart,
 // spread over the failed events (one in FAIL_EVERY).
 const perFailure = (k: 'fail' | 'failDeferred') => (cpu(k) - cpu('fleet')) * FAIL_EVERY;

@@ -13,6 +13,8 @@ export interface HttpResults {
   http_single_per_s: number | null;
   /** Median of the per-round ratios single / bare (rounds alternate, so both see the same drift). */
   http_single_vs_bare: number | null;
+  /** The per-round ratios single / bare, in round order. */
+  http_single_vs_bare_rounds: number[];
   /** CPU time of the server process per request (median of the rounds), bare route and single POST. */
   bare_cpu_us_per_request: number | null;
   http_single_cpu_us_per_request: number | null;
@@ -100,10 +102,12 @@ async function singleVsBare() {
               `POST /v1/events ${fmt(s.perSecond)}/s (${s.cpuUsPerRequest.toFixed(0)} us CPU/request)`,
           );
         }
+        const ratios = singles.map((s, i) => s.perSecond / (bares[i] as { perSecond: number }).perSecond);
         return {
           bare: median(bares.map((b) => b.perSecond)),
           single: median(singles.map((s) => s.perSecond)),
-          ratio: median(singles.map((s, i) => s.perSecond / (bares[i] as { perSecond: number }).perSecond)),
+          ratio: median(ratios),
+          ratios,
           bareCpu: median(bares.map((b) => b.cpuUsPerRequest)),
           singleCpu: median(singles.map((s) => s.cpuUsPerRequest)),
         };
@@ -120,12 +124,13 @@ export async function httpIngest(): Promise<HttpResults> {
     bare_fastify_per_s: null,
     http_single_per_s: null,
     http_single_vs_bare: null,
+    http_single_vs_bare_rounds: [],
     bare_cpu_us_per_request: null,
     http_single_cpu_us_per_request: null,
     http_batch_per_s: null,
     errors: [],
   };
-  const attempt = async (key: keyof Omit<HttpResults, 'errors'>, run: () => Promise<number>) => {
+  const attempt = async (key: 'http_single_vs_bare' | 'http_batch_per_s', run: () => Promise<number>) => {
     try {
       out[key] = await run();
     } catch (err) {
@@ -138,6 +143,7 @@ export async function httpIngest(): Promise<HttpResults> {
     const r = await singleVsBare();
     out.bare_fastify_per_s = r.bare;
     out.http_single_per_s = r.single;
+    out.http_single_vs_bare_rounds = r.ratios;
     out.bare_cpu_us_per_request = r.bareCpu;
     out.http_single_cpu_us_per_request = r.singleCpu;
     return r.ratio;

@@ -17,7 +17,6 @@ import { errorHandler, sendProblem } from './http/error-handler';
 import { ApiMetrics } from './http/metrics';
 import { ApiProblem, PROBLEM_CONTENT_TYPE } from './http/problem';
 import { installRateLimits } from './http/rate-limit';
-import { lazyRequestLogger } from './http/request-logger';
 import { parseJsonBody } from './http/safe-body';
 import type { RouteContext, RouteRateLimit } from './route-context';
 import { adminDlqRoutes } from './routes/admin-dlq';
@@ -70,7 +69,6 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
     // Fastify's two log lines per request (in, out) at info were most of the logging cost of
     // ingestion. Errors are logged once by the error handler; an access log is kept at debug.
     logController: new LogController({ disableRequestLogging: true }),
-    childLoggerFactory: lazyRequestLogger,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   }).withTypeProvider<ZodTypeProvider>();
 

@@ -31,7 +31,13 @@ import {
   FLEET_CONCURRENCY,
   fleetRun,
 } from './scenarios/fleet';
-import { HTTP_BATCH_SIZE, HTTP_DURATION_S, type HttpResults, httpIngest } from './scenarios/http-ingest';
+import {
+  HTTP_BATCH_SIZE,
+  HTTP_DURATION_S,
+  type HttpResults,
+  httpIngest,
+  httpNotMeasured,
+} from './scenarios/http-ingest';
 import { rawStreams } from './scenarios/raw-streams';
 import { rawXadd } from './scenarios/raw-xadd';
 
@@ -107,16 +113,7 @@ for (let i = 0; i < REPEATS; i++) xaddRuns.push(report('raw pipelined XADD', awa
 samples.raw_xadd = xaddRuns;
 const xadd = median(xaddRuns);
 
-let http: HttpResults = {
-  bare_fastify_per_s: null,
-  http_single_per_s: null,
-  http_single_vs_bare: null,
-  http_single_vs_bare_rounds: [],
-  bare_cpu_us_per_request: null,
-  http_single_cpu_us_per_request: null,
-  http_batch_per_s: null,
-  errors: [],
-};
+let http: HttpResults = httpNotMeasured();
 let latency: LatencyResult | null = null;
 if (process.env.BENCH_SKIP_HTTP) {
   notes.push('HTTP scenarios (6, 7) skipped (BENCH_SKIP_HTTP).');

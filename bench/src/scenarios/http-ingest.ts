@@ -118,9 +118,9 @@ async function singleVsBare() {
   );
 }
 
-/** Scenario 6: bare Fastify route vs API single POST (alternating rounds), then the API batch POST. */
-export async function httpIngest(): Promise<HttpResults> {
-  const out: HttpResults = {
+/** Scenario 6's results before (or without) measuring. */
+export function httpNotMeasured(): HttpResults {
+  return {
     bare_fastify_per_s: null,
     http_single_per_s: null,
     http_single_vs_bare: null,
@@ -130,6 +130,11 @@ export async function httpIngest(): Promise<HttpResults> {
     http_batch_per_s: null,
     errors: [],
   };
+}
+
+/** Scenario 6: bare Fastify route vs API single POST (alternating rounds), then the API batch POST. */
+export async function httpIngest(): Promise<HttpResults> {
+  const out = httpNotMeasured();
   const attempt = async (key: 'http_single_vs_bare' | 'http_batch_per_s', run: () => Promise<number>) => {
     try {
       out[key] = await run();

@@ -8,7 +8,7 @@ import {
 } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { IdempotencyStore } from '../http/idempotency';
+import { IdempotencyStore, type IdempotentAnswer } from '../http/idempotency';
 import { problemResponses } from '../http/problem';
 import { limitedBy, type RouteContext } from '../route-context';
 
@@ -161,10 +161,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
   };
 
   /** Writes the events (one pipeline) and shapes the 202 answer. */
-  const publish = async (
-    targets: PublishTarget[],
-    shape: (results: Accepted[]) => unknown,
-  ): Promise<{ status: number; body: unknown }> => {
+  const publish = async (targets: PublishTarget[], shape: (results: Accepted[]) => unknown) => {
     const entryIds = await producer.publishMany(targets);
     countIngested(targets);
     const results: Accepted[] = new Array(targets.length);
@@ -175,18 +172,20 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
     return { status: 202, body: shape(results) };
   };
 
-  /** The answer, written now or (with an Idempotency-Key) replayed. Not async: one promise less per request. */
-  const respond = (
+  const respond = async (
     key: string | undefined,
     route: string,
     body: unknown,
     targets: PublishTarget[],
     shape: (results: Accepted[]) => unknown,
-  ): Promise<{ status: number; body: unknown; replayed?: boolean }> =>
+  ): Promise<IdempotentAnswer> => {
     // Without an Idempotency-Key nothing is hashed, stored or read.
-    key
-      ? idempotency.run(key, IdempotencyStore.fingerprint(route, body), () => publish(targets, shape))
-      : publish(targets, shape);
+    if (!key) {
+      const answer = await publish(targets, shape);
+      return { status: answer.status, body: answer.body, replayed: false };
+    }
+    return idempotency.run(key, IdempotencyStore.fingerprint(route, body), () => publish(targets, shape));
+  };
 
   app.post(
     '/v1/events',

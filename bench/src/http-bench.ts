@@ -1,10 +1,10 @@
 /**
  * Scenarios 6 and 7 alone, for quick before/after comparisons of the ingestion path:
  * `pnpm --filter @streamfleet/bench exec tsx src/http-bench.ts`. Same env as `pnpm bench`
- * (BENCH_N, BENCH_REPEATS, BENCH_HTTP_SECONDS, BENCH_HTTP_BATCH, BENCH_E2E_*); writes no report.
+ * (BENCH_N, BENCH_HTTP_SECONDS, BENCH_HTTP_ROUNDS, BENCH_HTTP_BATCH, BENCH_E2E_*); writes no report.
  * BENCH_HTTP_ONLY=ingest|e2e runs only one of the two.
  */
-import { fmt, log, makeEvents, median, N, REPEATS, waitForQuiet } from './common';
+import { makeEvents, N, waitForQuiet } from './common';
 import { e2eLatency } from './scenarios/e2e-latency';
 import { httpIngest } from './scenarios/http-ingest';
 import { rawXadd } from './scenarios/raw-xadd';
@@ -13,15 +13,8 @@ const only = process.env.BENCH_HTTP_ONLY;
 const out: Record<string, unknown> = {};
 if (only !== 'e2e') {
   const events = makeEvents(N);
-  const xadd: number[] = [];
-  for (let i = 0; i < REPEATS; i++) xadd.push((await rawXadd(events)).perSecond);
-  out.raw_xadd_per_s = median(xadd);
-  log(`raw pipelined XADD: ${fmt(median(xadd))}/s (${xadd.map(fmt).join(', ')})`);
   await waitForQuiet('HTTP ingest');
-  const http = await httpIngest();
-  Object.assign(out, http);
-  const ratio = (a: number | null, b: number | null) => (a !== null && b !== null ? (a / b).toFixed(3) : 'n/a');
-  out.batch_vs_xadd = ratio(http.http_batch_per_s, median(xadd));
+  Object.assign(out, await httpIngest(async () => (await rawXadd(events)).perSecond));
 }
 if (only !== 'ingest') {
   await waitForQuiet('e2e latency');

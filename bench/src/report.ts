@@ -54,7 +54,6 @@ export interface Target {
   met: boolean | null;
 }
 
-const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : a / b);
 const r2 = (n: number | null) => (n === null ? 'not measured' : n.toFixed(3));
 
 export function targets(r: Omit<Results, 'targets'>): Target[] {
@@ -105,12 +104,8 @@ export function targets(r: Omit<Results, 'targets'>): Target[] {
   ];
 }
 
-export function withDerived(r: Omit<Results, 'targets' | 'http_batch_vs_raw_xadd'>): Results {
-  const base = {
-    ...r,
-    http_batch_vs_raw_xadd: ratio(r.http_batch_per_s, r.raw_xadd_per_s),
-  };
-  return { ...base, targets: targets(base) };
+export function withTargets(r: Omit<Results, 'targets'>): Results {
+  return { ...r, targets: targets(r) };
 }
 
 interface Row {
@@ -264,7 +259,7 @@ ${r.notes.length > 0 ? `## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}\n
 3. **streamfleet**: \`Fleet\` with one group, no-op handler, one consumer loop (batch ${r.config.batchSize} like the raw loop's COUNT, concurrency ${r.config.concurrency}); timed from \`start()\` until the handler saw all N and \`XPENDING\` is 0. Every entry is decoded and validated against the catalog (zod), as in production. **3b** is the same with streamfleet's default \`CONSUMER_BATCH_SIZE\` (200), which trades some throughput for spreading a burst over more workers.
 4. **fan-out**: four groups on the one stream in one process; total handled events/s (4 x N) until every group's \`XPENDING\` is 0.
 5. **1% failing**: every 100th event throws on its first attempt (retry base delay 10 ms); happy-path events/s until all happy events are handled and nothing is pending (failed entries are acked once their BullMQ retry job is stored). \`fail1pct_vs_clean\` = this / scenario 3. The retries run inside the measured window, in the same process and on the same Redis: each retried event costs a few BullMQ round trips (store the delayed job, move it to active, finish it), which on this machine cost far more CPU per event than the happy path (see the notes). **5b** is the same with the retries due 60 s later, after the window: what a failure costs the consumer loop itself (storing the retry job and acking), without the retry's own work.
-6. **HTTP ingest**: the API (\`buildApp\`) in a child process, loaded by autocannon (50 connections) for ${r.config.httpDurationS} s per run: \`POST /v1/events\` (one event) and \`POST /v1/events/batch\`; next to one client doing pipelined \`XADD\` and a bare Fastify route doing one \`XADD\` per request (baseline for the single POST). The bare route and the single POST run in alternating rounds (\`BENCH_HTTP_ROUNDS\`, default 5) against servers started once; their ratio is the median of the per-round ratios, and each server reports its own CPU time per request. autocannon, the server and Redis share the machine's cores.
+6. **HTTP ingest**: the API (\`buildApp\`) in a child process, loaded by autocannon (50 connections) for ${r.config.httpDurationS} s per run: \`POST /v1/events\` (one event) and \`POST /v1/events/batch\`; next to one client doing pipelined \`XADD\` and a bare Fastify route doing one \`XADD\` per request (baseline for the single POST). The bare route and the single POST run in alternating rounds (\`BENCH_HTTP_ROUNDS\`, default 5) against servers started once; their ratio is the median of the per-round ratios, and each server reports its own CPU time per request. The batch POST alternates in the same way with the raw pipelined XADD (run in the bench process right before each batch round). autocannon, the server and Redis share the machine's cores.
 7. **end-to-end latency**: events POSTed to the API at a fixed ${r.e2e_rate_per_s} events/s; the send time travels in the event and the handler records \`now - sent\` when it starts (so it includes the HTTP request itself).
 
 ## How to run

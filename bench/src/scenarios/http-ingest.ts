@@ -19,6 +19,11 @@ export interface HttpResults {
   bare_cpu_us_per_request: number | null;
   http_single_cpu_us_per_request: number | null;
   http_batch_per_s: number | null;
+  /** Raw pipelined XADD from one client, run right before each batch round (median). */
+  raw_xadd_per_s: number | null;
+  /** Median of the per-round ratios batch / raw XADD, and the ratios in round order. */
+  http_batch_vs_raw_xadd: number | null;
+  http_batch_vs_raw_xadd_rounds: number[];
   errors: string[];
 }
 
@@ -58,15 +63,31 @@ async function loadCounted(
   return { perSecond: result['2xx'] / (result.duration || seconds), requests: result['2xx'] };
 }
 
-async function measure(label: string, mode: 'api' | 'bare', path: string, body: string, perRequest: number) {
-  return withPrefix(`http-${mode}`, async (prefix) => {
-    const server = await startServer(mode, prefix);
+/**
+ * The batch POST and raw pipelined XADD (the caller's `xadd`, in this process) in alternating
+ * rounds against one API server, so that both see the same drift of the machine's speed.
+ */
+async function batchVsXadd(xadd: () => Promise<number>) {
+  return withPrefix('http-api', async (prefix) => {
+    const api = await startServer('api', prefix);
     try {
-      const perSecond = (await load(`${server.url}${path}`, body, HTTP_DURATION_S)) * perRequest;
-      log(`  ${label}: ${Math.round(perSecond)} events/s`);
-      return perSecond;
+      const url = `${api.url}/v1/events/batch`;
+      await load(url, batch, 1, true);
+      const xadds: number[] = [];
+      const batches: number[] = [];
+      for (let r = 0; r < HTTP_ROUNDS; r++) {
+        const x = await xadd();
+        const b = (await load(url, batch, HTTP_DURATION_S, true)) * HTTP_BATCH_SIZE;
+        xadds.push(x);
+        batches.push(b);
+        log(
+          `  round ${r + 1}: raw pipelined XADD ${fmt(x)}/s, POST /v1/events/batch x${HTTP_BATCH_SIZE} ${fmt(b)} events/s`,
+        );
+      }
+      const ratios = batches.map((b, i) => b / (xadds[i] as number));
+      return { xadd: median(xadds), batch: median(batches), ratio: median(ratios), ratios };
     } finally {
-      await server.stop();
+      await api.stop();
     }
   });
 }
@@ -128,14 +149,20 @@ export function httpNotMeasured(): HttpResults {
     bare_cpu_us_per_request: null,
     http_single_cpu_us_per_request: null,
     http_batch_per_s: null,
+    raw_xadd_per_s: null,
+    http_batch_vs_raw_xadd: null,
+    http_batch_vs_raw_xadd_rounds: [],
     errors: [],
   };
 }
 
-/** Scenario 6: bare Fastify route vs API single POST (alternating rounds), then the API batch POST. */
-export async function httpIngest(): Promise<HttpResults> {
+/**
+ * Scenario 6: bare Fastify route vs API single POST, then the API batch POST vs `xadd` (raw
+ * pipelined XADD, events/s), each pair in alternating rounds.
+ */
+export async function httpIngest(xadd: () => Promise<number>): Promise<HttpResults> {
   const out = httpNotMeasured();
-  const attempt = async (key: 'http_single_vs_bare' | 'http_batch_per_s', run: () => Promise<number>) => {
+  const attempt = async (key: 'http_single_vs_bare' | 'http_batch_vs_raw_xadd', run: () => Promise<number>) => {
     try {
       out[key] = await run();
     } catch (err) {
@@ -153,8 +180,12 @@ export async function httpIngest(): Promise<HttpResults> {
     out.http_single_cpu_us_per_request = r.singleCpu;
     return r.ratio;
   });
-  await attempt('http_batch_per_s', () =>
-    measure(`POST /v1/events/batch x${HTTP_BATCH_SIZE}`, 'api', '/v1/events/batch', batch, HTTP_BATCH_SIZE),
-  );
+  await attempt('http_batch_vs_raw_xadd', async () => {
+    const r = await batchVsXadd(xadd);
+    out.raw_xadd_per_s = r.xadd;
+    out.http_batch_per_s = r.batch;
+    out.http_batch_vs_raw_xadd_rounds = r.ratios;
+    return r.ratio;
+  });
   return out;
 }

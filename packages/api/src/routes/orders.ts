@@ -1,4 +1,4 @@
-import { NotFoundError, newEventId, type Order, type OrderService } from '@streamfleet/core';
+import { NotFoundError, newEventId, type Order, type OrderService, SAGA_STATES } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiRoutePlugin } from '../deps';
@@ -74,8 +74,6 @@ const orderSchema = z
     updatedAt: z.string(),
   })
   .meta({ description: 'An order', example: orderExample });
-
-const SAGA_STATES = ['awaiting_reservation', 'awaiting_payment', 'completed', 'cancelled'] as const;
 
 const sagaSchema = z
   .object({

@@ -6,6 +6,7 @@ export {
   type OrderSaga,
   SAGA_ACTOR,
   SAGA_GROUP,
+  SAGA_STATES,
   type SagaGroupOptions,
   type SagaState,
 } from './order-saga';

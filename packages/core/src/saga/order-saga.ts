@@ -20,7 +20,8 @@ export const SAGA_GROUP = 'order-saga';
  * waiting state. Compensation is event-driven: the saga cancels the order, and the
  * inventory and payment services react to `order.cancelled` (release stock, refund).
  */
-export type SagaState = 'awaiting_reservation' | 'awaiting_payment' | 'completed' | 'cancelled';
+export const SAGA_STATES = ['awaiting_reservation', 'awaiting_payment', 'completed', 'cancelled'] as const;
+export type SagaState = (typeof SAGA_STATES)[number];
 
 export interface OrderSaga {
   orderId: string;

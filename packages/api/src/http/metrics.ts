@@ -31,40 +31,17 @@ export class ApiMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'streamfleet_api_' });
   }
 
-  /**
-   * Records every response under its route pattern (not the raw URL, which would explode
-   * cardinality). The labelled children are looked up once per method, route and status and
-   * kept: prom-client would otherwise hash the label object on every request.
-   */
+  /** Records every response under its route pattern (not the raw URL, which would explode cardinality). */
   install(app: FastifyInstance): void {
-    // route -> method -> status -> children
-    const children = new Map<string, Map<string, Map<number, LabelledHttpMetrics>>>();
     app.addHook('onResponse', (request, reply, done) => {
-      const route = request.routeOptions.url ?? 'unmatched';
-      let byMethod = children.get(route);
-      if (!byMethod) {
-        byMethod = new Map();
-        children.set(route, byMethod);
-      }
-      let byStatus = byMethod.get(request.method);
-      if (!byStatus) {
-        byStatus = new Map();
-        byMethod.set(request.method, byStatus);
-      }
-      let child = byStatus.get(reply.statusCode);
-      if (!child) {
-        const labels = { method: request.method, route, status: String(reply.statusCode) };
-        child = { requests: this.httpRequests.labels(labels), duration: this.httpDuration.labels(labels) };
-        byStatus.set(reply.statusCode, child);
-      }
-      child.requests.inc();
-      child.duration.observe(reply.elapsedTime / 1000);
+      const labels = {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: String(reply.statusCode),
+      };
+      this.httpRequests.inc(labels);
+      this.httpDuration.observe(labels, reply.elapsedTime / 1000);
       done();
     });
   }
-}
-
-interface LabelledHttpMetrics {
-  requests: { inc(): void };
-  duration: { observe(value: number): void };
 }

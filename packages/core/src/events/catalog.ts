@@ -69,7 +69,7 @@ export class EventCatalog {
 
   /** Validates `data` for a type and version; returns the parsed data or throws. */
   validate(type: string, schemaVersion: number, data: unknown, pathPrefix = 'data'): unknown {
-    const validator = this.versions.get(type)?.get(schemaVersion)?.validator;
+    const validator = this.registered(type, schemaVersion)?.validator;
     if (!validator) {
       const known = this.latest.has(type);
       throw new ValidationError(

@@ -401,6 +401,7 @@ export class ConsumerGroup {
     attempts: number,
   ): Promise<void> {
     const at = new Date().toISOString();
+    const lastError = summariseError(err);
     try {
       const { created } = await this.options.deadLetters.write(
         {
@@ -412,14 +413,14 @@ export class ConsumerGroup {
           attempts,
           // A stream delivery is never a replay: replays arrive through the retry queue.
           replayCount: 0,
-          lastError: summariseError(err),
+          lastError,
           failures: reason === 'max-deliveries' ? [] : [failure(attempts, err)],
           firstFailedAt: at,
         },
         id,
       );
       if (created) this.observer?.deadLettered?.(this.group, reason);
-      this.logger.warn({ entryId: id, reason, err: summariseError(err).message }, 'entry dead-lettered');
+      this.logger.warn({ entryId: id, reason, err: lastError.message }, 'entry dead-lettered');
     } catch (writeErr) {
       this.logger.error({ err: writeErr, entryId: id }, 'could not dead-letter; leaving the entry pending');
     }
@@ -588,7 +589,7 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 
 /**
  * The entries of one XREADGROUP (or one claim) while this process holds them: one clock
- * read and one flag per entry instead of a map entry per entry on the hot path.
+ * read per batch and its own reply array, instead of a map entry per entry on the hot path.
  */
 class Batch {
   private open: number;

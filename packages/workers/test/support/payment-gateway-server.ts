@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { SimulatedPaymentGateway } from '@streamfleet/core';
 
 /** A charge the gateway made: one per distinct idempotency key that succeeded. */
 export interface GatewayCharge {
@@ -11,28 +11,27 @@ export interface GatewayCharge {
 }
 
 /**
- * A card processor over HTTP for worker processes (`PAYMENT_GATEWAY_URL`), shared by every
- * process of a test so that "charged twice" is visible across them (each process's built-in
- * simulator only sees its own calls). It speaks `HttpPaymentGateway`'s protocol and behaves
- * like a real processor: the same `Idempotency-Key` returns the first outcome; a customer id
- * starting with "decline" is declined (402).
+ * `SimulatedPaymentGateway` over HTTP for worker processes (`PAYMENT_GATEWAY_URL`), shared by
+ * every process of a test so that "charged twice" is visible across them (each process's
+ * built-in simulator only sees its own calls). It speaks `HttpPaymentGateway`'s protocol;
+ * the simulator's rules decide (the same `Idempotency-Key` returns the first outcome; a
+ * customer id starting with "decline" is declined, 402), with no amount limit.
  */
 export class PaymentGatewayServer {
   readonly charges: GatewayCharge[] = [];
   readonly refunds: Array<{ refundId: string; chargeId: string; idempotencyKey: string }> = [];
   /** Requests received, repeats with a known key included. */
   requests = 0;
-  private readonly byKey = new Map<string, { status: number; body: Record<string, unknown> }>();
+  private readonly simulator = new SimulatedPaymentGateway({ declineAbove: Number.POSITIVE_INFINITY });
   private readonly server = createServer((req, res) => {
     let raw = '';
     req.on('data', (chunk) => {
       raw += chunk;
     });
-    req.on('end', () => {
+    req.on('end', async () => {
       this.requests += 1;
       const key = String(req.headers['idempotency-key'] ?? '');
-      const reply = this.byKey.get(`${req.url}:${key}`) ?? this.handle(req.url ?? '', key, JSON.parse(raw || '{}'));
-      this.byKey.set(`${req.url}:${key}`, reply);
+      const reply = await this.handle(req.url ?? '', key, JSON.parse(raw || '{}'));
       res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.body));
     });
   });
@@ -55,18 +54,31 @@ export class PaymentGatewayServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private handle(path: string, key: string, body: Record<string, unknown>) {
+  private async handle(path: string, key: string, body: Record<string, unknown>) {
     if (!key) return { status: 400, body: { error: 'Idempotency-Key required' } };
     if (path === '/charges') {
-      if (String(body.customerId).startsWith('decline')) return { status: 402, body: { reason: 'card_declined' } };
-      const charge = { chargeId: `ch_${randomUUID()}`, orderId: String(body.orderId), amount: Number(body.amount) };
-      this.charges.push({ ...charge, idempotencyKey: key });
-      return { status: 201, body: { ...charge, status: 'succeeded' } };
+      const orderId = String(body.orderId);
+      const amount = Number(body.amount);
+      const result = await this.simulator.charge({
+        orderId,
+        customerId: String(body.customerId),
+        amount,
+        currency: String(body.currency),
+        idempotencyKey: key,
+      });
+      if (result.status === 'declined') return { status: 402, body: { reason: result.reason } };
+      // A repeated key answers the first charge; only a new one is a charge made.
+      if (!this.charges.some((c) => c.chargeId === result.chargeId)) {
+        this.charges.push({ chargeId: result.chargeId, orderId, amount, idempotencyKey: key });
+      }
+      return { status: 201, body: { chargeId: result.chargeId, orderId, amount, status: 'succeeded' } };
     }
     if (path === '/refunds') {
-      const refund = { refundId: `re_${randomUUID()}`, chargeId: String(body.chargeId) };
-      this.refunds.push({ ...refund, idempotencyKey: key });
-      return { status: 201, body: refund };
+      const chargeId = String(body.chargeId);
+      const { refundId } = await this.simulator.refund({ chargeId, amount: Number(body.amount), idempotencyKey: key });
+      if (!this.refunds.some((r) => r.refundId === refundId))
+        this.refunds.push({ refundId, chargeId, idempotencyKey: key });
+      return { status: 201, body: { refundId, chargeId } };
     }
     return { status: 404, body: { error: 'not found' } };
   }

@@ -1,10 +1,15 @@
-import { NotFoundError, newEventId, type Order, type OrderService, SAGA_STATES } from '@streamfleet/core';
+import {
+  NotFoundError,
+  newEventId,
+  ORDER_STATUSES,
+  type Order,
+  type OrderService,
+  SAGA_STATES,
+} from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiRoutePlugin } from '../deps';
 import { problemResponses } from '../http/problem';
-
-const STATUSES = ['PENDING', 'CONFIRMED', 'PAID', 'SHIPPED', 'DELIVERED', 'CANCELLED'] as const;
 
 const itemSchema = z.strictObject({
   sku: z.string().min(1).max(64).meta({ example: 'SKU-1' }),
@@ -62,7 +67,7 @@ const orderSchema = z
   .object({
     id: z.string(),
     customerId: z.string(),
-    status: z.enum(STATUSES),
+    status: z.enum(ORDER_STATUSES),
     items: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unitPrice: z.number().int() })),
     total: z.number().int().meta({ description: 'Cents' }),
     currency: z.string(),
@@ -342,7 +347,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           summary: 'Orders, newest first',
           querystring: z.strictObject({
             customerId: z.string().min(1).max(128).optional(),
-            status: z.enum(STATUSES).optional(),
+            status: z.enum(ORDER_STATUSES).optional(),
             limit: z.coerce.number().int().min(1).max(200).optional().meta({ description: 'Default 50' }),
             cursor: z.string().max(500).optional().meta({ description: '`nextCursor` of the previous page' }),
           }),

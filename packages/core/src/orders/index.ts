@@ -22,6 +22,7 @@ export {
   evolve,
   foldOrder,
   isOrderEvent,
+  ORDER_STATUSES,
   type Order,
   OrderErrorCode,
   type OrderItem,

@@ -10,7 +10,9 @@ import type {
   OrderShippedData,
 } from './events';
 
-export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'PAID' | 'SHIPPED' | 'DELIVERED' | 'CANCELLED';
+/** Every status an order can be in, in lifecycle order (CANCELLED can follow PENDING, CONFIRMED or PAID). */
+export const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'PAID', 'SHIPPED', 'DELIVERED', 'CANCELLED'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 export interface OrderItem {
   sku: string;

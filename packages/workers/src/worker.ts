@@ -103,13 +103,7 @@ export class Worker {
         jitter: config.retry.jitter,
       },
       retryOverrides: config.retry.overrides,
-      consumer: {
-        batchSize: config.consumer.batchSize,
-        blockMs: config.consumer.blockMs,
-        concurrency: config.consumer.concurrency,
-        visibilityTimeoutMs: config.consumer.visibilityTimeoutMs,
-        maxDeliveries: config.consumer.maxDeliveries,
-      },
+      consumer: config.consumer,
       logger,
       observer: {
         handled: (group, ms) => observerTarget?.handled(group, ms),

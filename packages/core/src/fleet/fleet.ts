@@ -8,7 +8,7 @@ import { DEFAULT_RETRY, RetryPolicy, type RetryPolicyOptions } from '../retry/re
 import { RetryQueues } from '../retry/retry-queues';
 import { RetryWorker } from '../retry/retry-worker';
 import { createRedis } from '../streams/connection';
-import { ConsumerGroup } from '../streams/consumer-group';
+import { ConsumerGroup, type ConsumerTuning } from '../streams/consumer-group';
 import type { GroupDefinition, GroupObserver } from '../streams/handler';
 import { StreamfleetKeys } from '../streams/keys';
 import { StreamProducer } from '../streams/producer';
@@ -23,15 +23,7 @@ export interface FleetOptions {
   retry?: Partial<RetryPolicyOptions>;
   /** Per-group retry overrides, e.g. from `RETRY_OVERRIDES`. */
   retryOverrides?: Record<string, Partial<RetryPolicyOptions>>;
-  consumer?: {
-    batchSize?: number;
-    blockMs?: number;
-    concurrency?: number;
-    visibilityTimeoutMs?: number;
-    maxDeliveries?: number;
-    claimIntervalMs?: number;
-    consumerIdleTimeoutMs?: number;
-  };
+  consumer?: ConsumerTuning;
   /** Retry jobs running at once per group in this process. */
   retryConcurrency?: number;
   logger?: Logger;

@@ -28,19 +28,8 @@ type ConsumerRedis = Redis & {
   sfRemoveIdleConsumer(stream: string, group: string, consumer: string, minIdleMs: number): Promise<number>;
 };
 
-export interface ConsumerGroupOptions {
-  /** Command connection: acks, claims, scripts. Shared with others is fine. */
-  redis: Redis;
-  /** Blocking XREADGROUP connection, owned by this loop. Default: `redis.duplicate()`. */
-  reader?: Redis;
-  keys: StreamfleetKeys;
-  definition: GroupDefinition;
-  catalog: EventCatalog;
-  /** Unique per process, e.g. `host-pid-random`. */
-  consumer: string;
-  deadLetters: DeadLetterStream;
-  retryQueues: RetryQueues;
-  policy: RetryPolicy;
+/** How a consumer loop reads, runs and claims: the same for every group of a process. */
+export interface ConsumerTuning {
   /** Entries per XREADGROUP. */
   batchSize?: number;
   blockMs?: number;
@@ -54,6 +43,21 @@ export interface ConsumerGroupOptions {
   claimIntervalMs?: number;
   /** Consumers idle this long with nothing pending are removed from the group. */
   consumerIdleTimeoutMs?: number;
+}
+
+export interface ConsumerGroupOptions extends ConsumerTuning {
+  /** Command connection: acks, claims, scripts. Shared with others is fine. */
+  redis: Redis;
+  /** Blocking XREADGROUP connection, owned by this loop. Default: `redis.duplicate()`. */
+  reader?: Redis;
+  keys: StreamfleetKeys;
+  definition: GroupDefinition;
+  catalog: EventCatalog;
+  /** Unique per process, e.g. `host-pid-random`. */
+  consumer: string;
+  deadLetters: DeadLetterStream;
+  retryQueues: RetryQueues;
+  policy: RetryPolicy;
   /** Where a new group starts: `0` (whole stream, the default) or `$` (only new entries). */
   startId?: string;
   logger?: Logger;

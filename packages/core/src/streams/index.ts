@@ -1,5 +1,5 @@
 export { createRedis, isRedisUnavailable } from './connection';
-export { ConsumerGroup, type ConsumerGroupOptions } from './consumer-group';
+export { ConsumerGroup, type ConsumerGroupOptions, type ConsumerTuning } from './consumer-group';
 export type { EventHandler, GroupDefinition, GroupObserver, HandlerContext } from './handler';
 export { KeyedLimiter } from './keyed-limiter';
 export { StreamfleetKeys } from './keys';

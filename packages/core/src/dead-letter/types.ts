@@ -11,14 +11,12 @@ export interface FailureRecord {
   message: string;
 }
 
-/** What a caller hands the dead-letter stream. */
-export interface DeadLetterInput {
+/** What every dead letter records of the failure, as written and as read back. */
+interface DeadLetterRecord {
   group: string;
   stream: string;
   /** The source stream entry id. */
   entryId: string;
-  /** The raw stream entry fields, kept verbatim so even an undecodable event survives. */
-  fields: readonly string[];
   reason: DeadLetterReason;
   attempts: number;
   replayCount: number;
@@ -27,21 +25,18 @@ export interface DeadLetterInput {
   firstFailedAt: string;
 }
 
-export interface DeadLetterEntry {
+/** What a caller hands the dead-letter stream. */
+export interface DeadLetterInput extends DeadLetterRecord {
+  /** The raw stream entry fields, kept verbatim so even an undecodable event survives. */
+  fields: readonly string[];
+}
+
+export interface DeadLetterEntry extends DeadLetterRecord {
   /** Dead-letter stream entry id; also the handle operators use. */
   id: string;
-  group: string;
-  stream: string;
-  entryId: string;
   eventId: string;
   type: string;
   aggregateId?: string;
-  reason: DeadLetterReason;
-  attempts: number;
-  replayCount: number;
-  lastError: ErrorSummary;
-  failures: FailureRecord[];
-  firstFailedAt: string;
   deadLetteredAt: string;
   /** The event as it was on the stream, field by field. */
   event: Record<string, string>;

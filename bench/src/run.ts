@@ -179,7 +179,9 @@ notes.push(
   `a failed event costs about ${Math.round(perFailure('fail'))} us of this process's CPU, retry included ` +
     `(scenario 5 against 3), ${Math.round(perFailure('failDeferred'))} us of it before its retry runs (5b: storing ` +
     `the BullMQ job, acking); a happy event costs ${cpu('fleet').toFixed(1)} us. At 1% failing, ` +
-    `fail1pct_vs_clean >= 0.9 needs a failure to cost under about ${Math.round((cpu('fleet') * FAIL_EVERY) / 9)} us.`,
+    `fail1pct_vs_clean >= 0.9 needs a failure to cost under about ${Math.round((cpu('fleet') * FAIL_EVERY) / 9)} us, ` +
+    `while BullMQ's own best case (scenario 2: bulk add, one busy worker) costs ${cpu('bull').toFixed(1)} us per job, ` +
+    `and each failure is one BullMQ job (stored, waking the group's retry worker, run, completed).`,
 );
 if (retryTimes.length > 0) {
   notes.push(

@@ -23,6 +23,8 @@ export interface Results {
   fail1pct_deferred_vs_clean: number;
   raw_xadd_per_s: number;
   bare_fastify_per_s: number | null;
+  /** The bare route on an auto-pipelining connection, like the API's (reference, not a target). */
+  bare_autopipelined_per_s: number | null;
   http_single_per_s: number | null;
   http_batch_per_s: number | null;
   http_batch_size: number;
@@ -40,7 +42,11 @@ export interface Results {
   /** CPU time of the bench process per event (user + system, microseconds): less sensitive to other load on the machine. */
   cpu_us_per_event: { raw_streams: number; bullmq: number; fleet: number; fanout4: number; fail1pct: number };
   /** CPU time of the HTTP server process per request in scenario 6 (median of the rounds), microseconds. */
-  server_cpu_us_per_request: { bare_fastify: number | null; http_single: number | null };
+  server_cpu_us_per_request: {
+    bare_fastify: number | null;
+    bare_autopipelined: number | null;
+    http_single: number | null;
+  };
   /** Every run of every repeated scenario, for judging the spread. */
   samples: Record<string, number[]>;
   notes: string[];
@@ -135,6 +141,11 @@ function rows(r: Results): Row[] {
     { label: `6. HTTP POST /v1/events/batch (${r.http_batch_size}/req)`, value: r.http_batch_per_s, unit: 'events/s' },
     { label: '6. HTTP POST /v1/events (single)', value: r.http_single_per_s, unit: 'events/s' },
     { label: '6. bare Fastify route, one XADD', value: r.bare_fastify_per_s, unit: 'events/s' },
+    {
+      label: '6. the bare route, auto-pipelined (reference)',
+      value: r.bare_autopipelined_per_s,
+      unit: 'events/s',
+    },
   ];
 }
 
@@ -245,6 +256,7 @@ CPU time of the HTTP server process per request in scenario 6 (median of the rou
 | server | us CPU / request |
 | --- | ---: |
 | bare Fastify route, one XADD | ${cpuPerRequest(r.server_cpu_us_per_request.bare_fastify)} |
+| the bare route, auto-pipelined (reference) | ${cpuPerRequest(r.server_cpu_us_per_request.bare_autopipelined)} |
 | API, POST /v1/events | ${cpuPerRequest(r.server_cpu_us_per_request.http_single)} |
 
 ## Targets
@@ -259,7 +271,7 @@ ${r.notes.length > 0 ? `## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}\n
 3. **streamfleet**: \`Fleet\` with one group, no-op handler, one consumer loop (batch ${r.config.batchSize} like the raw loop's COUNT, concurrency ${r.config.concurrency}); timed from \`start()\` until the handler saw all N and \`XPENDING\` is 0. Every entry is decoded and validated against the catalog (zod), as in production. **3b** is the same with streamfleet's default \`CONSUMER_BATCH_SIZE\` (200), which trades some throughput for spreading a burst over more workers.
 4. **fan-out**: four groups on the one stream in one process; total handled events/s (4 x N) until every group's \`XPENDING\` is 0.
 5. **1% failing**: every 100th event throws on its first attempt (retry base delay 10 ms); happy-path events/s until all happy events are handled and nothing is pending (failed entries are acked once their BullMQ retry job is stored). \`fail1pct_vs_clean\` = this / scenario 3. The retries run inside the measured window, in the same process and on the same Redis: each retried event costs a few BullMQ round trips (store the delayed job, move it to active, finish it), which on this machine cost far more CPU per event than the happy path (see the notes). **5b** is the same with the retries due 60 s later, after the window: what a failure costs the consumer loop itself (storing the retry job and acking), without the retry's own work.
-6. **HTTP ingest**: the API (\`buildApp\`) in a child process, loaded by autocannon (50 connections) for ${r.config.httpDurationS} s per run: \`POST /v1/events\` (one event) and \`POST /v1/events/batch\`; next to one client doing pipelined \`XADD\` and a bare Fastify route doing one \`XADD\` per request (baseline for the single POST). The bare route and the single POST run in alternating rounds (\`BENCH_HTTP_ROUNDS\`, default 5) against servers started once; their ratio is the median of the per-round ratios, and each server reports its own CPU time per request. The batch POST alternates in the same way with the raw pipelined XADD (run in the bench process right before each batch round). autocannon, the server and Redis share the machine's cores.
+6. **HTTP ingest**: the API (\`buildApp\`) in a child process, loaded by autocannon (50 connections) for ${r.config.httpDurationS} s per run: \`POST /v1/events\` (one event) and \`POST /v1/events/batch\`; next to one client doing pipelined \`XADD\` and a bare Fastify route doing one \`XADD\` per request on a plain connection (baseline for the single POST). The bare route and the single POST run in alternating rounds (\`BENCH_HTTP_ROUNDS\`, default 5) against servers started once; their ratio is the median of the per-round ratios, and each server reports its own CPU time per request. Each round also loads the same bare route on an auto-pipelining connection, like the API's (a reference, not a target): against the bare route it shows what auto-pipelining saves, against the API what the API's own work costs (validation, rate limits, metrics, request ids, logging). The batch POST alternates in the same way with the raw pipelined XADD (run in the bench process right before each batch round). autocannon, the server and Redis share the machine's cores.
 7. **end-to-end latency**: events POSTed to the API at a fixed ${r.e2e_rate_per_s} events/s; the send time travels in the event and the handler records \`now - sent\` when it starts (so it includes the HTTP request itself).
 
 ## How to run

@@ -216,6 +216,7 @@ const results: Results = withTargets({
   fail1pct_deferred_vs_clean: paired('failDeferred', 'fleet'),
   raw_xadd_per_s: median(xaddRuns),
   bare_fastify_per_s: http.bare_fastify_per_s,
+  bare_autopipelined_per_s: http.bare_autopipelined_per_s,
   http_single_per_s: http.http_single_per_s,
   http_single_vs_bare: http.http_single_vs_bare,
   http_batch_per_s: http.http_batch_per_s,
@@ -237,6 +238,7 @@ const results: Results = withTargets({
   },
   server_cpu_us_per_request: {
     bare_fastify: http.bare_cpu_us_per_request,
+    bare_autopipelined: http.bare_autopipelined_cpu_us_per_request,
     http_single: http.http_single_cpu_us_per_request,
   },
   samples,

@@ -10,13 +10,16 @@ const CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 50);
 
 export interface HttpResults {
   bare_fastify_per_s: number | null;
+  /** The bare route on an auto-pipelining connection (reference, not a target). */
+  bare_autopipelined_per_s: number | null;
   http_single_per_s: number | null;
   /** Median of the per-round ratios single / bare (rounds alternate, so both see the same drift). */
   http_single_vs_bare: number | null;
   /** The per-round ratios single / bare, in round order. */
   http_single_vs_bare_rounds: number[];
-  /** CPU time of the server process per request (median of the rounds), bare route and single POST. */
+  /** CPU time of the server process per request (median of the rounds): bare route (plain, auto-pipelined), single POST. */
   bare_cpu_us_per_request: number | null;
+  bare_autopipelined_cpu_us_per_request: number | null;
   http_single_cpu_us_per_request: number | null;
   http_batch_per_s: number | null;
   /** Raw pipelined XADD from one client, run right before each batch round (median). */
@@ -93,14 +96,16 @@ async function batchVsXadd(xadd: () => Promise<number>) {
 }
 
 /**
- * The bare route and the single POST, each in its own child process started once, loaded in
- * alternating rounds: a drift of the machine's speed during the run then hits both alike.
+ * The bare route, the single POST and the auto-pipelined bare route, each in its own child
+ * process started once, loaded in turn in every round: a drift of the machine's speed during
+ * the run then hits all three alike.
  */
 async function singleVsBare() {
   return withPrefix('http-bare', (barePrefix) =>
     withPrefix('http-api', async (apiPrefix) => {
       const bare = await startServer('bare', barePrefix);
       const api = await startServer('api', apiPrefix);
+      const bareAp = await startServer('bare-ap', barePrefix);
       // The server's own CPU time per request: less disturbed by other load than the rate.
       const round = async (server: RunningServer, path: string) => {
         server.resetStats();
@@ -111,16 +116,22 @@ async function singleVsBare() {
       try {
         await load(`${bare.url}/raw`, single, 1, true);
         await load(`${api.url}/v1/events`, single, 1, true);
+        await load(`${bareAp.url}/raw`, single, 1, true);
         const bares: { perSecond: number; cpuUsPerRequest: number }[] = [];
         const singles: typeof bares = [];
+        const bareAps: typeof bares = [];
+        const said = (m: { perSecond: number; cpuUsPerRequest: number }) =>
+          `${fmt(m.perSecond)}/s (${m.cpuUsPerRequest.toFixed(0)} us CPU/request)`;
         for (let r = 0; r < HTTP_ROUNDS; r++) {
           const b = await round(bare, '/raw');
           const s = await round(api, '/v1/events');
+          const a = await round(bareAp, '/raw');
           bares.push(b);
           singles.push(s);
+          bareAps.push(a);
           log(
-            `  round ${r + 1}: bare Fastify route ${fmt(b.perSecond)}/s (${b.cpuUsPerRequest.toFixed(0)} us CPU/request), ` +
-              `POST /v1/events ${fmt(s.perSecond)}/s (${s.cpuUsPerRequest.toFixed(0)} us CPU/request)`,
+            `  round ${r + 1}: bare Fastify route ${said(b)}, POST /v1/events ${said(s)}, ` +
+              `bare route auto-pipelined ${said(a)}`,
           );
         }
         const ratios = singles.map((s, i) => s.perSecond / (bares[i] as { perSecond: number }).perSecond);
@@ -131,9 +142,11 @@ async function singleVsBare() {
           ratios,
           bareCpu: median(bares.map((b) => b.cpuUsPerRequest)),
           singleCpu: median(singles.map((s) => s.cpuUsPerRequest)),
+          bareAp: median(bareAps.map((a) => a.perSecond)),
+          bareApCpu: median(bareAps.map((a) => a.cpuUsPerRequest)),
         };
       } finally {
-        await Promise.all([bare.stop(), api.stop()]);
+        await Promise.all([bare.stop(), api.stop(), bareAp.stop()]);
       }
     }),
   );
@@ -143,10 +156,12 @@ async function singleVsBare() {
 export function httpNotMeasured(): HttpResults {
   return {
     bare_fastify_per_s: null,
+    bare_autopipelined_per_s: null,
     http_single_per_s: null,
     http_single_vs_bare: null,
     http_single_vs_bare_rounds: [],
     bare_cpu_us_per_request: null,
+    bare_autopipelined_cpu_us_per_request: null,
     http_single_cpu_us_per_request: null,
     http_batch_per_s: null,
     raw_xadd_per_s: null,
@@ -178,6 +193,8 @@ export async function httpIngest(xadd: () => Promise<number>): Promise<HttpResul
     out.http_single_vs_bare_rounds = r.ratios;
     out.bare_cpu_us_per_request = r.bareCpu;
     out.http_single_cpu_us_per_request = r.singleCpu;
+    out.bare_autopipelined_per_s = r.bareAp;
+    out.bare_autopipelined_cpu_us_per_request = r.bareApCpu;
     return r.ratio;
   });
   await attempt('http_batch_vs_raw_xadd', async () => {

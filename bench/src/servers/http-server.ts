@@ -1,6 +1,6 @@
 /**
  * HTTP server for scenarios 6 and 7, run in a child process (`fork`) so that the load
- * generator does not share its event loop. argv: `api|bare <prefix>`. Sends `{ port }`
+ * generator does not share its event loop. argv: `api|bare|bare-ap <prefix>`. Sends `{ port }`
  * (or `{ error }`) to the parent over IPC and exits on `'stop'` or disconnect.
  *
  * - `api`: the real `buildApp(config, deps)` of `@streamfleet/api`, with deps built as
@@ -12,6 +12,9 @@
  *   cap the load; the limiter still runs), no orders plugin.
  * - `bare`: a bare Fastify route doing what the API's single POST must at least do:
  *   build the envelope and XADD it (no validation, no idempotency, no metrics).
+ * - `bare-ap`: the same route on an auto-pipelining connection, like the API's. Not a target:
+ *   set beside `bare` and `api`, it splits the gap into what auto-pipelining saves and what
+ *   the API's own work (validation, limits, metrics, request ids, logging) costs.
  */
 
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
@@ -36,7 +39,9 @@ interface Closable {
 }
 
 const [mode, prefix] = process.argv.slice(2);
-if (!prefix || (mode !== 'api' && mode !== 'bare')) throw new Error('usage: http-server api|bare <prefix>');
+if (!prefix || (mode !== 'api' && mode !== 'bare' && mode !== 'bare-ap')) {
+  throw new Error('usage: http-server api|bare|bare-ap <prefix>');
+}
 
 const keys = new StreamfleetKeys(prefix);
 // The API's command connection exactly as server.ts opens it; the bare route keeps a plain
@@ -44,7 +49,7 @@ const keys = new StreamfleetKeys(prefix);
 const redis = createRedis(REDIS_URL, {
   connectionName: 'sf:bench-api',
   maxRetriesPerRequest: 2,
-  ...(mode === 'api' ? { enableAutoPipelining: true } : {}),
+  ...(mode === 'bare' ? {} : { enableAutoPipelining: true }),
 });
 const bullConnection = createRedis(REDIS_URL, { connectionName: 'sf:bench-api:retry' });
 const retryQueues = new RetryQueues({ connection: bullConnection, keys });

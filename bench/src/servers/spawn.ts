@@ -20,7 +20,7 @@ export interface ProcessStats {
 }
 
 /** Starts `http-server.ts` in a child process and resolves once it listens. */
-export function startServer(mode: 'api' | 'bare', prefix: string): Promise<RunningServer> {
+export function startServer(mode: 'api' | 'bare' | 'bare-ap', prefix: string): Promise<RunningServer> {
   const child: ChildProcess = fork(new URL('./http-server.ts', import.meta.url), [mode, prefix], {
     // BENCH_SERVER_CPU_PROF=<dir>: each server writes a V8 CPU profile there when it stops.
     execArgv: [

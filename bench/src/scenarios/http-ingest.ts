@@ -103,9 +103,19 @@ async function batchVsXadd(xadd: () => Promise<number>) {
 async function singleVsBare() {
   return withPrefix('http-bare', (barePrefix) =>
     withPrefix('http-api', async (apiPrefix) => {
-      const bare = await startServer('bare', barePrefix);
-      const api = await startServer('api', apiPrefix);
-      const bareAp = await startServer('bare-ap', barePrefix);
+      // Started together, so that one failing to start still lets the others be stopped.
+      const started = await Promise.allSettled([
+        startServer('bare', barePrefix),
+        startServer('api', apiPrefix),
+        startServer('bare-ap', barePrefix),
+      ]);
+      const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed) {
+        await Promise.all(servers.map((s) => s.stop()));
+        throw failed.reason;
+      }
+      const [bare, api, bareAp] = servers as [RunningServer, RunningServer, RunningServer];
       // The server's own CPU time per request: less disturbed by other load than the rate.
       const round = async (server: RunningServer, path: string) => {
         server.resetStats();
@@ -146,7 +156,7 @@ async function singleVsBare() {
           bareApCpu: median(bareAps.map((a) => a.cpuUsPerRequest)),
         };
       } finally {
-        await Promise.all([bare.stop(), api.stop(), bareAp.stop()]);
+        await Promise.all(servers.map((s) => s.stop()));
       }
     }),
   );

@@ -157,19 +157,17 @@ if (latency) {
       `XADD (stream id time, 1 ms resolution) -> handler start ${p(latency.consumer)}.`,
   );
 }
-const spread = (a: keyof typeof rounds, b: keyof typeof rounds) =>
-  perRound(a, b)
-    .map((r) => r.toFixed(2))
-    .join(', ');
+const listed = (ratios: readonly number[]) => ratios.map((r) => r.toFixed(2)).join(', ');
+const spread = (a: keyof typeof rounds, b: keyof typeof rounds) => listed(perRound(a, b));
 notes.push(
   `per-round ratios (their median is reported): streamfleet / raw ${spread('fleet', 'raw')}; ` +
     `1% failing / clean ${spread('fail', 'fleet')}; 5b / clean ${spread('failDeferred', 'fleet')}; ` +
     `fan-out / streamfleet ${spread('fanout', 'fleet')}` +
     (http.http_single_vs_bare_rounds.length > 0
-      ? `; single POST / bare route ${http.http_single_vs_bare_rounds.map((r) => r.toFixed(2)).join(', ')}`
+      ? `; single POST / bare route ${listed(http.http_single_vs_bare_rounds)}`
       : '') +
     (http.http_batch_vs_raw_xadd_rounds.length > 0
-      ? `; batch POST / raw XADD ${http.http_batch_vs_raw_xadd_rounds.map((r) => r.toFixed(2)).join(', ')}.`
+      ? `; batch POST / raw XADD ${listed(http.http_batch_vs_raw_xadd_rounds)}.`
       : '.'),
 );
 // What one failed event costs this process, against a happy one: the rounds' medians apart,

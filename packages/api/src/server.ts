@@ -38,6 +38,8 @@ async function main(): Promise<void> {
   // Requests must fail fast when Redis is away (readyz reports it), not queue forever.
   // Auto-pipelining: the XADDs of concurrent requests leave in one write per event-loop
   // turn instead of one write (syscall) each, which was the API's largest single CPU cost.
+  // Every command then rides in an ioredis pipeline: patches/ioredis@6.0.0.patch makes a
+  // finished pipeline release its commands, which were otherwise kept until a full GC.
   const redis = createRedis(config.redisUrl, {
     connectionName: 'sf:api',
     maxRetriesPerRequest: 2,

@@ -58,3 +58,45 @@ describe.each([
     expect(ids.map((id) => byId.get(id))).toEqual(events.map((e) => e.id));
   });
 });
+
+// patches/ioredis@6.0.0.patch: a pipeline outlives its round trip (it is promoted to the old
+// generation), so once answered it must not hold its commands and replies, or every command
+// sent on an auto-pipelining connection lives until the next full GC.
+describe('a finished ioredis pipeline', () => {
+  const redis = new Redis(testRedisUrl(), { enableAutoPipelining: true });
+  connections.push(redis);
+
+  it('answers every command, then holds none of them', async () => {
+    await redis.set(keys.stream('not-a-stream'), 'x');
+    const pipeline = redis.pipeline();
+    pipeline.xadd(keys.stream('released'), '*', 'n', '1');
+    pipeline.xadd(keys.stream('not-a-stream'), '*', 'n', '2');
+    pipeline.xadd(keys.stream('released'), '*', 'n', '3');
+    expect(pipeline.length).toBe(3);
+    const results = (await pipeline.exec()) ?? [];
+    expect(results.map(([err]) => (err ? 'error' : 'ok'))).toEqual(['ok', 'error', 'ok']);
+    expect(String(results[1]?.[0])).toMatch(/WRONGTYPE/);
+    expect(await redis.xlen(keys.stream('released'))).toBe(2);
+    expect(pipeline.length).toBe(0);
+  });
+
+  it('holds none of the commands it carried for an auto-pipelining connection', async () => {
+    const made: { length: number }[] = [];
+    const pipeline = redis.pipeline.bind(redis);
+    redis.pipeline = ((...args: Parameters<typeof redis.pipeline>) => {
+      const p = pipeline(...args);
+      made.push(p);
+      return p;
+    }) as typeof redis.pipeline;
+    try {
+      const producer = new StreamProducer({ redis, keys });
+      const events = Array.from({ length: 20 }, (_, i) => thing(`auto-${i}`));
+      const ids = await Promise.all(events.map((event) => producer.publish('auto-released', event)));
+      expect(new Set(ids).size).toBe(20);
+      expect(made.length).toBeGreaterThan(0);
+      expect(made.map((p) => p.length)).toEqual(made.map(() => 0));
+    } finally {
+      redis.pipeline = pipeline;
+    }
+  });
+});

@@ -59,9 +59,9 @@ describe.each([
   });
 });
 
-// patches/ioredis@6.0.0.patch: a pipeline outlives its round trip (it is promoted to the old
-// generation), so once answered it must not hold its commands and replies, or every command
-// sent on an auto-pipelining connection lives until the next full GC.
+// patches/ioredis@6.0.0.patch: something still reaches a pipeline at young-generation GCs after
+// it is answered, so once answered it must not hold its commands and replies, or every command
+// sent on an auto-pipelining connection is promoted with it and lives until a full GC.
 describe('a finished ioredis pipeline', () => {
   const redis = new Redis(testRedisUrl(), { enableAutoPipelining: true });
   connections.push(redis);

@@ -125,6 +125,19 @@ export async function redisVersion(redis: Redis): Promise<string> {
   return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
 }
 
+/**
+ * What one Redis round trip costs this process on this machine: sequential PINGs, each
+ * awaited. Most of it is the socket write and read (system calls), whose cost varies a lot
+ * between hosts; a failed event's path takes several round trips, a happy event a share of one.
+ */
+export async function roundTrip(redis: Redis, count = 2000): Promise<{ cpuUs: number; wallUs: number }> {
+  for (let i = 0; i < 1000; i++) await redis.ping();
+  const clock = startClock();
+  for (let i = 0; i < count; i++) await redis.ping();
+  const { cpuUsPerEvent, ms } = clock.stop(count);
+  return { cpuUs: cpuUsPerEvent, wallUs: (ms * 1000) / count };
+}
+
 export interface Measured {
   /** Events (or jobs) per wall-clock second. */
   perSecond: number;

@@ -4,6 +4,8 @@ import { fmt } from './common';
 export interface Results {
   date: string;
   machine: { cores: number; cpu: string; node: string; redisVersion: string };
+  /** One Redis round trip from the bench process (sequential PING), measured before the rounds and after the last scenario. */
+  redis_round_trip_us: { cpu: number; wall: number; cpuAfter: number; wallAfter: number };
   config: { n: number; repeats: number; batchSize: number; concurrency: number; httpDurationS: number };
   raw_streams_per_s: number;
   bullmq_per_s: number;
@@ -222,6 +224,7 @@ export function svg(r: Results): string {
 
 export function markdown(r: Results): string {
   const m = r.machine;
+  const rt = r.redis_round_trip_us;
   return `# Benchmarks
 
 Measured by \`pnpm bench\` (the \`bench/\` package) on ${r.date}. Every scenario runs against a local Redis
@@ -236,6 +239,7 @@ the median of ${r.config.repeats} runs, after one unmeasured warm-up pass; the r
 - ${m.cores} cores (${m.cpu})
 - Node ${m.node}
 - Redis ${m.redisVersion}, on the same machine (loopback)
+- one Redis round trip from the bench process (sequential \`PING\`): ${rt.cpu.toFixed(1)} us of CPU, ${rt.wall.toFixed(1)} us wall before the rounds; ${rt.cpuAfter.toFixed(1)} us / ${rt.wallAfter.toFixed(1)} us after the last scenario. Mostly system calls, whose cost differs a lot between hosts (and over time on a shared VM); it sets how costly every path that makes round trips is, a failed event's above all.
 
 ## Results
 

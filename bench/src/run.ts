@@ -19,6 +19,7 @@ import {
   REDIS_URL,
   REPEATS,
   redisVersion,
+  roundTrip,
   waitForQuiet,
 } from './common';
 import { type Results, table, targetsTable, withTargets, writeReports } from './report';
@@ -44,6 +45,19 @@ import { rawXadd } from './scenarios/raw-xadd';
 const started = Date.now();
 const probe = newRedis();
 const version = await redisVersion(probe).finally(() => probe.disconnect());
+/** One Redis round trip's cost to this process, on a connection of its own. */
+async function measureRoundTrip(when: string) {
+  const redis = newRedis();
+  try {
+    const rt = await roundTrip(redis);
+    log(
+      `one Redis round trip (sequential PING), ${when}: ${rt.cpuUs.toFixed(1)} us CPU, ${rt.wallUs.toFixed(1)} us wall`,
+    );
+    return rt;
+  } finally {
+    redis.disconnect();
+  }
+}
 const notes: string[] = [];
 const loadBefore = loadavg()[0] ?? 0;
 log(
@@ -78,6 +92,8 @@ await rawStreams(warmup);
 await fleetRun(warmup);
 await fleetRun(warmup, { failEvery: FAIL_EVERY });
 await bullmqBaseline(warmup);
+// After the warm-up, so that ioredis's code is compiled like in the scenarios' runs.
+const roundTripBefore = await measureRoundTrip('before the rounds');
 for (let round = 1; round <= REPEATS; round++) {
   log(`round ${round}/${REPEATS}`);
   idle.push(await waitForQuiet(`round ${round}`));
@@ -135,6 +151,7 @@ if (process.env.BENCH_SKIP_HTTP) {
   }
 }
 
+const roundTripAfter = await measureRoundTrip('after the last scenario');
 const loadAfter = loadavg()[0] ?? 0;
 // The same work costs more CPU when the host is contended (a VM's neighbours are invisible to
 // the idle check above): the raw loop's CPU per event, round by round, shows that drift.
@@ -179,7 +196,9 @@ notes.push(
     `the BullMQ job, acking); a happy event costs ${cpu('fleet').toFixed(1)} us. At 1% failing, ` +
     `fail1pct_vs_clean >= 0.9 needs a failure to cost under about ${Math.round((cpu('fleet') * FAIL_EVERY) / 9)} us, ` +
     `while BullMQ's own best case (scenario 2: bulk add, one busy worker) costs ${cpu('bull').toFixed(1)} us per job, ` +
-    `and each failure is one BullMQ job (stored, waking the group's retry worker, run, completed).`,
+    `and each failure is one BullMQ job (stored, waking the group's retry worker, run, completed). ` +
+    `One Redis round trip costs this process about ${roundTripBefore.cpuUs.toFixed(0)} us here (sequential PING), ` +
+    `so a failure costs as much as ${(perFailure('fail') / roundTripBefore.cpuUs).toFixed(1)} round trips.`,
 );
 if (retryTimes.length > 0) {
   notes.push(
@@ -191,6 +210,12 @@ samples.raw_xadd = xaddRuns;
 const results: Results = withTargets({
   date: new Date().toISOString(),
   machine: { ...machine(version) },
+  redis_round_trip_us: {
+    cpu: roundTripBefore.cpuUs,
+    wall: roundTripBefore.wallUs,
+    cpuAfter: roundTripAfter.cpuUs,
+    wallAfter: roundTripAfter.wallUs,
+  },
   config: {
     n: N,
     repeats: REPEATS,

@@ -1,5 +1,4 @@
 import { Agent, request } from 'node:http';
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { type EventEnvelope, Fleet, type HandlerContext, streamIdTime } from '@streamfleet/core';
 import {
   catalog,
@@ -13,7 +12,8 @@ import {
   waitUntil,
   withPrefix,
 } from '../common';
-import { type ProcessStats, startServer } from '../servers/spawn';
+import { type ProcessStats, watchProcess } from '../process-watch';
+import { startServer } from '../servers/spawn';
 
 export const E2E_RATE = Number(process.env.BENCH_E2E_RATE ?? 1000);
 const E2E_SECONDS = Number(process.env.BENCH_E2E_SECONDS ?? 5);
@@ -41,44 +41,6 @@ function percentiles(values: number[]): Percentiles {
     p95: percentile(values, 95),
     p99: percentile(values, 99),
     max: values.at(-1) ?? Number.NaN,
-  };
-}
-
-/** Event-loop delay and GC pauses of this process, the same figures the server reports. */
-function watchProcess(): { reset(): void; stats(): ProcessStats; stop(): void } {
-  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
-  loopDelay.enable();
-  let gc = { count: 0, totalMs: 0, maxMs: 0 };
-  let cpuSince = process.cpuUsage();
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      gc.count++;
-      gc.totalMs += entry.duration;
-      gc.maxMs = Math.max(gc.maxMs, entry.duration);
-    }
-  });
-  observer.observe({ entryTypes: ['gc'] });
-  return {
-    reset: () => {
-      loopDelay.reset();
-      gc = { count: 0, totalMs: 0, maxMs: 0 };
-      cpuSince = process.cpuUsage();
-    },
-    stats: () => {
-      const cpu = process.cpuUsage(cpuSince);
-      return {
-        loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
-        loopDelayMaxMs: loopDelay.max / 1e6,
-        gcCount: gc.count,
-        gcTotalMs: gc.totalMs,
-        gcMaxMs: gc.maxMs,
-        cpuUs: cpu.user + cpu.system,
-      };
-    },
-    stop: () => {
-      loopDelay.disable();
-      observer.disconnect();
-    },
   };
 }
 

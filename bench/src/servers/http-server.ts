@@ -17,7 +17,6 @@
  *   the API's own work (validation, limits, metrics, request ids, logging) costs.
  */
 
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import {
   createEvent,
   createLogger,
@@ -31,6 +30,7 @@ import {
 } from '@streamfleet/core';
 import Fastify from 'fastify';
 import { catalog, REDIS_URL, STREAM } from '../common';
+import { watchProcess } from '../process-watch';
 
 interface Closable {
   close(): Promise<unknown>;
@@ -105,41 +105,14 @@ const stop = async () => {
   await closeConnections();
   process.exit(0);
 };
-// Event-loop delay and GC pauses of this process, for the e2e scenario to tell the API's own
-// stalls apart from the load generator's ('stats-reset' starts a window, 'stats' reports it).
-const loopDelay = monitorEventLoopDelay({ resolution: 1 });
-loopDelay.enable();
-let gc = { count: 0, totalMs: 0, maxMs: 0 };
-let cpuSince = process.cpuUsage();
-new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) {
-    gc.count++;
-    gc.totalMs += entry.duration;
-    gc.maxMs = Math.max(gc.maxMs, entry.duration);
-  }
-}).observe({ entryTypes: ['gc'] });
-
+// Event-loop delay, GC pauses and CPU time of this process, for the bench to tell the server's
+// own cost and stalls apart from the load generator's ('stats-reset' starts a window, 'stats'
+// reports it).
+const watch = watchProcess();
 process.on('message', (m) => {
   if (m === 'stop') void stop();
-  if (m === 'stats-reset') {
-    loopDelay.reset();
-    gc = { count: 0, totalMs: 0, maxMs: 0 };
-    cpuSince = process.cpuUsage();
-  }
-  if (m === 'stats') {
-    const ms = (ns: number) => ns / 1e6;
-    const cpu = process.cpuUsage(cpuSince);
-    process.send?.({
-      stats: {
-        loopDelayP99Ms: ms(loopDelay.percentile(99)),
-        loopDelayMaxMs: ms(loopDelay.max),
-        gcCount: gc.count,
-        gcTotalMs: gc.totalMs,
-        gcMaxMs: gc.maxMs,
-        cpuUs: cpu.user + cpu.system,
-      },
-    });
-  }
+  if (m === 'stats-reset') watch.reset();
+  if (m === 'stats') process.send?.({ stats: watch.stats() });
 });
 process.on('disconnect', () => void stop());
 process.on('SIGINT', () => void stop());

@@ -1,4 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import type { ProcessStats } from '../process-watch';
 
 export interface RunningServer {
   url: string;
@@ -7,16 +8,6 @@ export interface RunningServer {
   /** Event-loop delay, GC pauses and CPU time of the server process since `resetStats()` (or its start). */
   stats(): Promise<ProcessStats>;
   stop(): Promise<void>;
-}
-
-export interface ProcessStats {
-  loopDelayP99Ms: number;
-  loopDelayMaxMs: number;
-  gcCount: number;
-  gcTotalMs: number;
-  gcMaxMs: number;
-  /** CPU time of the server process (user + system), in microseconds. */
-  cpuUs: number;
 }
 
 /** Starts `http-server.ts` in a child process and resolves once it listens. */

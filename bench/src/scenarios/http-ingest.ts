@@ -39,12 +39,8 @@ const batch = JSON.stringify({
   })),
 });
 
-/** Requests answered 2xx per second for `seconds`, after a one-second warm-up (unless `warm`). */
-async function load(url: string, body: string, seconds: number, warm = false): Promise<number> {
-  return (await loadCounted(url, body, seconds, warm)).perSecond;
-}
-
-async function loadCounted(
+/** Requests answered 2xx (per second, and in all) in `seconds`, after a one-second warm-up (unless `warm`). */
+async function load(
   url: string,
   body: string,
   seconds: number,
@@ -80,7 +76,7 @@ async function batchVsXadd(xadd: () => Promise<number>) {
       const batches: number[] = [];
       for (let r = 0; r < HTTP_ROUNDS; r++) {
         const x = await xadd();
-        const b = (await load(url, batch, HTTP_DURATION_S, true)) * HTTP_BATCH_SIZE;
+        const b = (await load(url, batch, HTTP_DURATION_S, true)).perSecond * HTTP_BATCH_SIZE;
         xadds.push(x);
         batches.push(b);
         log(
@@ -119,7 +115,7 @@ async function singleVsBare() {
       // The server's own CPU time per request: less disturbed by other load than the rate.
       const round = async (server: RunningServer, path: string) => {
         server.resetStats();
-        const { perSecond, requests } = await loadCounted(`${server.url}${path}`, single, HTTP_DURATION_S, true);
+        const { perSecond, requests } = await load(`${server.url}${path}`, single, HTTP_DURATION_S, true);
         const { cpuUs } = await server.stats();
         return { perSecond, cpuUsPerRequest: cpuUs / requests };
       };

@@ -145,6 +145,44 @@ describe('OutboxRelay', () => {
     expect(await publishedIds(keys, stream)).toEqual(ids);
   });
 
+  it('a busy leader that lost its lock never publishes beside the new leader: order holds', async () => {
+    const lockKey = 990_009;
+    const {
+      keys,
+      relays: [b],
+      stream,
+    } = setup(1, lockKey);
+    if (!b) throw new Error('relay');
+    // Relay a is slow to publish (a distant Redis): it is mid-batch whenever its lock goes.
+    const producer = new StreamProducer({ redis, keys, catalog: createCatalog() });
+    const slow = Object.create(producer) as StreamProducer;
+    slow.publishMany = async (targets: readonly PublishTarget[]) => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return producer.publishMany(targets);
+    };
+    const a = new OutboxRelay({
+      sql,
+      databaseUrl: db.url,
+      producer: slow,
+      lockKey,
+      pollIntervalMs: 10,
+      acquireIntervalMs: 30,
+      batchSize: 1,
+    });
+    relays.push(a);
+    a.start();
+    await waitFor(() => a.isLeader, { message: 'a leads' });
+    b.start();
+    const ids = await enqueue(stream, 40, 'busy');
+    await waitFor(() => a.publishedCount >= 3, { message: 'a is publishing' });
+    await sql`
+      select pg_terminate_backend(pid) from pg_locks
+      where locktype = 'advisory' and objid = ${lockKey} and granted`;
+    await waitFor(() => b.isLeader, { message: 'b takes over' });
+    await waitFor(async () => (await publishedIds(keys, stream)).length >= 40, { message: 'all published' });
+    expect(await publishedIds(keys, stream)).toEqual(ids);
+  });
+
   it('publishes a row whose transaction commits after later rows were published', async () => {
     const {
       keys,

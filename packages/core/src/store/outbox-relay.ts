@@ -34,6 +34,8 @@ export interface OutboxRelayOptions {
 }
 
 const DEFAULT_LOCK_KEY = 727_100_002;
+/** First key of the two-key advisory lock a publishing transaction takes (the second: the relay's lock key, hashed). */
+const PUBLISH_LOCK_CLASS = 727_100_003;
 const LOCK_QUERY_TIMEOUT_MS = 5000;
 const PRUNE_INTERVAL_MS = 60_000;
 
@@ -55,12 +57,14 @@ interface OutboxRow {
  * Publishes committed outbox rows to their streams. Many relays may run; one leads: the
  * one holding a session advisory lock on its own dedicated connection. Followers retry every
  * `acquireIntervalMs`; when the leader closes or its connection drops, Postgres releases
- * the lock and a follower takes over.
+ * the lock and a follower takes over. The leader checks its lock session every round; and
+ * since a leader that lost it may still be sending one batch, every batch runs under a
+ * transaction lock too, so two relays' batches never interleave.
  *
- * No high-water mark: each round selects `published_at is null order by id ... for update
- * skip locked`, so a row whose transaction commits late (with a lower id than rows already
- * published) is picked up by the next round, never skipped. A crash between XADD and the
- * update publishes a batch twice: consumers are idempotent (at-least-once).
+ * No high-water mark: each round selects `published_at is null order by id`, so a row whose
+ * transaction commits late (with a lower id than rows already published) is picked up by the
+ * next round, never skipped. A crash between XADD and the update publishes a batch twice:
+ * consumers are idempotent (at-least-once).
  */
 export class OutboxRelay {
   private readonly sql: Sql;
@@ -141,12 +145,16 @@ export class OutboxRelay {
   /** Publishes one batch if leader; returns how many rows it published. */
   async publishBatch(): Promise<number> {
     return (await this.sql.begin(async (tx) => {
+      // One publishing transaction at a time across the fleet. A leader that lost its lock
+      // while busy publishes until its next check; its batch and the new leader's must not
+      // interleave, or the new one would publish rows after the ones still being sent.
+      await tx`select pg_advisory_xact_lock(${PUBLISH_LOCK_CLASS}, hashtext(${String(this.lockKey)}))`;
       const rows = await tx<OutboxRow[]>`
         select id, stream, event from outbox
         where published_at is null and failed_at is null
         order by id
         limit ${this.batchSize}
-        for update skip locked`;
+        for update`;
       if (rows.length === 0) return 0;
       try {
         await this.producer.publishMany(rows.map((r) => ({ stream: r.stream, event: r.event })));
@@ -191,13 +199,14 @@ export class OutboxRelay {
             continue;
           }
         }
+        // A dropped lock connection lost the lock: check before every batch, busy or idle.
+        await this.checkLock();
+        if (!this.leader) continue;
         await this.listen();
         this.notified = false;
         const count = await this.publishBatch();
         this.published += count;
         if (count < this.batchSize) {
-          // Idle: check the lock connection is alive (a dropped connection lost the lock).
-          await this.checkLock();
           await this.prune();
           await this.pause(this.pollIntervalMs);
         }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEvent } from '../events/envelope';
+import { ConcurrencyError, isNonRetryable } from '../errors/index';
+import { createEvent, type EventEnvelope } from '../events/envelope';
 import { loadOrder } from '../orders/commands';
 import { OrderService } from '../orders/order-service';
 import type { Sql } from '../store/client';
@@ -96,6 +97,75 @@ describe('saga concurrency', () => {
     } finally {
       release();
     }
+    expect((await getSaga(sql, orderId))?.state).toBe('cancelled');
+  });
+
+  /**
+   * `sql` whose transactions run `between` (on the pool, so it commits on its own) right after
+   * their first read of the event store: a user's command landing between the saga's reading
+   * of the order and its own command on it.
+   */
+  function interleaved(between: () => Promise<unknown>): Sql {
+    let done = false;
+    const wrap = (tx: Sql): Sql =>
+      new Proxy(tx, {
+        apply(target, self, args: unknown[]) {
+          const query = Reflect.apply(target, self, args) as Promise<unknown>;
+          const text = Array.isArray(args[0]) ? (args[0] as string[]).join('?') : '';
+          if (done || !/from events/.test(text)) return query;
+          done = true;
+          return query.then(async (rows) => {
+            await between();
+            return rows;
+          });
+        },
+      });
+    return new Proxy(sql, {
+      get(target, key, receiver) {
+        if (key !== 'begin') return Reflect.get(target, key, receiver);
+        return (fn: (tx: Sql) => Promise<unknown>) => target.begin((tx) => fn(wrap(tx as unknown as Sql)));
+      },
+    });
+  }
+
+  async function raced(event: EventEnvelope, user: () => Promise<unknown>): Promise<unknown> {
+    const group = createSagaGroup({ sql: interleaved(user) });
+    return Promise.resolve(group.handler(event, ctx)).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+  }
+
+  it('a user confirming the order while the saga marks it paid is retried, not dead-lettered', async () => {
+    const orderId = await startedSaga();
+    const succeeded = createEvent({
+      type: 'payment.succeeded',
+      aggregateId: orderId,
+      data: { orderId, paymentId: 'pay-1', amount: 10, currency: 'EUR' },
+    });
+    const err = await raced(succeeded, () => new OrderService(sql).confirm(orderId));
+    expect(err).toBeInstanceOf(ConcurrencyError);
+    expect(isNonRetryable(err)).toBe(false);
+    expect((await loadOrder(sql, orderId))?.status).toBe('CONFIRMED');
+
+    await createSagaGroup({ sql }).handler(succeeded, { ...ctx, attempt: 2 });
+    expect((await loadOrder(sql, orderId))?.status).toBe('PAID');
+    expect((await getSaga(sql, orderId))?.state).toBe('completed');
+  });
+
+  it('a user cancelling the order while the saga cancels it is retried, not dead-lettered', async () => {
+    const orderId = await startedSaga();
+    const failed = createEvent({
+      type: 'payment.failed',
+      aggregateId: orderId,
+      data: { orderId, amount: 10, reason: 'card declined' },
+    });
+    const err = await raced(failed, () => new OrderService(sql).cancel(orderId, 'changed my mind', 'customer'));
+    expect(err).toBeInstanceOf(ConcurrencyError);
+    expect(isNonRetryable(err)).toBe(false);
+
+    await createSagaGroup({ sql }).handler(failed, { ...ctx, attempt: 2 });
+    expect(await loadOrder(sql, orderId)).toMatchObject({ status: 'CANCELLED', cancelledBy: 'customer' });
     expect((await getSaga(sql, orderId))?.state).toBe('cancelled');
   });
 });

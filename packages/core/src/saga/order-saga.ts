@@ -61,7 +61,11 @@ async function transition(
       updated_at = now()`;
 }
 
-/** Cancels the order unless it already is (or can no longer be): the saga never fights a user. */
+/**
+ * Cancels the order unless it already is (or can no longer be): the saga never fights a user.
+ * The command expects the version just read, so a user's change in between is a (retried)
+ * ConcurrencyError, never a rule violation that would dead-letter the saga's event.
+ */
 async function cancelIfOpen(
   tx: TransactionSql,
   orderId: string,
@@ -70,7 +74,7 @@ async function cancelIfOpen(
 ): Promise<void> {
   const order = await loadOrder(tx, orderId);
   if (!order || (order.status !== 'PENDING' && order.status !== 'CONFIRMED')) return;
-  await cancelOrder(tx, orderId, reason, SAGA_ACTOR, { metadata });
+  await cancelOrder(tx, orderId, reason, SAGA_ACTOR, { expectedVersion: order.version, metadata });
 }
 
 async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
@@ -101,15 +105,18 @@ async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
       if (finished) return;
       const d = event.data as PaymentSucceededData;
       const order = await loadOrder(tx, orderId);
-      if (order?.status === 'PENDING') {
-        await confirmOrder(tx, orderId, { metadata: metadataFor(event) });
-      }
       if (order?.status === 'PENDING' || order?.status === 'CONFIRMED') {
+        // Each command expects the version the saga decided on (see cancelIfOpen).
+        const metadata = metadataFor(event);
+        let version = order.version;
+        if (order.status === 'PENDING') {
+          version = (await confirmOrder(tx, orderId, { expectedVersion: version, metadata })).order.version;
+        }
         await markOrderPaid(
           tx,
           orderId,
           { paymentId: d.paymentId, amount: d.amount },
-          { metadata: metadataFor(event) },
+          { expectedVersion: version, metadata },
         );
         await transition(tx, orderId, event, 'completed', { paymentId: d.paymentId });
       }

@@ -21,7 +21,7 @@ export interface RefundRequest {
 
 /**
  * A card processor. Contract: a decline is a result, not an error; a transient failure
- * (5xx, timeout, connection refused) throws `PaymentGatewayUnavailableError`, which the
+ * (5xx, timeout, connection refused, a reply cut off) throws `PaymentGatewayUnavailableError`, which the
  * consumer group retries; a request the gateway rejects as malformed throws a
  * `NonRetryableError`. Calls with the same idempotency key return the first outcome.
  */
@@ -185,13 +185,26 @@ export class HttpPaymentGateway implements PaymentGateway {
     if (response.status >= 500 || response.status === 429) {
       throw new PaymentGatewayUnavailableError(`payment gateway answered ${response.status}`);
     }
-    const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
     if (response.status >= 400 && response.status !== 402) {
+      await response.body?.cancel().catch(() => undefined);
       throw new NonRetryableError(`payment gateway rejected the request (${response.status})`, {
         code: 'PAYMENT_GATEWAY_REJECTED',
       });
     }
-    return { status: response.status, body };
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch (err) {
+      // Timed out, cut off or not JSON: the outcome is unknown, and asking again with the
+      // same idempotency key is safe.
+      throw new PaymentGatewayUnavailableError(`payment gateway reply could not be read: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return {
+      status: response.status,
+      body: typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {},
+    };
   }
 }
 

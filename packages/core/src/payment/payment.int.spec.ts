@@ -20,7 +20,13 @@ describe('HttpPaymentGateway', () => {
   let server: Server;
   let base: string;
   const seen: Array<{ url: string | undefined; key: string | undefined }> = [];
-  let next: (req: IncomingMessage) => { status: number; body?: unknown; hang?: boolean } = () => ({ status: 200 });
+  let next: (req: IncomingMessage) => {
+    status: number;
+    body?: unknown;
+    hang?: boolean;
+    /** Send the headers and half the body, then stall ('stall') or drop the connection ('cut'). */
+    partial?: 'stall' | 'cut';
+  } = () => ({ status: 200 });
 
   beforeAll(async () => {
     server = createServer((req, res) => {
@@ -29,6 +35,11 @@ describe('HttpPaymentGateway', () => {
         seen.push({ url: req.url, key: req.headers['idempotency-key'] as string | undefined });
         const answer = next(req);
         if (answer.hang) return;
+        if (answer.partial) {
+          res.writeHead(answer.status, { 'content-type': 'application/json' }).write('{"id":"ch_');
+          if (answer.partial === 'cut') setImmediate(() => res.destroy());
+          return;
+        }
         res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body ?? {}));
       });
     });
@@ -75,6 +86,15 @@ describe('HttpPaymentGateway', () => {
     );
     next = () => ({ status: 400, body: { error: 'bad amount' } });
     await expect(new HttpPaymentGateway({ baseUrl: base }).charge(charge)).rejects.toBeInstanceOf(NonRetryableError);
+  });
+
+  it('a 2xx whose body stalls or is cut off is retryable: the charge may have happened', async () => {
+    for (const partial of ['stall', 'cut'] as const) {
+      next = () => ({ status: 200, partial });
+      await expect(new HttpPaymentGateway({ baseUrl: base, timeoutMs: 200 }).charge(charge)).rejects.toBeInstanceOf(
+        PaymentGatewayUnavailableError,
+      );
+    }
   });
 
   it('refunds with an Idempotency-Key', async () => {

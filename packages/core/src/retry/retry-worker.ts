@@ -12,6 +12,9 @@ import type { StreamfleetKeys } from '../streams/keys';
 import type { RetryPolicy } from './retry-policy';
 import { RETRY_BACKOFF_TYPE, type RetryJobData } from './retry-queues';
 
+/** BullMQ's own stall limit: far above any `maxDeliveries`, which `process` enforces. */
+const STALLED_BACKSTOP = 1000;
+
 export interface RetryWorkerOptions {
   /** Needs `maxRetriesPerRequest: null` (BullMQ blocks on a duplicate of it). */
   connection: Redis;
@@ -20,7 +23,7 @@ export interface RetryWorkerOptions {
   catalog: EventCatalog;
   policy: RetryPolicy;
   deadLetters: DeadLetterStream;
-  /** A job whose worker died this many times goes to the dead-letter stream (`max-deliveries`). */
+  /** A job whose runs died with their worker this many times goes to the dead-letter stream (`max-deliveries`). */
   maxDeliveries: number;
   concurrency?: number;
   logger?: Logger;
@@ -47,7 +50,9 @@ export class RetryWorker {
       connection: this.options.connection,
       prefix: this.options.keys.bullPrefix,
       concurrency: this.options.concurrency ?? definition.concurrency ?? 10,
-      maxStalledCount: this.options.maxDeliveries,
+      // Runs that died are counted by BullMQ (stalledCounter) and judged in `process`, where a
+      // dead-letter write that fails is retried like any other; BullMQ's own limit is a backstop.
+      maxStalledCount: STALLED_BACKSTOP,
       settings: {
         backoffStrategy: (attemptsMade: number, type?: string, _err?: Error, job?: { data: RetryJobData }) => {
           if (type !== RETRY_BACKOFF_TYPE) return 0;
@@ -61,7 +66,7 @@ export class RetryWorker {
       if (isRedisUnavailable(err)) this.logger.debug({ err }, 'retry worker: redis unavailable');
       else this.logger.error({ err }, 'retry worker error');
     });
-    // Backstop: a job BullMQ fails for good (e.g. stalled past maxStalledCount) still lands in the DLQ.
+    // Backstop: a job BullMQ fails for good (stalled past STALLED_BACKSTOP) still lands in the DLQ.
     this.worker.on('failed', (job, err) => {
       if (!job || !/stalled more than/i.test(err.message)) return;
       void this.deadLetter(
@@ -91,6 +96,22 @@ export class RetryWorker {
       // A previous run decided to dead-letter the event but could not write it: finish that.
       const { reason, lastError, attempts } = data.deadLetter;
       await this.deadLetter(data, reason, lastError, data.failures, attempts);
+      return;
+    }
+    if (job.stalledCounter >= this.options.maxDeliveries) {
+      // Its runs died with their worker as often as a stream entry may be delivered: a handler
+      // that crashes the process. Each died run was an attempt too.
+      const lastError = {
+        name: 'Error',
+        message: `retry job ran ${job.stalledCounter} times without finishing (its worker died)`,
+      };
+      await this.deadLetterOrRemember(
+        job,
+        'max-deliveries',
+        lastError,
+        data.failures,
+        attempt - 1 + job.stalledCounter,
+      );
       return;
     }
     if (attempt > policy.maxAttempts) {
@@ -123,21 +144,32 @@ export class RetryWorker {
           ? undefined
           : 'retries-exhausted';
       if (reason) {
-        const lastError = summariseError(err);
-        try {
-          await this.deadLetter(data, reason, lastError, failures, attempt);
-        } catch (writeErr) {
-          // Remember the decision, so the job's next run writes this dead letter (with this
-          // attempt's failure and error) instead of running the handler again.
-          await job.updateData({ ...data, failures, deadLetter: { reason, lastError, attempts: attempt } });
-          throw writeErr;
-        }
+        await this.deadLetterOrRemember(job, reason, summariseError(err), failures, attempt);
         return;
       }
       this.logger.warn({ ...where, err }, 'retry attempt failed; backing off');
       await job.updateData({ ...data, failures });
       observer?.retried?.(definition.group);
       throw err;
+    }
+  }
+
+  /**
+   * Writes the dead letter; if that fails, remembers the decision on the job and fails the
+   * run, so the job's next run writes this same dead letter instead of deciding again.
+   */
+  private async deadLetterOrRemember(
+    job: Job<RetryJobData>,
+    reason: DeadLetterReason,
+    lastError: ErrorSummary,
+    failures: FailureRecord[],
+    attempts: number,
+  ): Promise<void> {
+    try {
+      await this.deadLetter(job.data, reason, lastError, failures, attempts);
+    } catch (writeErr) {
+      await job.updateData({ ...job.data, failures, deadLetter: { reason, lastError, attempts } });
+      throw writeErr;
     }
   }
 

@@ -403,6 +403,48 @@ describe('dead letters from the engine', () => {
     },
   );
 
+  it('a retry job whose runs died maxDeliveries times is dead-lettered unrun, retrying a failed write', async () => {
+    world.newTest();
+    let calls = 0;
+    const fleet = await startFleet([
+      group('a', () => {
+        calls++;
+      }),
+    ]);
+    const write = fleet.deadLetters.write.bind(fleet.deadLetters);
+    let refused = 0;
+    vi.spyOn(fleet.deadLetters, 'write').mockImplementation(async (...args) => {
+      if (refused++ === 0) throw new Error('dead-letter write refused');
+      return write(...args);
+    });
+    const event = thing(1);
+    const jobId = await fleet.retryQueues.schedule(
+      {
+        group: 'a',
+        stream: STREAM,
+        entryId: '1-0',
+        fields: encodeEvent(event),
+        eventId: event.id,
+        type: event.type,
+        attemptOffset: 1,
+        replayCount: 0,
+        firstFailedAt: new Date().toISOString(),
+        failures: [],
+      },
+      300,
+    );
+    // What three runs that each took their worker down leave on the job (BullMQ's stall count).
+    await redis.hset(fleet.retryQueues.queue('a').toKey(jobId), 'stc', 3);
+    const [item] = await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items), {
+      message: 'the dead letter',
+    });
+    expect(item).toMatchObject({ group: 'a', reason: 'max-deliveries', attempts: 4 });
+    expect(refused).toBe(2);
+    await waitFor(async () => (await fleet.retryQueues.counts('a')).completed === 1, { message: 'job completed' });
+    expect(calls).toBe(0);
+    expect(await fleet.deadLetters.length()).toBe(1);
+  });
+
   it('a dead-letter entry holds the source, the whole event, every attempt and the last error with its stack', async () => {
     world.newTest();
     const fleet = await startFleet([

@@ -10,7 +10,7 @@ import {
 import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, buildApp } from '../src/app';
-import { ADMIN_TOKEN, adminHeaders, testCatalog } from './harness';
+import { ADMIN_TOKEN, adminHeaders, createHarness, type Harness, testCatalog } from './harness';
 
 /** The API over a running fleet's connections, as `server.ts` wires it. */
 async function appOver(fleet: Fleet, catalog: EventCatalog, url: string, prefix: string): Promise<ApiApp> {
@@ -370,5 +370,92 @@ describe('group status and dry run while events are failing', () => {
     expect(await fleet.deadLetters.length()).toBe(1);
     expect((await admin('GET', '/admin/audit')).items).toEqual([]);
     expect(await fleet.retryQueues.counts(SLOW)).toMatchObject({ delayed: 1, waiting: 0 });
+  });
+});
+
+/**
+ * Entries written at ids the test picks, two of them in one millisecond, to pin how the
+ * admin routes read an id, a cursor with `to`, and a bulk replay naming one id twice.
+ */
+describe('dead-letter ids, cursors and repeats at fixed ids', () => {
+  let h: Harness;
+  const IDS = ['1700000000000-0', '1700000000000-1', '1700000001000-0', '1700000002000-0', '1700000003000-0'];
+  const admin = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: Record<string, unknown>) =>
+    h.app.inject({ method, url, headers: adminHeaders, ...(payload === undefined ? {} : { payload }) });
+  const listIds = async (query: string) => {
+    const res = await admin('GET', `/admin/dlq${query}`);
+    expect(res.statusCode).toBe(200);
+    return (res.json().items as { id: string }[]).map((i) => i.id);
+  };
+
+  beforeAll(async () => {
+    h = await createHarness();
+    for (const id of IDS) {
+      const event = JSON.stringify({ id: `event-${id}`, type: 'test.thing', schemaVersion: '1', data: '{"name":"a"}' });
+      await h.redis.xadd(
+        h.keys.deadLetter,
+        id,
+        'group',
+        'g',
+        'type',
+        'test.thing',
+        'reason',
+        'non-retryable',
+        'event',
+        event,
+      );
+    }
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it.each([
+    ['GET', '/admin/dlq/1700000000000'],
+    ['DELETE', '/admin/dlq/1700000000000'],
+    ['POST', '/admin/dlq/1700000000000/replay'],
+  ] as const)('%s %s (no sequence part) is a 400 naming params.id, and touches nothing', async (method, url) => {
+    const res = await admin(method, url);
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json().errors.map((e: { field: string }) => e.field)).toContain('params.id');
+    expect(await h.redis.xlen(h.keys.deadLetter)).toBe(IDS.length);
+  });
+
+  it('refuses a bare millisecond as a bulk replay id or a cursor', async () => {
+    const bulk = await admin('POST', '/admin/dlq/replay', { ids: ['1700000000000'], dryRun: true });
+    expect(bulk.statusCode).toBe(400);
+    expect(bulk.json().errors.map((e: { field: string }) => e.field)).toContain('ids.0');
+    const list = await admin('GET', '/admin/dlq?cursor=1700000003000');
+    expect(list.statusCode).toBe(400);
+    expect(list.json().errors.map((e: { field: string }) => e.field)).toContain('query.cursor');
+  });
+
+  it('gets the entry with exactly the id asked for', async () => {
+    const res = await admin('GET', '/admin/dlq/1700000000000-1');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ id: '1700000000000-1', eventId: '', group: 'g' });
+    expect((await admin('GET', '/admin/dlq/1700000000000-2')).statusCode).toBe(404);
+  });
+
+  it('keeps the `to` filter when a cursor is given', async () => {
+    const to = new Date(1700000001500).toISOString();
+    expect(await listIds(`?to=${to}&cursor=1700000003000-0`)).toEqual([
+      '1700000001000-0',
+      '1700000000000-1',
+      '1700000000000-0',
+    ]);
+    expect(await listIds(`?to=${to}&cursor=1700000001000-0`)).toEqual(['1700000000000-1', '1700000000000-0']);
+    const page = await admin('GET', `/admin/dlq?to=${to}&limit=1`);
+    expect(page.json().items.map((i: { id: string }) => i.id)).toEqual(['1700000001000-0']);
+    expect(await listIds(`?to=${to}&cursor=${page.json().nextCursor}`)).toEqual(['1700000000000-1', '1700000000000-0']);
+  });
+
+  it('bulk replay counts a repeated id once and gives it one limit slot', async () => {
+    const [x, y] = IDS as [string, string];
+    const res = await admin('POST', '/admin/dlq/replay', { ids: [x, x, y], limit: 2, dryRun: true });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ dryRun: true, matched: 2, byGroup: { g: 2 }, missing: [] });
+    expect(res.json().invalidToday.map((i: { id: string }) => i.id)).toEqual([x, y]);
   });
 });

@@ -2,7 +2,11 @@ import { DEAD_LETTER_REASONS, type DeadLetterEntry } from '@streamfleet/core';
 import { z } from 'zod';
 import { problemResponses } from '../http/problem';
 
-const STREAM_ID = /^\d{1,20}(-\d{1,20})?$/;
+/**
+ * Both halves required: Redis reads a bare `1700000000000` as a range over that whole
+ * millisecond, so an id without its sequence would name some other entry.
+ */
+const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
 const NAME = /^[\w.:-]{1,200}$/;
 /** Both halves of a stream id are unsigned 64-bit; Redis refuses anything larger with an error. */
 const U64_MAX = 18_446_744_073_709_551_615n;

@@ -89,3 +89,45 @@ describe('DeadLetterStream.list filters', () => {
     expect(await walk({ group: 'timed', from: at(early[0] as string) }, 3)).toEqual([...early, ...late].reverse());
   });
 });
+
+/** A dead-letter stream of its own, with entries at ids the test picks. */
+describe('DeadLetterStream with entries at fixed ids', () => {
+  const fixedPrefix = uniquePrefix();
+  const fixedKeys = new StreamfleetKeys(fixedPrefix);
+  let fixed: DeadLetterStream;
+  const at = (id: string) => redis.xadd(fixedKeys.deadLetter, id, 'group', 'fixed', 'type', 'thing.happened');
+  const ids = async (filter: DeadLetterFilter, cursor?: string) =>
+    (await fixed.list(filter, { limit: 10, ...(cursor ? { cursor } : {}) })).items.map((i) => i.id);
+
+  beforeAll(async () => {
+    fixed = new DeadLetterStream({ redis, keys: fixedKeys });
+    for (const id of ['1700000000000-0', '1700000000000-1', '1700000001000-0', '1700000002000-0', '1700000003000-0']) {
+      await at(id);
+    }
+  });
+  afterAll(() => cleanupPrefix(testRedisUrl(), fixedPrefix));
+
+  it('gets, replays and discards only the entry whose id is exactly the one asked for', async () => {
+    await expect(fixed.get('1700000000000')).resolves.toBeUndefined();
+    await expect(fixed.get('01700000000000-1')).resolves.toBeUndefined();
+    expect((await fixed.get('1700000000000-1'))?.id).toBe('1700000000000-1');
+    await expect(fixed.discard('1700000000000', { actor: 'ops' })).rejects.toThrow(/no dead-letter entry/);
+    await expect(fixed.replay('1700000000000', { actor: 'ops' })).rejects.toThrow(/no dead-letter entry/);
+    const bulk = await fixed.replayMany({ ids: ['1700000000000'], dryRun: true, actor: 'ops' });
+    expect(bulk).toMatchObject({ matched: 0, missing: ['1700000000000'] });
+    expect(await fixed.length()).toBe(5);
+  });
+
+  it('keeps the `to` bound when a cursor is given, whichever of the two is lower', async () => {
+    const to = new Date(1700000001500);
+    expect(await ids({ to }, '1700000003000-0')).toEqual(['1700000001000-0', '1700000000000-1', '1700000000000-0']);
+    expect(await ids({ to }, '1700000001000-0')).toEqual(['1700000000000-1', '1700000000000-0']);
+    expect(await ids({ to: new Date(1700000000000) }, '1700000000000-1')).toEqual(['1700000000000-0']);
+    expect(await ids({ to: new Date(1700000002000) }, '1700000003000-0')).toEqual([
+      '1700000002000-0',
+      '1700000001000-0',
+      '1700000000000-1',
+      '1700000000000-0',
+    ]);
+  });
+});

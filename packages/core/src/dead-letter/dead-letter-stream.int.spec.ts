@@ -103,6 +103,18 @@ describe('DeadLetterStream', () => {
     expect(audit.items.every((r) => r.batchId === 'b-1' && r.actor === 'ops')).toBe(true);
   });
 
+  it('bulk replay by ids counts a repeated id once and gives it one limit slot', async () => {
+    const bad = await dlq.write(input('twice', 'non-retryable', 'not-a-number'));
+    const good = await dlq.write(input('twice', 'non-retryable', 3));
+    const ids = [bad.id, bad.id, good.id, bad.id];
+    const dry = await dlq.replayMany({ ids, limit: 2, dryRun: true, actor: 'ops' });
+    expect(dry).toMatchObject({ matched: 2, byGroup: { twice: 2 }, byReason: { 'non-retryable': 2 }, missing: [] });
+    expect(dry.invalidToday.map((i) => i.id)).toEqual([bad.id]);
+    const real = await dlq.replayMany({ ids, limit: 2, actor: 'ops' });
+    expect(real).toMatchObject({ matched: 2, replayed: 2, replayedIds: [bad.id, good.id] });
+    expect((await queues.counts('twice')).waiting).toBe(2);
+  });
+
   it('discards with an audit record, and says clearly when an id is gone or unknown', async () => {
     const { id } = await dlq.write(input('gone', 'non-retryable'));
     const discarded = await dlq.discard(id, { actor: 'ops' });

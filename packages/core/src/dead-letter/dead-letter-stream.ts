@@ -5,7 +5,7 @@ import type { EventCatalog } from '../events/catalog';
 import { decodeEvent, fieldsToRecord } from '../events/codec';
 import type { RetryQueues } from '../retry/retry-queues';
 import type { StreamfleetKeys } from '../streams/keys';
-import { isStreamId } from '../streams/reply';
+import { isStreamId, streamIdTime } from '../streams/reply';
 import {
   type AuditRecord,
   DEAD_LETTER_REASONS,
@@ -144,11 +144,13 @@ export class DeadLetterStream {
     return { id, created: created === 1 };
   }
 
+  /** The entry whose id is exactly `id`; a bare millisecond (`1700000000000`) names none. */
   async get(id: string): Promise<DeadLetterEntry | undefined> {
     assertId(id);
-    const rows = (await this.redis.xrange(this.keys.deadLetter, id, id)) as [string, string[]][];
+    // Redis widens a partial id to a range (and reads `01-0` as `1-0`): only an equal id counts.
+    const rows = (await this.redis.xrange(this.keys.deadLetter, id, id, 'COUNT', 1)) as [string, string[]][];
     const row = rows[0];
-    return row ? parseEntry(row[0], row[1]) : undefined;
+    return row && row[0] === id ? parseEntry(row[0], row[1]) : undefined;
   }
 
   /** Newest first. Filters apply server-side of this call; pagination is by cursor (an entry id). */
@@ -156,7 +158,7 @@ export class DeadLetterStream {
     const limit = clamp(page.limit ?? 50, 1, 1000);
     if (page.cursor !== undefined) assertId(page.cursor, 'cursor');
     const lower = filter.from ? String(filter.from.getTime()) : '-';
-    let end = page.cursor ? `(${page.cursor}` : filter.to ? String(filter.to.getTime()) : '+';
+    let end = upperBound(page.cursor, filter.to);
     const items: DeadLetterEntry[] = [];
     const chunk = Math.max(limit * 2, 100);
     let scanned = 0;
@@ -199,7 +201,9 @@ export class DeadLetterStream {
     let entries: DeadLetterEntry[] = [];
     if (options.ids && options.ids.length > 0) {
       for (const id of options.ids) assertId(id);
-      for (const id of options.ids.slice(0, limit)) {
+      // A repeated id is one entry: counted once, and it takes one `limit` slot.
+      const ids = [...new Set(options.ids)];
+      for (const id of ids.slice(0, limit)) {
         const entry = await this.get(id);
         if (entry && matches(entry, options.filter ?? {})) entries.push(entry);
         else if (!entry) missing.push(id);
@@ -415,6 +419,15 @@ function parseEntry(id: string, fields: string[]): DeadLetterEntry {
   };
   if (r.aggregateId) entry.aggregateId = r.aggregateId;
   return entry;
+}
+
+/**
+ * XREVRANGE's upper end: before `cursor` (exclusive) and at or before `to` (its whole
+ * millisecond), whichever is lower, so paging never steps past the `to` filter.
+ */
+function upperBound(cursor: string | undefined, to: Date | undefined): string {
+  if (cursor && (to === undefined || streamIdTime(cursor) <= to.getTime())) return `(${cursor}`;
+  return to === undefined ? '+' : String(to.getTime());
 }
 
 function matches(entry: DeadLetterEntry, filter: DeadLetterFilter): boolean {

@@ -177,6 +177,32 @@ describe('Idempotency-Key', () => {
     expect(otherRoute.statusCode).toBe(422);
   });
 
+  it('treats the same JSON with keys in another order as the same request', async () => {
+    const post = (payload: string) =>
+      h.app.inject({
+        method: 'POST',
+        url: '/v1/events/batch',
+        headers: { 'idempotency-key': 'key-order', 'content-type': 'application/json' },
+        payload,
+      });
+    const first = await post(
+      '{"events":[{"type":"test.thing","data":{"name":"k","fail":false},"aggregateId":"a-1"},{"type":"test.thing","data":{"name":"l"}}]}',
+    );
+    const reordered = await post(
+      '{"events":[{"aggregateId":"a-1","data":{"fail":false,"name":"k"},"type":"test.thing"},{"data":{"name":"l"},"type":"test.thing"}]}',
+    );
+    expect(first.statusCode).toBe(202);
+    expect(reordered.statusCode).toBe(202);
+    expect(reordered.headers['idempotent-replayed']).toBe('true');
+    expect(reordered.body).toBe(first.body);
+    // Array order is part of the request: the same events swapped are a different batch.
+    const swapped = await post(
+      '{"events":[{"type":"test.thing","data":{"name":"l"}},{"type":"test.thing","data":{"name":"k","fail":false},"aggregateId":"a-1"}]}',
+    );
+    expect(swapped.statusCode).toBe(422);
+    expect(swapped.json().code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
   it('does not consume the key on a refused request', async () => {
     const bad = await h.app.inject({
       method: 'POST',

@@ -30,8 +30,9 @@ export class IdempotencyStore {
     private readonly ttlSeconds: number,
   ) {}
 
+  /** Equal JSON bodies fingerprint alike whatever their key order; array order still counts. */
   static fingerprint(route: string, body: unknown): string {
-    return createHash('sha256').update(route).update('\n').update(JSON.stringify(body)).digest('hex');
+    return createHash('sha256').update(route).update('\n').update(canonicalJson(body)).digest('hex');
   }
 
   /**
@@ -100,4 +101,20 @@ export class IdempotencyStore {
       return undefined;
     }
   }
+}
+
+/**
+ * JSON with every object's keys sorted, at every depth; arrays keep their order. One pass
+ * over a body that is already parsed, and only for requests that carry an Idempotency-Key.
+ */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(',')}]`;
+  // `?? 'null'`: undefined in an array, as JSON.stringify writes it.
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  const record = value as Record<string, unknown>;
+  const members: string[] = [];
+  for (const key of Object.keys(record).sort()) {
+    if (record[key] !== undefined) members.push(`${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+  }
+  return `{${members.join(',')}}`;
 }

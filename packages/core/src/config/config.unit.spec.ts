@@ -43,6 +43,8 @@ describe('loadConfig', () => {
     ['PAYMENT_SIMULATOR_FAILURE_RATE', '1.5'],
     ['PAYMENT_SIMULATOR_FAILURE_RATE', '-0.1'],
     ['PAYMENT_SIMULATOR_FAILURE_RATE', 'often'],
+    ['ADMIN_TOKEN', 'a token with spaces in it'],
+    ['WORKER_GROUPS', ','],
   ])('names %s when it is %j', (variable, value) => {
     try {
       loadConfig({ [variable]: value });
@@ -57,6 +59,32 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PAYMENT_SIMULATOR_FAILURE_RATE: value })).toThrow(
       /PAYMENT_SIMULATOR_FAILURE_RATE: must be a number from 0 to 1/,
     );
+  });
+
+  it.each(['token-with-a space', 'token-with-a\ttab-0123', 'token-0123456789abcdef\n', ' token-0123456789abcdef'])(
+    'refuses ADMIN_TOKEN=%j, which no bearer header could carry, without printing it',
+    (value) => {
+      let message = '';
+      try {
+        loadConfig({ ADMIN_TOKEN: value });
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/ADMIN_TOKEN: must not contain whitespace/);
+      expect(message).not.toContain('token-');
+      expect(loadConfig({ ADMIN_TOKEN: value.replace(/\s/g, '') }).adminToken).toBe(value.replace(/\s/g, ''));
+    },
+  );
+
+  it.each([',', ' , ', ',,', '   '])('refuses WORKER_GROUPS=%j, which names no group', (value) => {
+    expect(() => loadConfig({ WORKER_GROUPS: value })).toThrow(/WORKER_GROUPS: names no group/);
+  });
+
+  it('leaves WORKER_GROUPS unset or empty as "every group", and drops empty names between real ones', () => {
+    expect(loadConfig({}).workerGroups).toBeUndefined();
+    expect(loadConfig({ WORKER_GROUPS: '' }).workerGroups).toBeUndefined();
+    expect(loadConfig({ WORKER_GROUPS: ',payment,,' }).workerGroups).toEqual(['payment']);
   });
 
   it('refuses a max delay below the base delay', () => {

@@ -33,6 +33,8 @@ export const configSchema = z
     ADMIN_TOKEN: z
       .string()
       .min(16, 'must be at least 16 characters')
+      // A bearer token is one word: a token with whitespace could never authenticate.
+      .regex(/^\S*$/, 'must not contain whitespace (spaces, tabs or newlines)')
       .optional()
       .or(z.literal('').transform(() => undefined)),
     STREAMFLEET_PREFIX: z
@@ -65,12 +67,19 @@ export const configSchema = z
     WORKER_GROUPS: z
       .string()
       .optional()
-      .transform((v) =>
-        v
-          ?.split(',')
+      .transform((v, ctx) => {
+        if (v === undefined) return undefined;
+        const names = v
+          .split(',')
           .map((s) => s.trim())
-          .filter(Boolean),
-      ),
+          .filter(Boolean);
+        // Set but naming nothing (",") is a mistake, not "all groups": unset it to run every group.
+        if (names.length === 0) {
+          ctx.addIssue({ code: 'custom', message: 'names no group; give comma-separated group names or unset it' });
+          return z.NEVER;
+        }
+        return names;
+      }),
     SHUTDOWN_TIMEOUT_MS: int(0).default(15_000),
     PAYMENT_GATEWAY_URL: optionalUrl,
     PAYMENT_SIMULATOR_FAILURE_RATE: probability(
@@ -138,6 +147,9 @@ export class ConfigError extends StreamfleetError {
   }
 }
 
+/** Variables whose values never appear in an error message (it ends up in logs). */
+const SECRET_VARIABLES = new Set(['ADMIN_TOKEN']);
+
 /** Parses the environment once. Throws `ConfigError` naming each bad variable. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
   // Empty strings mean "unset" for optional variables, as in most dotenv tooling.
@@ -149,7 +161,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       const rest = issue.path.slice(1).join('.');
       const value = source[variable];
       const shown =
-        value === undefined ? 'unset' : JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+        value === undefined
+          ? 'unset'
+          : SECRET_VARIABLES.has(variable)
+            ? `${value.length} characters, not shown`
+            : JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
       return { variable, message: `${rest ? `${rest}: ` : ''}${issue.message} (got ${shown})` };
     });
     const text = issues.map((i) => `  ${i.variable}: ${i.message}`).join('\n');

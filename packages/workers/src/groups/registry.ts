@@ -61,11 +61,12 @@ export class GroupRegistry {
   }
 
   /**
-   * The sets to start and, for each, which of its groups. `undefined` selects every group of
-   * every set that is included by default. Unknown names throw `UnknownGroupError`.
+   * The sets to start and, for each, which of its groups. Only `undefined` selects every group
+   * of every set that is included by default; `[]` selects nothing. Unknown names throw
+   * `UnknownGroupError`.
    */
   select(names: readonly string[] | undefined): { set: GroupSet; groups: Set<string> }[] {
-    if (names === undefined || names.length === 0) {
+    if (names === undefined) {
       return this.sets.filter((s) => s.includedByDefault).map((set) => ({ set, groups: new Set(set.groups) }));
     }
     const known = this.knownGroups();

@@ -16,6 +16,10 @@ describe('GroupRegistry', () => {
     expect(chosen.map((c) => [c.set.name, [...c.groups]])).toEqual([['domain', ['a', 'b']]]);
   });
 
+  it('selects nothing for an empty list: only undefined means every group', () => {
+    expect(registry.select([])).toEqual([]);
+  });
+
   it('selects named groups across sets, including non-default ones', () => {
     const chosen = registry.select(['b', 't2']);
     expect(chosen.map((c) => [c.set.name, [...c.groups]])).toEqual([

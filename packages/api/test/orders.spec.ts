@@ -3,13 +3,17 @@ import {
   applyToReadModel,
   createPostgres,
   createSagaGroup,
+  listOrders,
   loadEvents,
   migrate,
   OrderService,
   type Sql,
+  ValidationError,
 } from '@streamfleet/core';
 import { createTestDatabase, handlerContext, type TestDatabase } from '@streamfleet/core/testing';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toProblem } from '../src/http/error-handler';
 import { ordersPlugin } from '../src/routes/orders';
 import { createHarness, type Harness } from './harness';
 
@@ -35,6 +39,26 @@ const body = { customerId: 'cust-api', items: [{ sku: 'SKU-1', quantity: 2, unit
 async function project(id: string): Promise<void> {
   for (const e of await loadEvents(sql, id)) await applyToReadModel(sql, e);
 }
+
+/** Events and outbox rows stored for an order id (both must stay empty when a command is refused). */
+async function stored(id: string): Promise<{ events: number; outbox: number }> {
+  const events = (await loadEvents(sql, id)).length;
+  const [row] = await sql<{ n: number }[]>`
+    select count(*)::int as n from outbox where event::text like ${`%${JSON.stringify(id)}%`}`;
+  return { events, outbox: row?.n ?? 0 };
+}
+
+const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+function expectProblem(res: LightMyRequestResponse, status: number) {
+  expect(res.statusCode).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  const problem = res.json();
+  expect(problem).toMatchObject({ status, type: expect.stringMatching(/^\/problems\//) });
+  return problem as { code: string; errors: { field: string; message: string }[]; details?: unknown };
+}
+
+const fields = (problem: { errors: { field: string }[] }) => problem.errors.map((e) => e.field);
 
 describe('/v1/orders', () => {
   it('places, reads, confirms, cancels and lists an order, and shows its history', async () => {
@@ -200,6 +224,149 @@ describe('/v1/orders', () => {
     const wrongTotal = await h.app.inject({ method: 'POST', url: '/v1/orders', payload: { ...body, total: 1 } });
     expect(wrongTotal.statusCode).toBe(422);
     expect(wrongTotal.json().code).toBe('ORDER_TOTAL_MISMATCH');
+  });
+
+  it('refuses a price or quantity past its documented maximum with 400, storing nothing', async () => {
+    const huge = {
+      orderId: 'huge-1',
+      customerId: 'big',
+      items: [{ sku: 'S', quantity: 10000, unitPrice: 9007199254740991 }],
+    };
+    const res = await h.app.inject({ method: 'POST', url: '/v1/orders', payload: huge });
+    const problem = expectProblem(res, 400);
+    expect(problem.code).toBe('VALIDATION_ERROR');
+    expect(fields(problem)).toEqual(['items.0.unitPrice']);
+    expect(await stored('huge-1')).toEqual({ events: 0, outbox: 0 });
+    expectProblem(await h.app.inject({ method: 'GET', url: '/v1/orders/huge-1' }), 404);
+
+    const tooMany = await h.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      payload: { ...huge, items: [{ sku: 'S', quantity: 10_001, unitPrice: 1 }] },
+    });
+    expect(fields(expectProblem(tooMany, 400))).toEqual(['items.0.quantity']);
+
+    // The largest order the schema lets through has a total the API and Postgres can hold.
+    const max = { sku: 'S', quantity: 10_000, unitPrice: 1_000_000_000 };
+    const largest = { orderId: 'huge-1', customerId: 'big', items: Array.from({ length: 100 }, () => max) };
+    const created = await h.app.inject({ method: 'POST', url: '/v1/orders', payload: largest });
+    expect(created.statusCode).toBe(201);
+    expect(created.json().total).toBe(1e15);
+    await project('huge-1');
+    const read = await h.app.inject({ method: 'GET', url: '/v1/orders/huge-1' });
+    expect(read.statusCode).toBe(200);
+    expect(read.json().total).toBe(1e15);
+  });
+
+  it('refuses, in the domain, a total that is not a safe integer (422), storing nothing', async () => {
+    const service = new OrderService(sql);
+    const err = await service
+      .create({
+        orderId: 'huge-2',
+        customerId: 'big',
+        items: [{ sku: 'S', quantity: 10000, unitPrice: 9007199254740991 }],
+      })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'DomainError', code: 'ORDER_TOTAL_OUT_OF_RANGE' });
+    const problem = toProblem(err);
+    expect(problem).toMatchObject({ status: 422, code: 'ORDER_TOTAL_OUT_OF_RANGE' });
+    expect(problem.extensions).toMatchObject({ details: { field: 'items' } });
+    expect(await stored('huge-2')).toEqual({ events: 0, outbox: 0 });
+  });
+
+  it('refuses a NUL character in any order string with 400 naming the field', async () => {
+    const nul = 'a\u0000b';
+    const cases: [string, InjectOptions, string][] = [
+      ['GET one', { method: 'GET', url: '/v1/orders/%00' }, 'params.id'],
+      ['GET events', { method: 'GET', url: '/v1/orders/a%00/events' }, 'params.id'],
+      ['GET list', { method: 'GET', url: '/v1/orders?customerId=%00' }, 'query.customerId'],
+      ['confirm', { method: 'POST', url: '/v1/orders/%00/confirm' }, 'params.id'],
+      ['cancel id', { method: 'POST', url: '/v1/orders/%00/cancel', payload: { reason: 'x' } }, 'params.id'],
+      ['cancel reason', { method: 'POST', url: '/v1/orders/o-1/cancel', payload: { reason: nul } }, 'reason'],
+      [
+        'cancelledBy',
+        { method: 'POST', url: '/v1/orders/o-1/cancel', payload: { reason: 'x', cancelledBy: nul } },
+        'cancelledBy',
+      ],
+      ['ship carrier', { method: 'POST', url: '/v1/orders/o-1/ship', payload: { carrier: nul } }, 'carrier'],
+      ['deliver', { method: 'POST', url: '/v1/orders/%00/deliver' }, 'params.id'],
+      ['customerId', { method: 'POST', url: '/v1/orders', payload: { ...body, customerId: nul } }, 'customerId'],
+      ['orderId', { method: 'POST', url: '/v1/orders', payload: { ...body, orderId: nul } }, 'orderId'],
+      [
+        'sku',
+        { method: 'POST', url: '/v1/orders', payload: { ...body, items: [{ sku: nul, quantity: 1, unitPrice: 1 }] } },
+        'items.0.sku',
+      ],
+      ['currency', { method: 'POST', url: '/v1/orders', payload: { ...body, currency: 'E\u0000R' } }, 'currency'],
+      [
+        'address',
+        {
+          method: 'POST',
+          url: '/v1/orders',
+          payload: { ...body, shippingAddress: { line1: nul, city: 'c', postalCode: 'p', country: 'DE' } },
+        },
+        'shippingAddress.line1',
+      ],
+    ];
+    for (const [name, request, field] of cases) {
+      const problem = expectProblem(await h.app.inject(request), 400);
+      expect(problem.code, name).toBe('VALIDATION_ERROR');
+      expect(fields(problem), name).toContain(field);
+    }
+  });
+
+  it('answers 400, not 500, when Postgres refuses a NUL that reached a query (backstop)', async () => {
+    for (const query of [sql`select ${'a\u0000b'}::text`, sql`select ${sql.json({ a: 'a\u0000b' })}::jsonb`]) {
+      const err = await query.catch((e: unknown) => e);
+      expect(['22021', '22P05']).toContain((err as { code?: string }).code);
+      expect(toProblem(err)).toMatchObject({ status: 400, code: 'UNSUPPORTED_CHARACTER' });
+    }
+    const other = await sql`select 1/0`.catch((e: unknown) => e);
+    expect(toProblem(other).status).toBe(500);
+  });
+
+  it('pages with nextCursor and refuses a cursor it did not hand out (400 query.cursor)', async () => {
+    const customerId = `cust-pages-${Date.now()}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const order = (
+        await h.app.inject({ method: 'POST', url: '/v1/orders', payload: { ...body, customerId } })
+      ).json();
+      await project(order.id);
+      ids.push(order.id);
+    }
+    const first = (await h.app.inject({ method: 'GET', url: `/v1/orders?customerId=${customerId}&limit=2` })).json();
+    expect(first.orders).toHaveLength(2);
+    expect(first.nextCursor).toEqual(expect.any(String));
+    const second = await h.app.inject({
+      method: 'GET',
+      url: `/v1/orders?customerId=${customerId}&limit=2&cursor=${first.nextCursor}`,
+    });
+    expect(second.statusCode).toBe(200);
+    const seen = [...first.orders, ...second.json().orders].map((o: { id: string }) => o.id);
+    expect(seen.sort()).toEqual([...ids].sort());
+
+    for (const cursor of [
+      'garbage',
+      cursorOf({ createdAt: 'yesterday', id: 'x' }),
+      cursorOf({ createdAt: '2026-13-45T00:00:00.000Z', id: 'x' }),
+      cursorOf({ createdAt: '0000-01-01T00:00:00.000Z', id: 'x' }),
+      cursorOf({ createdAt: '2026-01-15T10:00:00.000Z', id: 7 }),
+      cursorOf({ createdAt: '2026-01-15T10:00:00.000Z', id: 'a\u0000b' }),
+      cursorOf({ id: 'x' }),
+      cursorOf(null),
+      encodeURIComponent('eyJ+/='),
+    ]) {
+      const res = await h.app.inject({ method: 'GET', url: `/v1/orders?customerId=${customerId}&cursor=${cursor}` });
+      const problem = expectProblem(res, 400);
+      expect(problem.code, cursor).toBe('VALIDATION_ERROR');
+      expect(fields(problem), cursor).toEqual(['query.cursor']);
+    }
+
+    // Callers of core (not only HTTP) get the ValidationError.
+    const err = await listOrders(sql, { cursor: 'garbage' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).issues).toEqual([{ field: 'cursor', message: expect.any(String) }]);
   });
 
   it('documents the routes in a valid OpenAPI document', async () => {

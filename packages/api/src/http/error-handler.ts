@@ -88,6 +88,13 @@ export function toProblem(err: unknown): ApiProblem {
     const headers: Record<string, string> = {};
     return new ApiProblem(status, code, message, { headers });
   }
+  if (isUnstorableText(err)) {
+    return new ApiProblem(
+      400,
+      'UNSUPPORTED_CHARACTER',
+      'the request holds text the database cannot store (a NUL character, U+0000); nothing was written',
+    );
+  }
   if (isRedisUnavailable(err)) {
     return new ApiProblem(
       503,
@@ -99,6 +106,22 @@ export function toProblem(err: unknown): ApiProblem {
     );
   }
   return internal();
+}
+
+/**
+ * Postgres refuses NUL in text (22021 character_not_in_repertoire, "invalid byte sequence") and
+ * in jsonb (22P05 untranslatable_character). Routes refuse NUL in their schemas, naming the
+ * field; this is the backstop for a string that reached a query without such a check: the
+ * client's input is at fault, not the server. postgres.js errors carry the SQLSTATE as `code`.
+ */
+const UNSTORABLE_TEXT = new Set(['22021', '22P05']);
+
+function isUnstorableText(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    err.name === 'PostgresError' &&
+    UNSTORABLE_TEXT.has(String((err as { code?: unknown }).code))
+  );
 }
 
 function defaultCode(status: number, fastifyCode: string | undefined): string {

@@ -5,29 +5,57 @@ import {
   type Order,
   type OrderService,
   SAGA_STATES,
+  ValidationError,
 } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiRoutePlugin } from '../deps';
 import { problemResponses } from '../http/problem';
 
+/**
+ * Text the order routes accept. Postgres cannot store NUL (U+0000) in text or jsonb, so it is
+ * refused here, naming the field, instead of failing the insert (or the lookup) with a 500.
+ */
+function storableString(min: number, max: number) {
+  return z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((s) => !s.includes('\u0000'), 'must not contain a NUL character (U+0000)');
+}
+
+/**
+ * Upper bounds of an order line. With at most 100 lines, the largest total is
+ * 100 x 10,000 x 1,000,000,000 = 1e15 cents: a safe integer, and well inside Postgres bigint.
+ */
+const MAX_QUANTITY = 10_000;
+const MAX_UNIT_PRICE = 1_000_000_000;
+const MAX_ITEMS = 100;
+
 const itemSchema = z.strictObject({
-  sku: z.string().min(1).max(64).meta({ example: 'SKU-1' }),
-  quantity: z.number().int().positive().max(10_000).meta({ example: 2 }),
-  unitPrice: z.number().int().nonnegative().meta({ description: 'Cents', example: 1250 }),
+  sku: storableString(1, 64).meta({ example: 'SKU-1' }),
+  quantity: z
+    .number()
+    .int()
+    .positive()
+    .max(MAX_QUANTITY)
+    .meta({ description: `At most ${MAX_QUANTITY}`, example: 2 }),
+  unitPrice: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(MAX_UNIT_PRICE)
+    .meta({ description: `Cents, at most ${MAX_UNIT_PRICE} (10 million in currency units)`, example: 1250 }),
 });
 
 const createOrderSchema = z
   .strictObject({
-    orderId: z
-      .string()
-      .min(1)
-      .max(200)
+    orderId: storableString(1, 200)
       .optional()
       .meta({ description: 'Client-chosen id (makes retries safe: a repeat is 409); default a new UUID v7' }),
-    customerId: z.string().min(1).max(128).meta({ example: 'cust-42' }),
-    items: z.array(itemSchema).min(1).max(100),
-    currency: z.string().length(3).optional().meta({ example: 'EUR' }),
+    customerId: storableString(1, 128).meta({ example: 'cust-42' }),
+    items: z.array(itemSchema).min(1).max(MAX_ITEMS),
+    currency: storableString(3, 3).optional().meta({ example: 'EUR' }),
     total: z
       .number()
       .int()
@@ -36,10 +64,10 @@ const createOrderSchema = z
       .meta({ description: 'When given, must equal the sum of the lines (else 422 ORDER_TOTAL_MISMATCH)' }),
     shippingAddress: z
       .strictObject({
-        line1: z.string().min(1).max(200),
-        city: z.string().min(1).max(100),
-        postalCode: z.string().min(1).max(20),
-        country: z.string().length(2),
+        line1: storableString(1, 200),
+        city: storableString(1, 100),
+        postalCode: storableString(1, 20),
+        country: storableString(2, 2),
       })
       .optional(),
   })
@@ -164,7 +192,7 @@ const historyExample = {
   ],
 };
 
-const idParams = z.strictObject({ id: z.string().min(1).max(200) });
+const idParams = z.strictObject({ id: storableString(1, 200) });
 const expectedVersion = z
   .number()
   .int()
@@ -175,6 +203,15 @@ const expectedVersion = z
 /** The command's optimistic-concurrency guard, when the request sent one. */
 function guardedBy(version: number | undefined): { expectedVersion?: number } {
   return version === undefined ? {} : { expectedVersion: version };
+}
+
+/** Core names a list parameter (`cursor`); the API names where it came from (`query.cursor`). */
+function inQuery(err: unknown): unknown {
+  if (!(err instanceof ValidationError)) return err;
+  return new ValidationError(
+    err.message,
+    err.issues.map((issue) => ({ ...issue, field: `query.${issue.field}` })),
+  );
 }
 
 function present(order: Order): z.infer<typeof orderSchema> {
@@ -248,8 +285,8 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           description: 'Refused (422) once shipped. Stock is released and a captured payment refunded.',
           params: idParams,
           body: z.strictObject({
-            reason: z.string().min(1).max(500).meta({ example: 'changed my mind' }),
-            cancelledBy: z.string().min(1).max(128).optional().meta({ description: 'Default: customer' }),
+            reason: storableString(1, 500).meta({ example: 'changed my mind' }),
+            cancelledBy: storableString(1, 128).optional().meta({ description: 'Default: customer' }),
             expectedVersion,
           }),
           response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422) },
@@ -277,8 +314,8 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           params: idParams,
           body: z
             .strictObject({
-              carrier: z.string().min(1).max(64).optional().meta({ example: 'dhl' }),
-              trackingNumber: z.string().min(1).max(128).optional().meta({ example: 'JD014600003SE' }),
+              carrier: storableString(1, 64).optional().meta({ example: 'dhl' }),
+              trackingNumber: storableString(1, 128).optional().meta({ example: 'JD014600003SE' }),
               expectedVersion,
             })
             .nullish(),
@@ -346,10 +383,15 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           tags: ['orders'],
           summary: 'Orders, newest first',
           querystring: z.strictObject({
-            customerId: z.string().min(1).max(128).optional(),
+            customerId: storableString(1, 128).optional(),
             status: z.enum(ORDER_STATUSES).optional(),
             limit: z.coerce.number().int().min(1).max(200).optional().meta({ description: 'Default 50' }),
-            cursor: z.string().max(500).optional().meta({ description: '`nextCursor` of the previous page' }),
+            cursor: z
+              .string()
+              .max(500)
+              .regex(/^[A-Za-z0-9_-]*$/, 'not a cursor from a previous page')
+              .optional()
+              .meta({ description: '`nextCursor` of the previous page (opaque; 400 when it is not one)' }),
           }),
           response: {
             200: z
@@ -361,12 +403,16 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
       },
       async (request) => {
         const q = request.query;
-        const page = await orders.list({
-          ...(q.customerId ? { customerId: q.customerId } : {}),
-          ...(q.status ? { status: q.status } : {}),
-          ...(q.limit ? { limit: q.limit } : {}),
-          ...(q.cursor ? { cursor: q.cursor } : {}),
-        });
+        const page = await orders
+          .list({
+            ...(q.customerId ? { customerId: q.customerId } : {}),
+            ...(q.status ? { status: q.status } : {}),
+            ...(q.limit ? { limit: q.limit } : {}),
+            ...(q.cursor ? { cursor: q.cursor } : {}),
+          })
+          .catch((err: unknown) => {
+            throw inQuery(err);
+          });
         return { orders: page.orders.map(present), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
       },
     );

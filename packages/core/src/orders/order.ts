@@ -46,6 +46,7 @@ export const OrderErrorCode = {
   cannotCancelShipped: 'CANNOT_CANCEL_SHIPPED',
   cannotCancelDelivered: 'CANNOT_CANCEL_DELIVERED',
   invalidTotal: 'ORDER_TOTAL_MISMATCH',
+  totalOutOfRange: 'ORDER_TOTAL_OUT_OF_RANGE',
   emptyOrder: 'ORDER_EMPTY',
 } as const;
 
@@ -126,7 +127,7 @@ export interface CreateOrderInput {
 
 export function decideCreate(input: CreateOrderInput): PendingEvent<'order.created', OrderCreatedData>[] {
   if (input.items.length === 0) throw new DomainError(OrderErrorCode.emptyOrder, 'an order needs at least one item');
-  const total = input.items.reduce((sum, i) => sum + i.quantity * i.unitPrice, 0);
+  const total = orderTotal(input.items);
   if (input.total !== undefined && input.total !== total) {
     throw new DomainError(OrderErrorCode.invalidTotal, `total ${input.total} does not match the lines (${total})`, {
       details: { expected: total, actual: input.total },
@@ -141,6 +142,28 @@ export function decideCreate(input: CreateOrderInput): PendingEvent<'order.creat
     ...(input.shippingAddress ? { shippingAddress: input.shippingAddress } : {}),
   };
   return [{ type: 'order.created', data }];
+}
+
+/**
+ * The sum of the lines, in cents. Past 2^53 cents a sum is no longer exact, and neither
+ * Postgres (bigint) nor the API's integers can hold it: an order stored with it could never
+ * be read back. So every line, and the running sum, must be a safe, non-negative integer;
+ * otherwise the command is refused before any event exists.
+ */
+function orderTotal(items: readonly OrderItem[]): number {
+  let total = 0;
+  for (const item of items) {
+    const line = item.quantity * item.unitPrice;
+    total += line;
+    if (!Number.isSafeInteger(line) || !Number.isSafeInteger(total) || total < 0) {
+      throw new DomainError(
+        OrderErrorCode.totalOutOfRange,
+        `the order total must be a whole number of cents from 0 to ${Number.MAX_SAFE_INTEGER}`,
+        { details: { field: 'items', max: Number.MAX_SAFE_INTEGER } },
+      );
+    }
+  }
+  return total;
 }
 
 export function decideConfirm(order: Order): PendingEvent[] {

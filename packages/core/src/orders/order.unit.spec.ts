@@ -62,6 +62,33 @@ describe('order aggregate', () => {
     );
   });
 
+  it('refuses a total that is not a safe integer, before any event exists', () => {
+    const huge = { sku: 'S', quantity: 10_000, unitPrice: Number.MAX_SAFE_INTEGER };
+    expectRule(
+      () => decideCreate({ orderId: 'huge-1', customerId: 'big', items: [huge] }),
+      OrderErrorCode.totalOutOfRange,
+    );
+    // Each line is safe; their sum is not.
+    const half = { sku: 'S', quantity: 1, unitPrice: 2 ** 52 };
+    expectRule(
+      () => decideCreate({ orderId: 'o', customerId: 'c', items: [half, half, half] }),
+      OrderErrorCode.totalOutOfRange,
+    );
+    expectRule(
+      () => decideCreate({ orderId: 'o', customerId: 'c', items: [{ sku: 'S', quantity: 1, unitPrice: Number.NaN }] }),
+      OrderErrorCode.totalOutOfRange,
+    );
+    try {
+      decideCreate({ orderId: 'huge-1', customerId: 'big', items: [huge] });
+    } catch (err) {
+      expect((err as DomainError).details).toMatchObject({ field: 'items', max: Number.MAX_SAFE_INTEGER });
+    }
+    // The largest total the API lets through (100 lines at its maxima) is still accepted.
+    const max = { sku: 'S', quantity: 10_000, unitPrice: 1_000_000_000 };
+    const [event] = decideCreate({ orderId: 'o', customerId: 'c', items: Array.from({ length: 100 }, () => max) });
+    expect(event?.data.total).toBe(1e15);
+  });
+
   it('confirms only a pending order', () => {
     const o = created();
     const confirmed = apply(o, decideConfirm(o));

@@ -1,3 +1,4 @@
+import { ValidationError } from '../errors/index';
 import type { EventEnvelope } from '../events/envelope';
 import { ORDERS_STREAM, OrderEventType } from '../orders/events';
 import { evolve, foldOrder, isOrderEvent, type Order, type OrderStatus } from '../orders/order';
@@ -96,7 +97,7 @@ export interface ListOrdersQuery {
   status?: OrderStatus;
   /** Default 50, at most 200. */
   limit?: number;
-  /** `nextCursor` of the previous page. */
+  /** `nextCursor` of the previous page; anything else is a ValidationError (field `cursor`). */
   cursor?: string;
 }
 
@@ -134,15 +135,38 @@ function encodeCursor(c: { createdAt: string; id: string }): string {
   return Buffer.from(JSON.stringify(c)).toString('base64url');
 }
 
-function decodeCursor(cursor: string): { createdAt: string; id: string } | undefined {
+/** `createdAt` as `encodeCursor` writes it: `Date#toISOString()` of a year from 0001 to 9999. */
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * Reads a cursor handed out as `nextCursor`. Anything else is refused (ValidationError on
+ * `cursor`) rather than ignored, which would serve page one again, or passed on to the query,
+ * which cannot cast a time it does not understand (or store a NUL in a string).
+ */
+function decodeCursor(cursor: string): { createdAt: string; id: string } {
+  let c: { createdAt?: unknown; id?: unknown } | undefined;
   try {
-    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { createdAt?: unknown; id?: unknown };
-    return typeof c.createdAt === 'string' && typeof c.id === 'string'
-      ? { createdAt: c.createdAt, id: c.id }
-      : undefined;
+    c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as typeof c;
   } catch {
-    return undefined;
+    c = undefined;
   }
+  const createdAt = c?.createdAt;
+  const id = c?.id;
+  const valid =
+    typeof createdAt === 'string' &&
+    CURSOR_TIME.test(createdAt) &&
+    !createdAt.startsWith('0000') &&
+    !Number.isNaN(Date.parse(createdAt)) &&
+    new Date(createdAt).toISOString() === createdAt &&
+    typeof id === 'string' &&
+    id.length > 0 &&
+    !id.includes('\u0000');
+  if (!valid) {
+    throw new ValidationError('cursor is not a nextCursor handed out by a previous page', [
+      { field: 'cursor', message: 'not a cursor from a previous page' },
+    ]);
+  }
+  return { createdAt, id };
 }
 
 export interface ProjectionGroupOptions {

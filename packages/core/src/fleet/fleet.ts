@@ -119,10 +119,15 @@ export class Fleet {
     }
   }
 
-  /** Stops reading, finishes in-flight work (up to `timeoutMs`), then closes every connection. */
+  /**
+   * Stops reading and fetching retry jobs, finishes in-flight work (handlers and retry jobs
+   * alike, up to `timeoutMs`), then closes every connection.
+   */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
-    await Promise.all(this.consumers.map((c) => c.close(options)));
-    await Promise.all(this.retryWorkers.map((w) => w.close()));
+    await Promise.all([
+      ...this.consumers.map((c) => c.close(options)),
+      ...this.retryWorkers.map((w) => w.close(options)),
+    ]);
     await this.retryQueues.close();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }

@@ -38,6 +38,9 @@ export interface RetryWorkerOptions {
 export class RetryWorker {
   private worker: Worker<RetryJobData> | undefined;
   private readonly logger: Logger;
+  /** Jobs being processed by this worker, and `close()` waiting for them to be none. */
+  private running = 0;
+  private idle: (() => void) | undefined;
 
   constructor(private readonly options: RetryWorkerOptions) {
     this.logger = (options.logger ?? silentLogger).child({ group: options.definition.group, component: 'retry' });
@@ -46,7 +49,7 @@ export class RetryWorker {
   start(): void {
     if (this.worker) return;
     const { policy, definition } = this.options;
-    this.worker = new Worker<RetryJobData>(definition.group, (job) => this.process(job), {
+    this.worker = new Worker<RetryJobData>(definition.group, (job) => this.track(job), {
       connection: this.options.connection,
       prefix: this.options.keys.bullPrefix,
       concurrency: this.options.concurrency ?? definition.concurrency ?? 10,
@@ -81,9 +84,39 @@ export class RetryWorker {
     });
   }
 
-  async close(): Promise<void> {
-    await this.worker?.close();
+  /**
+   * Fetches no more jobs and gives the running ones up to `timeoutMs` (default 30 s); past it,
+   * closes without them: their locks lapse and they run again, here or in another process.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
     this.worker = undefined;
+    await worker.pause(true);
+    if (this.running > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          this.idle = resolve;
+        }),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, options.timeoutMs ?? 30_000);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    if (this.running > 0) this.logger.warn({ running: this.running }, 'closing with retry jobs still running');
+    await worker.close(this.running > 0);
+  }
+
+  private async track(job: Job<RetryJobData>): Promise<void> {
+    this.running++;
+    try {
+      await this.process(job);
+    } finally {
+      this.running--;
+      if (this.running === 0) this.idle?.();
+    }
   }
 
   private async process(job: Job<RetryJobData>): Promise<void> {

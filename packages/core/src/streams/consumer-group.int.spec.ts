@@ -232,6 +232,94 @@ describe('consumer group loop', () => {
   }, 20_000);
 });
 
+describe('close() and its timeout', () => {
+  /** The reader's line in CLIENT LIST (its connection is named `sf:<group>:<consumer>`). */
+  async function readerClient(groupName: string): Promise<{ id: string; cmd: string } | undefined> {
+    const list = (await redis.client('LIST')) as string;
+    const line = list.split('\n').find((l) => l.includes(` name=sf:${groupName}:`));
+    const field = (name: string) => line?.match(new RegExp(`(?:^| )${name}=(\\S*)`))?.[1];
+    const id = field('id');
+    return id ? { id, cmd: field('cmd') ?? '' } : undefined;
+  }
+
+  it('close() unblocks the reader even after it reconnected (a new client id)', async () => {
+    world.newTest();
+    await startFleet([group('a', () => undefined)], { consumer: { blockMs: 120_000 } });
+    const before = await waitFor(async () => {
+      const c = await readerClient('a');
+      return c?.cmd === 'xreadgroup' ? c : undefined;
+    });
+    await redis.client('KILL', 'ID', before.id);
+    await waitFor(
+      async () => {
+        const c = await readerClient('a');
+        return c && c.id !== before.id && c.cmd === 'xreadgroup';
+      },
+      { message: 'the reader blocked again on a new connection' },
+    );
+    // Unblocking the old id would leave close() waiting out the two-minute BLOCK.
+    await world.running.splice(0)[0]?.close({ timeoutMs: 1000 });
+  }, 20_000);
+
+  it('past its timeout, close() starts no more handlers: what is left stays pending for another consumer', async () => {
+    world.newTest();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const started: number[] = [];
+    let firstDone: Promise<void> = Promise.resolve();
+    const fleet = await startFleet(
+      [
+        group('a', (e) => {
+          started.push(n(e));
+          firstDone = gate;
+          return gate;
+        }),
+      ],
+      { consumer: { concurrency: 1, batchSize: 10, blockMs: 100 } },
+    );
+    await fleet.producer.publishMany([1, 2, 3, 4, 5].map((i) => ({ stream: STREAM, event: thing(i) })));
+    await waitFor(() => started.length === 1);
+    await world.running.splice(0)[0]?.close({ timeoutMs: 100 });
+    release();
+    await firstDone;
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toEqual([1]);
+    expect(Number(((await redis.xpending(fleet.keys.stream(STREAM), 'a')) as [number])[0])).toBe(5);
+  });
+
+  it('close() does not wait past its timeout for a retry job that is still running', async () => {
+    world.newTest();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let attempt = 0;
+    const fleet = await startFleet([
+      group('a', async (_e, ctx) => {
+        attempt = ctx.attempt;
+        if (ctx.attempt === 1) throw new Error('once');
+        await gate;
+      }),
+    ]);
+    try {
+      await fleet.producer.publish(STREAM, thing(1));
+      await waitFor(() => attempt === 2, { message: 'the retry is running' });
+      let closed = false;
+      void world.running
+        .splice(0)[0]
+        ?.close({ timeoutMs: 200 })
+        .then(() => {
+          closed = true;
+        });
+      await waitFor(() => closed, { timeoutMs: 5000, message: 'close() within its timeout' });
+    } finally {
+      release();
+    }
+  });
+});
+
 describe('crash recovery', () => {
   it('6. entries read by a consumer that died are handled by another after the visibility timeout', async () => {
     world.newTest();

@@ -98,6 +98,8 @@ export class ConsumerGroup {
   private readonly consumerIdleTimeoutMs: number;
 
   private running = false;
+  /** `close()` stopped waiting: entries still queued for a handler are left pending, unstarted. */
+  private abandoned = false;
   private inFlight = 0;
   private capacityWaiter: (() => void) | undefined;
   private drainWaiter: (() => void) | undefined;
@@ -161,6 +163,29 @@ export class ConsumerGroup {
     this.logger.info('consumer started');
   }
 
+  /**
+   * The reader's client id now. A reader that reconnected since `start()` (a Redis restart, a
+   * dropped connection) is a new client: it is found by its connection name; the id it had at
+   * start is the fallback for a reader without one.
+   */
+  private async readerIds(): Promise<number[]> {
+    const name = this.reader.options.connectionName;
+    if (name) {
+      try {
+        const list = String(await this.redis.client('LIST', 'TYPE', 'normal'));
+        const ids = list
+          .split('\n')
+          .filter((line) => line.includes(` name=${name} `))
+          .map((line) => Number(/^id=(\d+)/.exec(line)?.[1]))
+          .filter((id) => Number.isInteger(id));
+        if (ids.length > 0) return ids;
+      } catch (err) {
+        this.logger.debug({ err }, 'CLIENT LIST failed; unblocking the reader by its first id');
+      }
+    }
+    return this.readerId === undefined ? [] : [this.readerId];
+  }
+
   /** Entries handed to handlers and not yet finished. */
   get inFlightCount(): number {
     return this.inFlight;
@@ -175,7 +200,7 @@ export class ConsumerGroup {
     this.running = false;
     for (const wake of this.sleepers) wake();
     this.capacityWaiter?.();
-    if (this.readerId !== undefined) await this.redis.client('UNBLOCK', this.readerId).catch(() => undefined);
+    for (const id of await this.readerIds()) await this.redis.client('UNBLOCK', id).catch(() => undefined);
     await Promise.all([this.readLoopDone, this.claimLoopDone]);
     const timeoutMs = options.timeoutMs ?? 30_000;
     if (this.inFlight > 0) {
@@ -189,7 +214,10 @@ export class ConsumerGroup {
         }),
       ]);
       clearTimeout(timer);
-      if (this.inFlight > 0) this.logger.warn({ inFlight: this.inFlight }, 'closing with handlers still running');
+      if (this.inFlight > 0) {
+        this.abandoned = true;
+        this.logger.warn({ inFlight: this.inFlight }, 'closing with handlers still running');
+      }
     }
     await this.flushAcks();
     if (this.ownsReader) this.reader.disconnect();
@@ -319,6 +347,11 @@ export class ConsumerGroup {
    * settled at once, without a microtask. Never throws.
    */
   private run(delivery: Delivery): void {
+    if (this.abandoned) {
+      // Closed: not started, not acked; another consumer claims it after the visibility timeout.
+      this.finish(delivery);
+      return;
+    }
     const started = this.observer?.handled ? performance.now() : 0;
     let result: unknown;
     try {

@@ -172,7 +172,7 @@ export class ConsumerGroup {
     const name = this.reader.options.connectionName;
     if (name) {
       try {
-        const list = String(await this.redis.client('LIST', 'TYPE', 'normal'));
+        const list = String(await this.redis.call('CLIENT', 'LIST', 'TYPE', 'normal'));
         const ids = list
           .split('\n')
           .filter((line) => line.includes(` name=${name} `))

@@ -19,8 +19,8 @@ import {
 } from './types';
 
 const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), 'utf8');
-const WRITE_SCRIPT = script('write-dead-letter-4.lua');
-const REMOVE_SCRIPT = script('remove-dead-letter-5.lua');
+const WRITE_SCRIPT = script('write-dead-letter-5.lua');
+const REMOVE_SCRIPT = script('remove-dead-letter-6.lua');
 
 /** How long "already replayed/discarded" is remembered for an entry id. */
 const TOMBSTONE_TTL_SECONDS = 7 * 24 * 3600;
@@ -84,8 +84,8 @@ export class DeadLetterStream {
   constructor(options: DeadLetterStreamOptions) {
     const redis = options.redis as DeadLetterRedis;
     if (typeof redis.sfWriteDeadLetter !== 'function') {
-      redis.defineCommand('sfWriteDeadLetter', { numberOfKeys: 4, lua: WRITE_SCRIPT });
-      redis.defineCommand('sfRemoveDeadLetter', { numberOfKeys: 5, lua: REMOVE_SCRIPT });
+      redis.defineCommand('sfWriteDeadLetter', { numberOfKeys: 5, lua: WRITE_SCRIPT });
+      redis.defineCommand('sfRemoveDeadLetter', { numberOfKeys: 6, lua: REMOVE_SCRIPT });
     }
     this.redis = redis;
     this.keys = options.keys;
@@ -131,12 +131,14 @@ export class DeadLetterStream {
       'event',
       JSON.stringify(record),
     ];
+    const mark = marker(input.group, eventId, input.replayCount);
     const [id, created] = await this.redis.sfWriteDeadLetter(
       this.keys.deadLetter,
       this.keys.deadLetterMarkers,
       this.keys.deadLetterCounts,
       this.keys.stream(input.stream),
-      marker(input.group, eventId, input.replayCount),
+      this.keys.deadLetterMarkerGone(mark),
+      mark,
       input.group,
       ackEntryId ?? '',
       ...fields,
@@ -348,14 +350,16 @@ export class DeadLetterStream {
       entry.type,
       ...(context.batchId ? ['batchId', context.batchId] : []),
     ];
+    const mark = marker(entry.group, entry.eventId, entry.replayCount);
     const removed = await this.redis.sfRemoveDeadLetter(
       this.keys.deadLetter,
       this.keys.deadLetterMarkers,
       this.keys.deadLetterCounts,
       this.keys.deadLetterTombstone(entry.id),
       this.keys.audit,
+      this.keys.deadLetterMarkerGone(mark),
       entry.id,
-      marker(entry.group, entry.eventId, entry.replayCount),
+      mark,
       entry.group,
       JSON.stringify({ action, actor: context.actor, at }),
       String(TOMBSTONE_TTL_SECONDS),

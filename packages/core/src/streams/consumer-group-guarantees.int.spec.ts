@@ -359,6 +359,60 @@ describe('dead letters from the engine', () => {
     expect((await fleet.retryQueues.counts('a')).failed).toBe(0);
   });
 
+  it('a job that wrote its dead letter and stalled, running again after a replay, does not write that round twice', async () => {
+    world.newTest();
+    let calls = 0;
+    const fleet = await startFleet([
+      group('a', () => {
+        calls++;
+        throw new Error('always');
+      }),
+    ]);
+    const event = thing(1);
+    const fields = encodeEvent(event);
+    // Round 0's job wrote this dead letter on its last attempt, then its process died before
+    // completing the job.
+    const round0 = await fleet.deadLetters.write({
+      group: 'a',
+      stream: STREAM,
+      entryId: '1-0',
+      fields,
+      reason: 'retries-exhausted',
+      attempts: 3,
+      replayCount: 0,
+      lastError: { name: 'Error', message: 'always' },
+      failures: [],
+      firstFailedAt: new Date().toISOString(),
+    });
+    await fleet.deadLetters.replay(round0.id, { actor: 'ops' });
+    const [round1] = await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items), {
+      message: "the replay's own dead letter",
+    });
+    expect(round1).toMatchObject({ replayCount: 1, attempts: 3 });
+    // Now round 0's stalled job runs its last attempt again.
+    await fleet.retryQueues.schedule(
+      {
+        group: 'a',
+        stream: STREAM,
+        entryId: '1-0',
+        fields,
+        eventId: event.id,
+        type: event.type,
+        attemptOffset: 2,
+        replayCount: 0,
+        firstFailedAt: new Date().toISOString(),
+        failures: [],
+      },
+      0,
+    );
+    await waitFor(async () => (await fleet.retryQueues.counts('a')).completed === 2, {
+      message: 'both jobs completed',
+    });
+    expect(calls).toBe(4);
+    expect((await fleet.deadLetters.list()).items.map((i) => i.id)).toEqual([round1?.id]);
+    expect(await fleet.deadLetters.countsByGroup()).toEqual({ a: 1 });
+  });
+
   it.each([
     ['retries-exhausted', 3, (attempt: number) => new TypeError(`broken on attempt ${attempt}`)],
     [

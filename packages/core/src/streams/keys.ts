@@ -43,6 +43,14 @@ export class StreamfleetKeys {
     return `${this.root}:dlq:gone:${entryId}`;
   }
 
+  /**
+   * Short-lived record that the dead letter of a marker (`<group>|<event id>|<replay count>`)
+   * was replayed or discarded: a late write of that same round stays a no-op.
+   */
+  deadLetterMarkerGone(marker: string): string {
+    return `${this.root}:dlq:marker-gone:${marker}`;
+  }
+
   /** Audit stream of operator actions (replay, discard). */
   get audit(): string {
     return `${this.root}:audit`;

@@ -6,15 +6,19 @@
   KEYS[2] markers hash (marker -> dead-letter entry id)
   KEYS[3] per-group counts hash
   KEYS[4] source stream (XACK target)
+  KEYS[5] gone-marker key of this marker: set while its entry, replayed or discarded, is
+          recent enough that a late writer of the same round may still come (a retry job
+          that stalled after writing it runs again)
 
   ARGV[1] marker: "<group>|<event id>|<replay count>"
   ARGV[2] group
   ARGV[3] source entry id to XACK, or "" when the entry was already acknowledged
   ARGV[4..] field/value pairs of the dead-letter entry
 
-  Returns { dead-letter entry id, 1 if written now | 0 if it already existed }
+  Returns { dead-letter entry id, 1 if written now | 0 if it already existed (or existed and
+  was replayed or discarded since) }
 ]]
-local existing = redis.call('HGET', KEYS[2], ARGV[1])
+local existing = redis.call('HGET', KEYS[2], ARGV[1]) or redis.call('GET', KEYS[5])
 if existing then
   if ARGV[3] ~= '' then redis.call('XACK', KEYS[4], ARGV[2], ARGV[3]) end
   return { existing, 0 }

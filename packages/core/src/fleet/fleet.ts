@@ -37,7 +37,7 @@ export function defaultConsumerName(): string {
 /**
  * Everything one process needs to run consumer groups: connections, the producer, the
  * dead-letter stream, retry queues, and per group a `ConsumerGroup` loop plus its
- * `RetryWorker`. `close()` shuts them down in order and ends every connection it opened.
+ * `RetryWorker`. `close()` stops them all under one timeout and ends every connection it opened.
  */
 export class Fleet {
   readonly keys: StreamfleetKeys;

@@ -1,9 +1,15 @@
-import type { DeadLetterStream, EventCatalog, Logger, RetryQueues, StreamProducer } from '@streamfleet/core';
+import type {
+  DeadLetterStream,
+  EventCatalog,
+  Logger,
+  ReadinessCheck,
+  RetryQueues,
+  StreamProducer,
+} from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 
-/** A readiness check: resolves when the dependency answers, throws (or rejects) when not. */
-export type ReadinessCheck = () => Promise<unknown>;
+export type { ReadinessCheck };
 
 export interface RateLimitOptions {
   /** Requests allowed per client (IP) per window. */

@@ -4,6 +4,7 @@ export * from './dead-letter/index';
 export * from './errors/index';
 export * from './events/index';
 export * from './fleet/index';
+export * from './health/index';
 export * from './housekeeping/periodic';
 export * from './inventory/index';
 export * from './logging/index';

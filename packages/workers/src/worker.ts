@@ -6,11 +6,13 @@ import {
   Fleet,
   type GroupDefinition,
   type Logger,
+  type ReadinessCheck,
+  runReadinessChecks,
   StreamfleetKeys,
 } from '@streamfleet/core';
 import type { Redis } from 'ioredis';
 import type { GroupDeps, GroupRegistry, GroupSet } from './groups/registry';
-import { HealthServer } from './health/health-server';
+import { HealthServer, type Readiness } from './health/health-server';
 import { WorkerMetrics } from './metrics/worker-metrics';
 
 export interface WorkerOptions {
@@ -40,6 +42,8 @@ export class Worker {
   private readonly health: HealthServer | undefined;
   private readonly sets: GroupSet[];
   private readonly deps: GroupDeps;
+  /** The group sets' dependency checks (e.g. `postgres`), gathered once they started. */
+  private readonly checks: Record<string, ReadinessCheck> = {};
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
 
   private constructor(
@@ -141,6 +145,9 @@ export class Worker {
     }
     for (const set of this.sets) {
       await set.start?.({ ...this.deps, logger: logger.child({ groupSet: set.name }) });
+      for (const [name, check] of Object.entries(set.readinessChecks?.() ?? {})) {
+        this.checks[name in this.checks ? `${set.name}/${name}` : name] = check;
+      }
     }
     await this.fleet.start();
     if (this.state !== 'starting') return; // closed while starting
@@ -180,11 +187,30 @@ export class Worker {
     });
   }
 
-  readiness(): { ready: boolean; reason?: string } {
-    if (this.state === 'closing' || this.state === 'closed') return { ready: false, reason: 'shutting down' };
-    if (this.state !== 'running') return { ready: false, reason: 'starting' };
-    if (this.fleet.redis.status !== 'ready') return { ready: false, reason: `redis ${this.fleet.redis.status}` };
-    return { ready: true };
+  /**
+   * Ready while running with Redis connected and every group set's check (e.g. `postgres`)
+   * answering within 2 s (so a hung database answers 503 rather than hanging the probe). A
+   * failing dependency only makes the worker not ready: it keeps running and turns ready
+   * again once the dependency answers.
+   */
+  async readiness(): Promise<Readiness> {
+    const notReady = this.stateReason();
+    if (notReady) return { ready: false, reason: notReady };
+    if (Object.keys(this.checks).length === 0) return { ready: true };
+    const checks = await runReadinessChecks(this.checks);
+    const afterChecks = this.stateReason(); // closing may have begun meanwhile
+    if (afterChecks) return { ready: false, reason: afterChecks };
+    const failed = Object.entries(checks).filter(([, result]) => result !== 'ok');
+    if (failed.length === 0) return { ready: true };
+    return { ready: false, reason: failed.map(([name, result]) => `${name}: ${result}`).join('; '), checks };
+  }
+
+  /** Why the worker is not ready on its own account (lifecycle, Redis), if it is not. */
+  private stateReason(): string | undefined {
+    if (this.state === 'closing' || this.state === 'closed') return 'shutting down';
+    if (this.state !== 'running') return 'starting';
+    if (this.fleet.redis.status !== 'ready') return `redis ${this.fleet.redis.status}`;
+    return undefined;
   }
 
   /** Marks the worker not ready (load balancers and orchestrators stop counting on it). */

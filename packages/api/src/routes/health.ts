@@ -1,8 +1,7 @@
+import { runReadinessChecks } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteContext } from '../route-context';
-
-const CHECK_TIMEOUT_MS = 2000;
 
 const readinessSchema = z.object({
   status: z.enum(['ready', 'unavailable', 'shutting-down']),
@@ -11,23 +10,6 @@ const readinessSchema = z.object({
     example: { redis: 'ok' },
   }),
 });
-
-async function withTimeout(check: () => Promise<unknown>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      check(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
-      }),
-    ]);
-    return 'ok';
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** `/healthz` (the process is alive), `/readyz` (it can serve: Redis and other checks) and `/metrics`. */
 export const healthRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
@@ -58,14 +40,11 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
       if (ctx.lifecycle.shuttingDown) {
         return reply.code(503).send({ status: 'shutting-down', checks: {} });
       }
-      const checks: Record<string, () => Promise<unknown>> = {
+      const report = await runReadinessChecks({
         redis: () => ctx.deps.redis.ping(),
         ...ctx.deps.readinessChecks,
-      };
-      const names = Object.keys(checks);
-      const results = await Promise.all(names.map((name) => withTimeout(checks[name] as () => Promise<unknown>)));
-      const report = Object.fromEntries(names.map((name, i) => [name, results[i] ?? 'unknown']));
-      const ok = results.every((r) => r === 'ok');
+      });
+      const ok = Object.values(report).every((r) => r === 'ok');
       return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', checks: report });
     },
   );

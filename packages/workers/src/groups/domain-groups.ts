@@ -12,6 +12,7 @@ import {
   Periodic,
   PROJECTION_GROUP,
   pruneProcessedEvents,
+  type ReadinessCheck,
   SAGA_GROUP,
   type Sql,
   StreamProducer,
@@ -40,6 +41,8 @@ const DEDUP_PRUNE_INTERVAL_MS = 10 * 60_000;
  * what they (and the API) commit. Every worker running a domain group runs a relay; one
  * leads at a time (advisory lock), the others stand by for failover.
  *
+ * Readiness: `postgres` (`select 1` on the groups' pool).
+ *
  * Housekeeping, safe to run in every worker at once: sagas waiting longer than
  * `SAGA_TIMEOUT_MS` are given up (skip-locked, each once), and dedup rows older than
  * `DEDUP_RETENTION_HOURS` are deleted.
@@ -47,6 +50,7 @@ const DEDUP_PRUNE_INTERVAL_MS = 10 * 60_000;
 export function domainGroupSet(options: DomainGroupsOptions = {}): GroupSet {
   let sql: Sql | undefined;
   let relay: OutboxRelay | undefined;
+  let ping: Promise<void> | undefined;
   const housekeeping: Periodic[] = [];
   return {
     name: 'order-domain',
@@ -95,6 +99,22 @@ export function domainGroupSet(options: DomainGroupsOptions = {}): GroupSet {
         );
       }
       for (const task of housekeeping) task.start();
+    },
+    readinessChecks(): Record<string, ReadinessCheck> {
+      const db = sql;
+      if (!db) return {};
+      return {
+        // Every group here and the relay need Postgres. Probes arriving while a `select 1`
+        // hangs share it rather than queueing one more on the pool each time.
+        postgres: () => {
+          ping ??= (async () => {
+            await db`select 1`;
+          })().finally(() => {
+            ping = undefined;
+          });
+          return ping;
+        },
+      };
     },
     async close() {
       await Promise.all(housekeeping.map((task) => task.close()));

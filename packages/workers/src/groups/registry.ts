@@ -1,4 +1,4 @@
-import type { Config, EventCatalog, GroupDefinition, Logger, StreamfleetKeys } from '@streamfleet/core';
+import type { Config, EventCatalog, GroupDefinition, Logger, ReadinessCheck, StreamfleetKeys } from '@streamfleet/core';
 import type { Redis } from 'ioredis';
 
 /** What a group set gets to build its handlers with. Connections are the worker's: don't close them. */
@@ -14,7 +14,8 @@ export interface GroupDeps {
 /**
  * A named set of consumer groups, e.g. the order domain or the e2e test groups. Its event
  * types go into the worker's catalog; `create` builds the definitions once the worker has a
- * connection; `start` and `close` bracket the consumers' life.
+ * connection; `start` and `close` bracket the consumers' life; `readinessChecks` names the
+ * dependencies beyond Redis that its handlers cannot work without.
  */
 export interface GroupSet {
   /** Name of the set, for logs. */
@@ -29,6 +30,13 @@ export interface GroupSet {
   start?(deps: GroupDeps): Promise<void>;
   /** Runs after the consumers stopped. */
   close?(): Promise<void>;
+  /**
+   * Checks of the set's own dependencies by name (e.g. `postgres`, running `select 1`),
+   * asked for once `start` has run and run by the worker's `/readyz` on every probe, with a
+   * timeout: keep each one cheap. A failing check makes the worker not ready; it does not
+   * stop it.
+   */
+  readinessChecks?(): Record<string, ReadinessCheck>;
 }
 
 export class UnknownGroupError extends Error {

@@ -2,19 +2,31 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '@streamfleet/core';
 
+/** A readiness verdict; when not ready, `reason` says why and `checks` (if any ran) reports each. */
+export interface Readiness {
+  ready: boolean;
+  reason?: string;
+  /** Each dependency check by name: `ok`, or why it failed. */
+  checks?: Record<string, string>;
+}
+
 export interface HealthServerOptions {
   port: number;
   host?: string;
   logger: Logger;
-  /** `/readyz` answers 200 only while this returns `ready: true`. */
-  readiness(): { ready: boolean; reason?: string };
+  /**
+   * `/readyz` answers 200 only while this resolves to `ready: true`. Runs on every probe, so
+   * it must be cheap and must settle (bound its dependency checks with a timeout).
+   */
+  readiness(): Promise<Readiness>;
   /** `/metrics` body. */
   metrics(): Promise<{ contentType: string; body: string }>;
 }
 
 /**
  * The worker's operational endpoints: `/healthz` (the process is alive), `/readyz` (it is
- * consuming; 503 while starting, shutting down or without Redis), `/metrics` (Prometheus).
+ * consuming; 503 while starting, shutting down, without Redis or when a group set's check,
+ * e.g. Postgres, fails), `/metrics` (Prometheus).
  * Plain `node:http`: three routes do not need a framework, and it keeps the worker light.
  */
 export class HealthServer {
@@ -72,8 +84,9 @@ export class HealthServer {
       case '/healthz':
         return json(200, { status: 'ok' });
       case '/readyz': {
-        const r = this.options.readiness();
-        return json(r.ready ? 200 : 503, r.ready ? { status: 'ready' } : { status: 'not-ready', reason: r.reason });
+        const r = await this.options.readiness();
+        if (r.ready) return json(200, { status: 'ready' });
+        return json(503, { status: 'not-ready', reason: r.reason, ...(r.checks ? { checks: r.checks } : {}) });
       }
       case '/metrics': {
         const m = await this.options.metrics();

@@ -48,7 +48,8 @@ export function fieldsToRecord(fields: readonly string[]): Record<string, string
 
 const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const POSITIVE_INT = /^[1-9]\d{0,8}$/;
-const NON_NEGATIVE_INT = /^(0|[1-9]\d{0,14})$/;
+/** Up to 2^53 - 1 (16 digits), what `z.number().int()` and JSON numbers allow; checked exactly below. */
+const NON_NEGATIVE_INT = /^(0|[1-9]\d{0,15})$/;
 const MAX_TEXT = 200;
 
 /**
@@ -115,7 +116,10 @@ export function decodeEvent(fields: readonly string[], catalog: EventCatalog): E
   issues = checkText(issues, 'traceparent', traceparent, false);
   if (schemaVersion === undefined) issues = note(issues, 'schemaVersion', 'missing');
   else if (!POSITIVE_INT.test(schemaVersion)) issues = note(issues, 'schemaVersion', 'not a positive integer');
-  if (aggregateVersion !== undefined && !NON_NEGATIVE_INT.test(aggregateVersion)) {
+  if (
+    aggregateVersion !== undefined &&
+    !(NON_NEGATIVE_INT.test(aggregateVersion) && Number.isSafeInteger(Number(aggregateVersion)))
+  ) {
     issues = note(issues, 'aggregateVersion', 'not a non-negative integer');
   }
   if (occurredAt === undefined) issues = note(issues, 'occurredAt', 'missing');

@@ -24,6 +24,20 @@ describe('event codec', () => {
     expect(decodeEvent(encodeEvent(event), catalog)).toEqual(event);
   });
 
+  it.each([0, 1, 999_999_999_999_999, 1_000_000_000_000_000, Number.MAX_SAFE_INTEGER])(
+    'round-trips aggregateVersion %d (every safe integer a producer may send)',
+    (aggregateVersion) => {
+      const event = createEvent({ type: 'order.created', data: { total: 1 }, aggregateVersion });
+      expect(decodeEvent(encodeEvent(event), catalog).aggregateVersion).toBe(aggregateVersion);
+    },
+  );
+
+  it('refuses an aggregateVersion past 2^53 - 1, which a number cannot hold exactly', () => {
+    const fields = encodeEvent(createEvent({ type: 'order.created', data: { total: 1 }, aggregateVersion: 1 }));
+    fields[fields.indexOf('aggregateVersion') + 1] = '9007199254740993';
+    expect(() => decodeEvent(fields, catalog)).toThrow(/aggregateVersion: not a non-negative integer/);
+  });
+
   it('creates time-ordered UUIDv7 ids', () => {
     const a = createEvent({ type: 'order.created', data: { total: 1 } });
     const b = createEvent({ type: 'order.created', data: { total: 1 } });

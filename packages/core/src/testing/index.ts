@@ -13,6 +13,7 @@ import { StreamfleetKeys } from '../streams/keys';
 export { type FleetWithRelayOptions, startFleetWithRelay } from './fleet-with-relay';
 export { handlerContext } from './handler-context';
 export { type OrderDomainRun, orderDomainBacklog, waitForOrderDomainSettled } from './order-domain-settled';
+export { TestRedisServer } from './redis-server';
 export { type RecordedWebhook, startWebhookRecorder, type WebhookRecorder } from './webhook-recorder';
 
 export function testRedisUrl(): string {

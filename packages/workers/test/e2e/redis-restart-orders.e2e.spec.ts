@@ -12,6 +12,7 @@ import {
   type MigratedTestDatabase,
   migratedTestDatabase,
   startWebhookRecorder,
+  TestRedisServer,
   type WebhookRecorder,
   waitFor,
   waitForOrderDomainSettled,
@@ -20,7 +21,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOMAIN_GROUPS } from '../../src/groups/index';
 import { FleetHarness } from '../support/fleet-harness';
 import { PaymentGatewayServer } from '../support/payment-gateway-server';
-import { TestRedisServer } from '../support/redis-server';
 import type { WorkerProcess } from '../support/worker-process';
 
 /**

@@ -1,8 +1,7 @@
-import { waitFor } from '@streamfleet/core/testing';
+import { TestRedisServer, waitFor } from '@streamfleet/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { E2E_GROUPS } from '../../src/groups/index';
 import { FAULT_TEST_ENV, FleetHarness } from '../support/fleet-harness';
-import { TestRedisServer } from '../support/redis-server';
 
 const MIN_EVENTS = 3000;
 const BATCH = 50;

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '@streamfleet/core/testing';
 import { Redis } from 'ioredis';
+import { waitFor } from './index';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -22,6 +22,9 @@ export class TestRedisServer {
   readonly dir = mkdtempSync(join(tmpdir(), 'sf-redis-'));
   port = 0;
   private process: ChildProcess | undefined;
+
+  /** `extraArgs`: more `redis-server` options, e.g. `['--maxmemory', '2mb']`. */
+  constructor(private readonly extraArgs: readonly string[] = []) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -47,6 +50,7 @@ export class TestRedisServer {
         this.dir,
         '--maxmemory-policy',
         'noeviction',
+        ...this.extraArgs,
       ],
       { stdio: 'ignore' },
     );

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fieldsToRecord } from '../events/codec';
 import { createEvent } from '../events/envelope';
-import { cleanupPrefix, testRedisUrl, uniquePrefix } from '../testing/index';
+import { cleanupPrefix, TestRedisServer, testRedisUrl, uniquePrefix } from '../testing/index';
 import { StreamfleetKeys } from './keys';
 import { StreamProducer } from './producer';
 
@@ -98,5 +98,36 @@ describe('a finished ioredis pipeline', () => {
     } finally {
       redis.pipeline = pipeline;
     }
+  });
+});
+
+describe('a batch Redis refuses part-way', () => {
+  // Its own server: the test lowers maxmemory, which must not touch anyone else's Redis.
+  const server = new TestRedisServer();
+  let redis: Redis;
+
+  beforeAll(async () => {
+    await server.start();
+    redis = new Redis(server.url);
+  }, 20_000);
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await server.stop();
+  });
+
+  it('writes none of it: a client retrying the batch cannot publish its first events twice', async () => {
+    const ownKeys = new StreamfleetKeys('oom');
+    const producer = new StreamProducer({ redis, keys: ownKeys });
+    const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
+    // Room for about 50 of these 200 events of 4 kB.
+    await redis.config('SET', 'maxmemory', String(used + 200_000));
+    const blob = 'x'.repeat(4000);
+    const batch = Array.from({ length: 200 }, (_, i) => ({
+      stream: 'orders',
+      event: createEvent({ type: 'test.thing', data: { i, blob } }),
+    }));
+    await expect(producer.publishMany(batch)).rejects.toThrow(/OOM|EXECABORT/);
+    expect(await redis.xlen(ownKeys.stream('orders'))).toBe(0);
   });
 });

@@ -38,7 +38,12 @@ export class StreamProducer {
     return this.append(stream, event);
   }
 
-  /** Appends many events in one pipeline; resolves to their entry ids, in order. */
+  /**
+   * Appends many events in one transaction (MULTI/EXEC, one round trip); resolves to their
+   * entry ids, in order. All or nothing when Redis refuses a command as it is queued (out of
+   * memory) or the connection drops before EXEC: a batch is never half written, so a client
+   * retrying it cannot publish its first events twice.
+   */
   async publishMany(targets: readonly PublishTarget[]): Promise<string[]> {
     for (const t of targets) this.validate(t.event);
     if (targets.length === 0) return [];
@@ -48,9 +53,9 @@ export class StreamProducer {
       const t = targets[0] as PublishTarget;
       return [await this.append(t.stream, t.event)];
     }
-    const pipeline = this.redis.pipeline();
-    for (const t of targets) pipeline.xadd(this.keys.stream(t.stream), '*', ...encodeEvent(t.event));
-    const results = (await pipeline.exec()) ?? [];
+    const transaction = this.redis.multi();
+    for (const t of targets) transaction.xadd(this.keys.stream(t.stream), '*', ...encodeEvent(t.event));
+    const results = (await transaction.exec()) ?? [];
     return results.map(([err, id]) => {
       if (err) throw err;
       return id as string;

@@ -50,6 +50,48 @@ describe('POST /v1/events', () => {
     });
   });
 
+  it("carries the request's traceparent header onto events that bring none of their own", async () => {
+    const header = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const own = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const post = (metadata?: Record<string, string>, traceparent = header) =>
+      h.app.inject({
+        method: 'POST',
+        url: '/v1/events',
+        headers: { traceparent },
+        payload: { type: 'test.thing', data: { name: 'traced' }, ...(metadata ? { metadata } : {}) },
+      });
+    const traceOf = async (eventId: string) => {
+      const entry = (await entries('things')).find(([, f]) => fieldsToRecord(f).id === eventId);
+      return fieldsToRecord(entry?.[1] ?? []).traceparent;
+    };
+    const fromHeader = await post();
+    expect(fromHeader.statusCode).toBe(202);
+    expect(await traceOf(fromHeader.json().eventId)).toBe(header);
+    const withCorrelation = await post({ correlationId: 'c-9' });
+    expect(await traceOf(withCorrelation.json().eventId)).toBe(header);
+    const ownWins = await post({ traceparent: own });
+    expect(await traceOf(ownWins.json().eventId)).toBe(own);
+    const invalidIgnored = await post(undefined, 'not-a-traceparent');
+    expect(invalidIgnored.statusCode).toBe(202);
+    expect(await traceOf(invalidIgnored.json().eventId)).toBeUndefined();
+  });
+
+  it('refuses ids with a lone surrogate, which would be stored as another id (U+FFFD)', async () => {
+    const before = (await entries('things')).length;
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"type":"test.thing","aggregateId":"order-\\ud800","data":{"name":"w"},"metadata":{"correlationId":"c-\\udc00"}}',
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(res.json().errors.map((e: { field: string }) => e.field)).toEqual(
+      expect.arrayContaining(['aggregateId', 'metadata.correlationId']),
+    );
+    expect(await entries('things')).toHaveLength(before);
+  });
+
   it('publishes a domain event to its stream with the catalog defaults applied', async () => {
     const data = {
       orderId: 'o-1',

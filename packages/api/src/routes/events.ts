@@ -18,10 +18,25 @@ export const MAX_BATCH_SIZE = 500;
 const TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
+/** Node 20 has `String#isWellFormed`; TypeScript's ES2023 lib does not declare it. */
+const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
+
+/**
+ * An id-like string stored as is on the stream entry. A lone UTF-16 surrogate would be
+ * written as U+FFFD, so `order-\ud800` and `order-\udbff` would arrive as one and the same id.
+ */
+function idText() {
+  return z
+    .string()
+    .min(1)
+    .max(200)
+    .refine(isWellFormed, 'must be well-formed Unicode (a lone surrogate cannot be stored)');
+}
+
 const metadataSchema = z
   .strictObject({
-    correlationId: z.string().min(1).max(200).optional().meta({ example: 'req-7f3a' }),
-    causationId: z.string().min(1).max(200).optional(),
+    correlationId: idText().optional().meta({ example: 'req-7f3a' }),
+    causationId: idText().optional(),
     traceparent: z
       .string()
       .regex(TRACEPARENT, 'must be a W3C traceparent')
@@ -46,7 +61,7 @@ function eventInputSchema(catalog: EventCatalog) {
         .max(1000)
         .optional()
         .meta({ description: 'Schema version of `data`; default: the latest version of the type' }),
-      aggregateId: z.string().min(1).max(200).optional(),
+      aggregateId: idText().optional(),
       aggregateVersion: z.number().int().min(0).optional(),
       data: z
         .record(z.string(), z.unknown())
@@ -69,7 +84,12 @@ const batchAcceptedSchema = z.object({
   events: z.array(acceptedSchema).meta({ description: 'One result per event, in request order' }),
 });
 
-const idempotencyHeaders = z.looseObject({
+const ingestHeaders = z.looseObject({
+  traceparent: z.string().optional().meta({
+    description:
+      'Optional W3C Trace Context. Events without `metadata.traceparent` carry it onto the stream (an invalid one is ignored)',
+    example: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+  }),
   'idempotency-key': z
     .string()
     .regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 visible ASCII characters')
@@ -83,6 +103,16 @@ const idempotencyHeaders = z.looseObject({
 
 type EventInput = z.infer<ReturnType<typeof eventInputSchema>>;
 type Accepted = z.infer<typeof acceptedSchema>;
+
+/**
+ * The request's W3C `traceparent` header, when valid: events that bring none of their own
+ * carry it, so a trace goes on from the HTTP call to every handler. An invalid one is
+ * ignored, as Trace Context asks.
+ */
+function requestTraceparent(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const value = headers.traceparent;
+  return typeof value === 'string' && TRACEPARENT.test(value) ? value : undefined;
+}
 
 /** `data`, or `events.3.data` for the fourth event of a batch. */
 function fieldPath(index: number | undefined, field: string): string {
@@ -108,7 +138,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
    * Validates one event against the catalog; returns where it goes, or the issues, named
    * under `events.<index>` for a batch item. (No closures here: this runs once per event.)
    */
-  const prepare = (body: EventInput, index?: number): PublishTarget | FieldIssue[] => {
+  const prepare = (body: EventInput, traceparent: string | undefined, index?: number): PublishTarget | FieldIssue[] => {
     const definition = catalog.get(body.type, body.schemaVersion);
     if (!definition) {
       const known = catalog.has(body.type);
@@ -134,7 +164,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
     const init: NewEvent = { type: definition.type, schemaVersion: definition.schemaVersion, data };
     if (body.aggregateId !== undefined) init.aggregateId = body.aggregateId;
     if (body.aggregateVersion !== undefined) init.aggregateVersion = body.aggregateVersion;
-    if (body.metadata) init.metadata = body.metadata;
+    if (traceparent && !body.metadata?.traceparent) init.metadata = { ...body.metadata, traceparent };
+    else if (body.metadata) init.metadata = body.metadata;
     return { stream: definition.stream, event: createEvent(init) };
   };
 
@@ -197,13 +228,13 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
         description:
           'Validates `data` against the catalog schema of `type` and appends the event to the stream of its type. ' +
           'Unknown types are refused with the list of known ones.',
-        headers: idempotencyHeaders,
+        headers: ingestHeaders,
         body: input,
         response: { 202: acceptedSchema, ...problemResponses(400, 409, 413, 415, 422, 429) },
       },
     },
     async (request, reply) => {
-      const prepared = prepare(request.body);
+      const prepared = prepare(request.body, requestTraceparent(request.headers));
       if (Array.isArray(prepared)) return refuse(prepared);
       const answer = await respond(
         request.headers['idempotency-key'],
@@ -226,8 +257,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
         summary: `Publish up to ${MAX_BATCH_SIZE} events`,
         description:
           'All or nothing: every event is validated first, and if any is invalid nothing is written and the ' +
-          'problem lists each bad event by index (`events.<i>.<field>`). Valid batches are written in one pipeline.',
-        headers: idempotencyHeaders,
+          'problem lists each bad event by index (`events.<i>.<field>`). Valid batches are written in one transaction.',
+        headers: ingestHeaders,
         body: z.strictObject({
           events: z
             .array(input)
@@ -241,8 +272,9 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
     async (request, reply) => {
       const targets: PublishTarget[] = [];
       const issues: FieldIssue[] = [];
+      const traceparent = requestTraceparent(request.headers);
       request.body.events.forEach((event, i) => {
-        const prepared = prepare(event, i);
+        const prepared = prepare(event, traceparent, i);
         if (Array.isArray(prepared)) issues.push(...prepared);
         else targets.push(prepared);
       });

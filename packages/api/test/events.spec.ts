@@ -82,7 +82,8 @@ describe('POST /v1/events', () => {
       method: 'POST',
       url: '/v1/events',
       headers: { 'content-type': 'application/json' },
-      payload: '{"type":"test.thing","aggregateId":"order-\\ud800","data":{"name":"w"},"metadata":{"correlationId":"c-\\udc00"}}',
+      payload:
+        '{"type":"test.thing","aggregateId":"order-\\ud800","data":{"name":"w"},"metadata":{"correlationId":"c-\\udc00"}}',
     });
     expect(res.statusCode).toBe(400);
     expect(res.headers['content-type']).toContain('application/problem+json');

@@ -147,6 +147,20 @@ export const MIGRATIONS: readonly Migration[] = [
       create index outbox_unpublished on outbox (id) where published_at is null and failed_at is null;
     `,
   },
+  {
+    version: 7,
+    name: 'notifications know their order version; stale ones are recorded as skipped',
+    sql: `
+      alter table notifications
+        add column aggregate_version integer,
+        add column status text not null default 'sent' check (status in ('sent', 'skipped')),
+        add column superseded_by text;
+      -- Rows written before this migration learn their version from the event store, so a
+      -- replay of an old confirmation is still compared with the cancellation sent before.
+      update notifications n set aggregate_version = e.version
+      from events e where e.event_id::text = n.event_id;
+    `,
+  },
 ];
 
 export interface MigrateResult {

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { EventCatalog } from '../events/catalog';
+import { Periodic } from '../housekeeping/periodic';
 import { type Logger, silentLogger } from '../logging/index';
 import { DEFAULT_RETRY, RetryPolicy, type RetryPolicyOptions } from '../retry/retry-policy';
 import { RetryQueues } from '../retry/retry-queues';
@@ -12,6 +13,7 @@ import { ConsumerGroup, type ConsumerTuning } from '../streams/consumer-group';
 import type { GroupDefinition, GroupObserver } from '../streams/handler';
 import { StreamfleetKeys } from '../streams/keys';
 import { StreamProducer } from '../streams/producer';
+import { StreamTrimmer } from '../streams/stream-trimmer';
 
 export interface FleetOptions {
   redisUrl: string;
@@ -28,7 +30,20 @@ export interface FleetOptions {
   retryConcurrency?: number;
   logger?: Logger;
   observer?: GroupObserver;
+  /**
+   * How often this process trims the streams its groups read, in ms; 0 turns trimming off.
+   * Trimming never drops an entry any group of the stream (this process's or another's) has
+   * not acknowledged. Default: 60 000.
+   */
+  trimIntervalMs?: number;
+  /** Acknowledged entries younger than this are kept (for replays and debugging). Default: 0. */
+  trimRetentionMs?: number;
 }
+
+const DEFAULT_TRIM_INTERVAL_MS = 60_000;
+
+/** How long `close()` waits for a trim run in progress; abandoning one is harmless (it is one script call). */
+const TRIM_CLOSE_WAIT_MS = 1000;
 
 export function defaultConsumerName(): string {
   return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -36,8 +51,10 @@ export function defaultConsumerName(): string {
 
 /**
  * Everything one process needs to run consumer groups: connections, the producer, the
- * dead-letter stream, retry queues, and per group a `ConsumerGroup` loop plus its
- * `RetryWorker`. `close()` stops them all under one timeout and ends every connection it opened.
+ * dead-letter stream, retry queues, per group a `ConsumerGroup` loop plus its
+ * `RetryWorker`, and a periodic trim of the streams its groups read (off the hot path, on
+ * the shared connection). `close()` stops them all under one timeout and ends every
+ * connection it opened.
  */
 export class Fleet {
   readonly keys: StreamfleetKeys;
@@ -50,6 +67,8 @@ export class Fleet {
   readonly retryWorkers: RetryWorker[] = [];
   private readonly logger: Logger;
   private started = false;
+  private trimming: Periodic | undefined;
+  private closing = false;
 
   constructor(private readonly options: FleetOptions) {
     this.keys = new StreamfleetKeys(options.prefix);
@@ -117,6 +136,49 @@ export class Fleet {
       await consumer.start();
       retry.start();
     }
+    this.startTrimming();
+  }
+
+  /**
+   * Every process running a group of a stream trims it: no election needed, since each run
+   * trims atomically to a floor that is safe when it runs. A failing run is logged and
+   * changes nothing else; the next one tries again.
+   */
+  private startTrimming(): void {
+    const intervalMs = this.options.trimIntervalMs ?? DEFAULT_TRIM_INTERVAL_MS;
+    const streams = [...new Set(this.options.groups.map((g) => g.stream))];
+    if (intervalMs <= 0 || streams.length === 0) return;
+    const trimmer = new StreamTrimmer({
+      redis: this.redis,
+      keys: this.keys,
+      ...(this.options.trimRetentionMs ? { retentionMs: this.options.trimRetentionMs } : {}),
+    });
+    const logger = this.logger.child({ component: 'stream-trim' });
+    this.trimming = new Periodic({ name: 'stream-trim', intervalMs, logger: this.logger }, async () => {
+      for (const stream of streams) {
+        if (this.closing) return;
+        try {
+          const removed = await trimmer.trim(stream);
+          if (removed > 0) logger.debug({ stream, removed }, 'trimmed acknowledged entries');
+        } catch (err) {
+          logger.warn({ err, stream }, 'could not trim stream; trying again later');
+        }
+      }
+    });
+    this.trimming.start();
+  }
+
+  /** Stops trimming; waits briefly for a run in progress. */
+  private async stopTrimming(): Promise<void> {
+    if (!this.trimming) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.trimming.close(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, TRIM_CLOSE_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /**
@@ -124,7 +186,9 @@ export class Fleet {
    * alike, up to `timeoutMs`), then closes every connection.
    */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.closing = true;
     await Promise.all([
+      this.stopTrimming(),
       ...this.consumers.map((c) => c.close(options)),
       ...this.retryWorkers.map((w) => w.close(options)),
     ]);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { StreamfleetKeys } from './keys';
 import { infoList, infoRecord } from './reply';
@@ -9,15 +10,27 @@ export interface StreamTrimmerOptions {
   retentionMs?: number;
 }
 
+const TRIM_TO_SAFE_FLOOR = readFileSync(new URL('./trim-stream-1.lua', import.meta.url), 'utf8');
+
+type TrimmerRedis = Redis & {
+  sfTrimToSafeFloor(stream: string, retentionMs: number): Promise<[string, number]>;
+};
+
 /**
  * Trims streams without ever dropping an entry a group has not acknowledged: the trim
  * point (XTRIM MINID) is the oldest pending entry, or the oldest last-delivered id, over
- * every group of the stream. A stream without groups is never trimmed.
+ * every group of the stream, computed and applied atomically in one script. A stream without
+ * groups is never trimmed. Safe to run from many processes at once: each run trims to a
+ * floor that is safe at the moment it runs, and trimming to a lower floor than a previous
+ * run is a no-op.
  */
 export class StreamTrimmer {
   constructor(private readonly options: StreamTrimmerOptions) {}
 
-  /** The id below which every group has acknowledged everything, or undefined. */
+  /**
+   * The id below which every group has acknowledged everything, or undefined. Read in
+   * several round trips, for admin views; `trim()` does not use it.
+   */
   async safeTrimPoint(stream: string): Promise<string | undefined> {
     const key = this.options.keys.stream(stream);
     const groups = infoList(await this.options.redis.xinfo('GROUPS', key).catch(() => []));
@@ -34,14 +47,15 @@ export class StreamTrimmer {
 
   /** Trims one stream; returns how many entries were removed. */
   async trim(stream: string): Promise<number> {
-    let floor = await this.safeTrimPoint(stream);
-    if (floor === undefined || floor === '0-0') return 0;
-    const retentionMs = this.options.retentionMs ?? 0;
-    if (retentionMs > 0) {
-      const retained = `${Date.now() - retentionMs}-0`;
-      if (compare(retained, floor) < 0) floor = retained;
+    const redis = this.options.redis as TrimmerRedis;
+    if (typeof redis.sfTrimToSafeFloor !== 'function') {
+      redis.defineCommand('sfTrimToSafeFloor', { numberOfKeys: 1, lua: TRIM_TO_SAFE_FLOOR });
     }
-    return Number(await this.options.redis.xtrim(this.options.keys.stream(stream), 'MINID', floor));
+    const [, removed] = await redis.sfTrimToSafeFloor(
+      this.options.keys.stream(stream),
+      Math.max(0, Math.floor(this.options.retentionMs ?? 0)),
+    );
+    return Number(removed);
   }
 
   /** Trims every stream that has consumer groups. */

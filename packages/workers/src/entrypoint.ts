@@ -68,7 +68,8 @@ export interface RunWorkerOptions {
 
 /**
  * Builds and starts a worker for `config.workerGroups`, with SIGTERM/SIGINT handling
- * (see `signals.ts`). Exits 1 on an unknown group name or a failed start.
+ * (see `signals.ts`). Exits 1 on an unknown group name (in `WORKER_GROUPS` or
+ * `RETRY_OVERRIDES`) or a failed start.
  */
 export async function runWorker(config: Config, logger: Logger, options: RunWorkerOptions = {}): Promise<Worker> {
   let worker: Worker;
@@ -80,7 +81,8 @@ export async function runWorker(config: Config, logger: Logger, options: RunWork
       registry: defaultRegistry(delay === undefined ? {} : { e2eHandlerDelayMs: delay }),
     });
   } catch (err) {
-    if (err instanceof UnknownGroupError) {
+    // A bad WORKER_GROUPS, or RETRY_OVERRIDES naming an unknown group: both only checkable here.
+    if (err instanceof UnknownGroupError || err instanceof ConfigError) {
       process.stderr.write(`streamfleet: ${err.message}\n`);
       process.exit(1);
     }

@@ -29,6 +29,8 @@ describe('Worker endpoints', () => {
       RETRY_BASE_DELAY_MS: '10',
       RETRY_MAX_DELAY_MS: '20',
       RETRY_MAX_ATTEMPTS: '2',
+      // Overrides may name any known group, not only the selected ones: workers share the env.
+      RETRY_OVERRIDES: '{"payment":{"maxAttempts":5}}',
     });
     worker = await Worker.create({ config, logger: silentLogger, registry: defaultRegistry(), defaultMetrics: false });
     await worker.start();

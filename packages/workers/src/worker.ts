@@ -1,5 +1,6 @@
 import {
   type Config,
+  ConfigError,
   createCatalog,
   createRedis,
   defaultConsumerName,
@@ -77,10 +78,14 @@ export class Worker {
           });
   }
 
-  /** Selects and builds the groups (throws `UnknownGroupError` for a bad `WORKER_GROUPS`); connects lazily. */
+  /**
+   * Selects and builds the groups (throws `UnknownGroupError` for a bad `WORKER_GROUPS`, and
+   * `ConfigError` for a `RETRY_OVERRIDES` naming no known group); connects lazily.
+   */
   static async create(options: WorkerOptions): Promise<Worker> {
     const { config, logger } = options;
     const selection = options.registry.select(config.workerGroups);
+    checkRetryOverrides(config, options.registry);
     const catalog = createCatalog();
     for (const { set } of selection) set.registerEvents?.(catalog);
     const keys = new StreamfleetKeys(config.prefix);
@@ -234,4 +239,19 @@ export class Worker {
     this.state = 'closed';
     logger.info('worker stopped');
   }
+}
+
+/**
+ * Refuses `RETRY_OVERRIDES` keys that no group set of the registry defines: a misspelt group
+ * would otherwise be ignored and the group keep the default policy. Checked against every
+ * known group, not only the selected ones: workers running different groups share the env.
+ */
+function checkRetryOverrides(config: Config, registry: GroupRegistry): void {
+  const known = registry.knownGroups();
+  const unknown = Object.keys(config.retry.overrides).filter((group) => !known.includes(group));
+  if (unknown.length === 0) return;
+  const message = `unknown group(s) ${unknown.join(', ')}; known groups: ${known.length ? known.join(', ') : '(none)'}`;
+  throw new ConfigError(`Invalid environment:\n  RETRY_OVERRIDES: ${message}`, [
+    { variable: 'RETRY_OVERRIDES', message },
+  ]);
 }

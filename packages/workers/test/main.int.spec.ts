@@ -41,6 +41,27 @@ describe('worker process (src/main.ts)', () => {
     expect(w.stderr).toContain('no-such-group');
   });
 
+  it('exits 1 naming RETRY_OVERRIDES and a group it names that no group set defines', async () => {
+    const { w } = start({ WORKER_GROUPS: 'e2e-a', RETRY_OVERRIDES: '{"paymnet":{"maxAttempts":5}}' });
+    const exit = await w.exited;
+    expect(exit.code).toBe(1);
+    expect(w.stderr).toContain('RETRY_OVERRIDES: unknown group(s) paymnet');
+  });
+
+  it('exits 1 naming RETRY_OVERRIDES when an override value is not a JSON integer', async () => {
+    const { w } = start({ WORKER_GROUPS: 'e2e-a', RETRY_OVERRIDES: '{"payment":{"maxAttempts":true}}' });
+    const exit = await w.exited;
+    expect(exit.code).toBe(1);
+    expect(w.stderr).toContain('RETRY_OVERRIDES: payment.maxAttempts: must be a JSON number');
+  });
+
+  it('exits 1 naming SHUTDOWN_TIMEOUT_MS longer than a Node timer can wait (its watchdog would fire at once)', async () => {
+    const { w } = start({ WORKER_GROUPS: 'e2e-a', SHUTDOWN_TIMEOUT_MS: String(2 ** 31) });
+    const exit = await w.exited;
+    expect(exit.code).toBe(1);
+    expect(w.stderr).toContain('SHUTDOWN_TIMEOUT_MS: must be at most 2073600000 (24 days)');
+  });
+
   it('runs without its endpoints when WORKER_PORT is taken, and exits 0 on SIGTERM', async () => {
     const blocker: Server = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './index';
+import { ConfigError, loadConfig, MAX_DURATION_MS } from './index';
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
@@ -89,5 +89,99 @@ describe('loadConfig', () => {
 
   it('refuses a max delay below the base delay', () => {
     expect(() => loadConfig({ RETRY_BASE_DELAY_MS: '500', RETRY_MAX_DELAY_MS: '100' })).toThrow(/RETRY_MAX_DELAY_MS/);
+  });
+
+  it.each([
+    ['{"payment":{"maxAttempts":true}}', /payment\.maxAttempts: must be a JSON number/],
+    ['{"payment":{"maxAttempts":"5"}}', /payment\.maxAttempts: must be a JSON number/],
+    ['{"payment":{"baseDelayMs":null}}', /payment\.baseDelayMs: must be a JSON number/],
+    ['{"payment":{"maxAttempts":[7]}}', /payment\.maxAttempts: must be a JSON number/],
+    ['{"payment":{"maxAttempts":2.5}}', /payment\.maxAttempts: must be an integer/],
+    ['{"payment":{"maxAttempts":0}}', /payment\.maxAttempts: must be >= 1/],
+    ['{"payment":{"maxAttempts":101}}', /payment\.maxAttempts: must be <= 100/],
+    ['{"payment":{"baseDelayMs":-1}}', /payment\.baseDelayMs: must be >= 0/],
+    [`{"payment":{"maxDelayMs":${MAX_DURATION_MS + 1}}}`, /payment\.maxDelayMs: must be at most 2073600000/],
+    ['{"payment":{"maxAtempts":5}}', /payment: Unrecognized key/],
+  ])('refuses RETRY_OVERRIDES=%s without coercing it', (value, message) => {
+    expect(() => loadConfig({ RETRY_OVERRIDES: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ RETRY_OVERRIDES: value })).toThrow(/RETRY_OVERRIDES: /);
+    expect(() => loadConfig({ RETRY_OVERRIDES: value })).toThrow(message);
+  });
+
+  it('refuses an override whose max delay ends up below its base delay, its own or the global one', () => {
+    expect(() => loadConfig({ RETRY_OVERRIDES: '{"payment":{"baseDelayMs":5000,"maxDelayMs":100}}' })).toThrow(
+      /RETRY_OVERRIDES: payment\.maxDelayMs: must be >= baseDelayMs \(5000\)/,
+    );
+    // Missing sides are the global values (1000 / 10000 by default).
+    expect(() => loadConfig({ RETRY_OVERRIDES: '{"payment":{"maxDelayMs":500}}' })).toThrow(
+      /RETRY_OVERRIDES: payment\.maxDelayMs: must be >= RETRY_BASE_DELAY_MS \(1000\)/,
+    );
+    expect(() => loadConfig({ RETRY_OVERRIDES: '{"payment":{"baseDelayMs":50000}}' })).toThrow(
+      /RETRY_OVERRIDES: payment\.baseDelayMs: must be <= RETRY_MAX_DELAY_MS \(10000\)/,
+    );
+    expect(
+      loadConfig({ RETRY_OVERRIDES: '{"payment":{"baseDelayMs":50000,"maxDelayMs":60000,"maxAttempts":5}}' }).retry
+        .overrides,
+    ).toEqual({ payment: { baseDelayMs: 50_000, maxDelayMs: 60_000, maxAttempts: 5 } });
+    expect(loadConfig({ RETRY_OVERRIDES: '{"payment":{"maxDelayMs":1000}}' }).retry.overrides).toEqual({
+      payment: { maxDelayMs: 1000 },
+    });
+  });
+
+  it('caps every timer setting at 24 days, which Node timers can wait (2^31-1 ms is the limit)', () => {
+    // The worker's hard shutdown deadline adds 10 s to SHUTDOWN_TIMEOUT_MS.
+    expect(MAX_DURATION_MS + 10_000).toBeLessThanOrEqual(2 ** 31 - 1);
+    const timers = [
+      'VISIBILITY_TIMEOUT_MS',
+      'SHUTDOWN_TIMEOUT_MS',
+      'RETRY_BASE_DELAY_MS',
+      'RETRY_MAX_DELAY_MS',
+      'SAGA_TIMEOUT_MS',
+    ];
+    // CONSUMER_BLOCK_MS keeps its own, lower cap (60 s).
+    expect(() => loadConfig({ CONSUMER_BLOCK_MS: String(2 ** 31) })).toThrow(/CONSUMER_BLOCK_MS: /);
+    for (const variable of timers) {
+      for (const value of [String(2 ** 31), String(100 * 86_400_000)]) {
+        // A max delay as long as the base, so only the cap can refuse it.
+        const env = variable === 'RETRY_BASE_DELAY_MS' ? { RETRY_MAX_DELAY_MS: String(MAX_DURATION_MS) } : {};
+        expect(() => loadConfig({ DEDUP_RETENTION_HOURS: '0', ...env, [variable]: value }), variable).toThrow(
+          new RegExp(`${variable}: must be at most`),
+        );
+      }
+    }
+    const atCap = loadConfig({
+      DEDUP_RETENTION_HOURS: '0',
+      VISIBILITY_TIMEOUT_MS: String(MAX_DURATION_MS),
+      SHUTDOWN_TIMEOUT_MS: String(MAX_DURATION_MS),
+      RETRY_BASE_DELAY_MS: String(MAX_DURATION_MS),
+      RETRY_MAX_DELAY_MS: String(MAX_DURATION_MS),
+      SAGA_TIMEOUT_MS: String(MAX_DURATION_MS),
+    });
+    expect(atCap.consumer.visibilityTimeoutMs).toBe(MAX_DURATION_MS);
+    expect(atCap.shutdownTimeoutMs).toBe(MAX_DURATION_MS);
+    expect(atCap.sagaTimeoutMs).toBe(MAX_DURATION_MS);
+  });
+
+  it('refuses a DEDUP_RETENTION_HOURS shorter than the time an event can still be redelivered', () => {
+    // 2 h visibility timeout: rows pruned after 1 h would be gone when the entry is claimed again.
+    expect(() => loadConfig({ VISIBILITY_TIMEOUT_MS: '7200000', DEDUP_RETENTION_HOURS: '1' })).toThrow(
+      /DEDUP_RETENTION_HOURS: must be 0 \(forever\) or at least 3/,
+    );
+    // 3 attempts x 1 h max delay, plus the default 30 s visibility timeout.
+    expect(() => loadConfig({ RETRY_MAX_DELAY_MS: '3600000', DEDUP_RETENTION_HOURS: '3' })).toThrow(
+      /DEDUP_RETENTION_HOURS: must be 0 \(forever\) or at least 4/,
+    );
+    // A group's override counts too.
+    expect(() =>
+      loadConfig({
+        RETRY_OVERRIDES: '{"payment":{"maxAttempts":10,"maxDelayMs":3600000}}',
+        DEDUP_RETENTION_HOURS: '5',
+      }),
+    ).toThrow(/DEDUP_RETENTION_HOURS: must be 0 \(forever\) or at least 11/);
+    expect(loadConfig({ RETRY_MAX_DELAY_MS: '3600000', DEDUP_RETENTION_HOURS: '4' }).dedupRetentionMs).toBe(
+      4 * 3_600_000,
+    );
+    expect(loadConfig({ VISIBILITY_TIMEOUT_MS: '7200000', DEDUP_RETENTION_HOURS: '0' }).dedupRetentionMs).toBe(0);
+    expect(loadConfig({}).dedupRetentionMs).toBe(168 * 3_600_000);
   });
 });

@@ -1,7 +1,19 @@
 import { z } from 'zod';
 import { StreamfleetError } from '../errors/index';
 
+/**
+ * The longest any millisecond setting may be: 24 days. Every `*_MS` value ends up in a
+ * `setTimeout` (directly, or as an interval derived from it), and Node runs a delay above
+ * 2^31-1 ms (~24.8 days) after 1 ms instead — a claim loop would spin, a shutdown watchdog
+ * would fire at once. 24 days also leaves room for the worker's hard shutdown deadline,
+ * `SHUTDOWN_TIMEOUT_MS + 10 s`.
+ */
+export const MAX_DURATION_MS = 24 * 24 * 3_600_000;
+
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/** A millisecond setting that is used as a timer delay: at most `MAX_DURATION_MS`. */
+const durationMs = (min: number) =>
+  int(min).max(MAX_DURATION_MS, `must be at most ${MAX_DURATION_MS} (24 days): longer timers do not work in Node`);
 const optionalUrl = z
   .string()
   .trim()
@@ -10,11 +22,22 @@ const optionalUrl = z
   .optional();
 const probability = (message: string) => z.coerce.number({ error: message }).min(0, message).max(1, message);
 
+/**
+ * One group's entry in `RETRY_OVERRIDES`. Parsed JSON, not an env string: values must be
+ * JSON integers already (no coercion, so `true`, `null` or `[7]` are refused), within the
+ * bounds of the matching global variables.
+ */
+const strictInt = (min: number, max: number) =>
+  z
+    .number({ error: 'must be a JSON number' })
+    .int('must be an integer')
+    .min(min, `must be >= ${min}`)
+    .max(max, max === MAX_DURATION_MS ? `must be at most ${MAX_DURATION_MS} (24 days)` : `must be <= ${max}`);
 const retryOverride = z
   .object({
-    maxAttempts: int(1, 100).optional(),
-    baseDelayMs: int(0).optional(),
-    maxDelayMs: int(0).optional(),
+    maxAttempts: strictInt(1, 100).optional(),
+    baseDelayMs: strictInt(0, MAX_DURATION_MS).optional(),
+    maxDelayMs: strictInt(0, MAX_DURATION_MS).optional(),
   })
   .strict();
 
@@ -43,8 +66,8 @@ export const configSchema = z
       .default('sf'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     RETRY_MAX_ATTEMPTS: int(1, 100).default(3),
-    RETRY_BASE_DELAY_MS: int(0).default(1000),
-    RETRY_MAX_DELAY_MS: int(0).default(10_000),
+    RETRY_BASE_DELAY_MS: durationMs(0).default(1000),
+    RETRY_MAX_DELAY_MS: durationMs(0).default(10_000),
     RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.2),
     RETRY_OVERRIDES: z
       .string()
@@ -59,7 +82,7 @@ export const configSchema = z
         }
       })
       .pipe(z.record(z.string(), retryOverride)),
-    VISIBILITY_TIMEOUT_MS: int(100).default(30_000),
+    VISIBILITY_TIMEOUT_MS: durationMs(100).default(30_000),
     MAX_DELIVERIES: int(1, 1000).default(5),
     CONSUMER_CONCURRENCY: int(1, 10_000).default(50),
     CONSUMER_BATCH_SIZE: int(1, 10_000).default(200),
@@ -80,13 +103,13 @@ export const configSchema = z
         }
         return names;
       }),
-    SHUTDOWN_TIMEOUT_MS: int(0).default(15_000),
+    SHUTDOWN_TIMEOUT_MS: durationMs(0).default(15_000),
     PAYMENT_GATEWAY_URL: optionalUrl,
     PAYMENT_SIMULATOR_FAILURE_RATE: probability(
       'must be a number from 0 to 1 (the share of simulated payment calls that fail transiently)',
     ).default(0),
     NOTIFICATION_WEBHOOK_URL: optionalUrl,
-    SAGA_TIMEOUT_MS: int(0).default(600_000),
+    SAGA_TIMEOUT_MS: durationMs(0).default(600_000),
     DEDUP_RETENTION_HOURS: int(0).default(168),
   })
   .superRefine((env, ctx) => {
@@ -95,6 +118,39 @@ export const configSchema = z
         code: 'custom',
         path: ['RETRY_MAX_DELAY_MS'],
         message: `must be >= RETRY_BASE_DELAY_MS (${env.RETRY_BASE_DELAY_MS})`,
+      });
+    }
+    // An override's missing side is the global value, so check each group's effective pair.
+    let retryWindowMs = env.RETRY_MAX_ATTEMPTS * env.RETRY_MAX_DELAY_MS;
+    for (const [group, o] of Object.entries(env.RETRY_OVERRIDES)) {
+      const base = o.baseDelayMs ?? env.RETRY_BASE_DELAY_MS;
+      const max = o.maxDelayMs ?? env.RETRY_MAX_DELAY_MS;
+      if (max < base) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['RETRY_OVERRIDES', group, o.maxDelayMs === undefined ? 'baseDelayMs' : 'maxDelayMs'],
+          message:
+            o.maxDelayMs === undefined
+              ? `must be <= RETRY_MAX_DELAY_MS (${max}), or give this group a maxDelayMs`
+              : `must be >= ${o.baseDelayMs === undefined ? 'RETRY_BASE_DELAY_MS' : 'baseDelayMs'} (${base})`,
+        });
+      }
+      retryWindowMs = Math.max(retryWindowMs, (o.maxAttempts ?? env.RETRY_MAX_ATTEMPTS) * max);
+    }
+    // A handler's dedup row must outlive every redelivery of its event: a claim after the
+    // visibility timeout, then up to maxAttempts retries each at most maxDelay apart.
+    // (Skipped when a duration is out of range: that is reported already, and is the real mistake.)
+    const neededMs = env.VISIBILITY_TIMEOUT_MS + retryWindowMs;
+    const durationsInRange = [env.VISIBILITY_TIMEOUT_MS, env.RETRY_MAX_DELAY_MS]
+      .concat(Object.values(env.RETRY_OVERRIDES).map((o) => o.maxDelayMs ?? 0))
+      .every((ms) => ms <= MAX_DURATION_MS);
+    if (durationsInRange && env.DEDUP_RETENTION_HOURS > 0 && env.DEDUP_RETENTION_HOURS * 3_600_000 < neededMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DEDUP_RETENTION_HOURS'],
+        message:
+          `must be 0 (forever) or at least ${Math.ceil(neededMs / 3_600_000)}: an event can still be redelivered ` +
+          `${neededMs} ms after its first delivery (VISIBILITY_TIMEOUT_MS + attempts x max retry delay)`,
       });
     }
   });

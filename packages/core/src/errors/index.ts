@@ -80,6 +80,15 @@ export function summariseError(err: unknown): ErrorSummary {
   return { name: 'NonError', message: typeof err === 'string' ? err : safeJson(err) };
 }
 
+/**
+ * Name, message and code, without the stack: for log lines about expected failures (a
+ * handler failing and being retried), where a stack on every attempt is noise.
+ */
+export function briefError(err: unknown): Omit<ErrorSummary, 'stack'> {
+  const { stack: _stack, ...brief } = summariseError(err);
+  return brief;
+}
+
 export function isNonRetryable(err: unknown): boolean {
   return err instanceof NonRetryableError || err instanceof ValidationError || err instanceof DomainError;
 }

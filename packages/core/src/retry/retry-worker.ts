@@ -2,7 +2,7 @@ import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
-import { type ErrorSummary, isNonRetryable, summariseError } from '../errors/index';
+import { briefError, type ErrorSummary, isNonRetryable, summariseError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent } from '../events/codec';
 import { type Logger, silentLogger } from '../logging/index';
@@ -180,7 +180,7 @@ export class RetryWorker {
         await this.deadLetterOrRemember(job, reason, summariseError(err), failures, attempt);
         return;
       }
-      this.logger.warn({ ...where, err }, 'retry attempt failed; backing off');
+      this.logger.warn({ ...where, error: briefError(err) }, 'retry attempt failed; backing off');
       await job.updateData({ ...data, failures });
       observer?.retried?.(definition.group);
       throw err;
@@ -226,7 +226,16 @@ export class RetryWorker {
       firstFailedAt: data.firstFailedAt,
     });
     if (created) this.options.observer?.deadLettered?.(data.group, reason);
-    this.logger.warn({ eventId: data.eventId, eventType: data.type, reason, attempts }, 'event dead-lettered');
+    this.logger.warn(
+      {
+        eventId: data.eventId,
+        eventType: data.type,
+        reason,
+        attempts,
+        error: { name: lastError.name, message: lastError.message },
+      },
+      'event dead-lettered',
+    );
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, NonRetryableError } from '../errors/index';
 import { encodeEvent } from '../events/codec';
@@ -74,6 +75,33 @@ describe('consumer group loop', () => {
     expect(await fleet.deadLetters.length()).toBe(0);
     const counts = await fleet.retryQueues.counts('a');
     expect(counts.completed + counts.delayed + counts.waiting + counts.active + counts.failed).toBe(1);
+  });
+
+  it('logs an expected failure in one short line per attempt (name and message, no stack), and the dead letter with its error', async () => {
+    world.newTest();
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const fleet = await startFleet(
+      [
+        group('a', () => {
+          throw new Error('gateway said 503');
+        }),
+      ],
+      { logger },
+    );
+    await fleet.producer.publish(STREAM, thing(1));
+    await waitFor(async () => (await fleet.deadLetters.length()) === 1, { message: 'dead-lettered' });
+    const byMessage = (msg: string) => lines.filter((l) => l.msg === msg);
+    await waitFor(() => byMessage('event dead-lettered').length === 1, { message: 'the dead-letter line' });
+    const failures = [
+      ...byMessage('handler failed; retry scheduled'),
+      ...byMessage('retry attempt failed; backing off'),
+    ];
+    expect(failures).toHaveLength(2);
+    for (const line of [...failures, ...byMessage('event dead-lettered')]) {
+      expect(line.error).toMatchObject({ name: 'Error', message: 'gateway said 503' });
+      expect(JSON.stringify(line)).not.toContain('stack');
+    }
   });
 
   it('a burst of failures (a whole batch at once) becomes one retry job each, and each succeeds on retry', async () => {

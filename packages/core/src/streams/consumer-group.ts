@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { DeadLetterReason } from '../dead-letter/types';
-import { isNonRetryable, MaxDeliveriesError, summariseError } from '../errors/index';
+import { briefError, isNonRetryable, MaxDeliveriesError, summariseError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent } from '../events/codec';
 import type { EventEnvelope } from '../events/envelope';
@@ -426,7 +426,10 @@ export class ConsumerGroup {
       return;
     }
     this.observer?.retried?.(this.group);
-    this.logger.warn({ err, eventId: event.id, eventType: event.type, entryId: id }, 'handler failed; retry scheduled');
+    this.logger.warn(
+      { error: briefError(err), eventId: event.id, eventType: event.type, entryId: id },
+      'handler failed; retry scheduled',
+    );
     this.ack(id);
   }
 
@@ -457,7 +460,7 @@ export class ConsumerGroup {
         id,
       );
       if (created) this.observer?.deadLettered?.(this.group, reason);
-      this.logger.warn({ entryId: id, reason, err: lastError.message }, 'entry dead-lettered');
+      this.logger.warn({ entryId: id, reason, error: briefError(err) }, 'entry dead-lettered');
     } catch (writeErr) {
       this.logger.error({ err: writeErr, entryId: id }, 'could not dead-letter; leaving the entry pending');
     }

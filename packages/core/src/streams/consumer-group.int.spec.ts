@@ -490,6 +490,32 @@ describe('crash recovery', () => {
   });
 });
 
+describe('leaving the group', () => {
+  it('a consumer that closes with nothing pending leaves its group; one still holding an entry stays', async () => {
+    world.newTest();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const done = await startFleet([group('a', () => undefined)]);
+    const stuck = await startFleet([group('b', () => gate)]);
+    const key = done.keys.stream(STREAM);
+    const names = async (g: string) =>
+      ((await redis.xinfo('CONSUMERS', key, g)) as unknown[][]).map((c) => String(c[1]));
+    await done.producer.publish(STREAM, thing(1));
+    await waitFor(async () => (await pendingCount(done, 'a')) === 0 && (await pendingCount(stuck, 'b')) === 1);
+    expect(await names('a')).toEqual([done.consumerName]);
+    try {
+      for (const fleet of world.running.splice(0)) await fleet.close({ timeoutMs: 100 });
+      expect(await names('a')).toEqual([]);
+      // Its entry is still pending: the consumer stays, for another to claim the entry from.
+      expect(await names('b')).toEqual([stuck.consumerName]);
+    } finally {
+      release();
+    }
+  });
+});
+
 describe('fan-out, replay and trimming', () => {
   it('8. two groups each see every entry; a failure in one is not re-delivered to the other', async () => {
     world.newTest();

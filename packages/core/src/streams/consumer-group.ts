@@ -221,6 +221,13 @@ export class ConsumerGroup {
     }
     await this.flushAcks();
     if (this.ownsReader) this.reader.disconnect();
+    // Leaving with nothing pending: leave the group too, so it lists only live consumers.
+    // With entries still pending the consumer stays; others claim them, then sweep it.
+    if (this.redis.status === 'ready') {
+      await this.removeConsumerIfIdle(this.consumer, 0).catch((err: unknown) =>
+        this.logger.debug({ err }, 'could not remove this consumer from its group'),
+      );
+    }
     this.logger.info('consumer stopped');
   }
 
@@ -592,16 +599,19 @@ export class ConsumerGroup {
       const inactive = Number(c.inactive);
       const idle = Number.isFinite(inactive) && inactive >= 0 ? inactive : Number(c.idle);
       if (idle < this.consumerIdleTimeoutMs) continue;
-      const redis = this.redis as ConsumerRedis;
-      if (typeof redis.sfRemoveIdleConsumer !== 'function') {
-        redis.defineCommand('sfRemoveIdleConsumer', { numberOfKeys: 1, lua: REMOVE_IDLE_CONSUMER });
-      }
-      if ((await redis.sfRemoveIdleConsumer(this.streamKey, this.group, name, this.consumerIdleTimeoutMs)) !== 1)
-        continue;
-      removed.push(name);
+      if (await this.removeConsumerIfIdle(name, this.consumerIdleTimeoutMs)) removed.push(name);
     }
     if (removed.length > 0) this.logger.info({ removed }, 'removed idle consumers');
     return removed;
+  }
+
+  /** XGROUP DELCONSUMER, only if `name` still has nothing pending and is idle that long (one script). */
+  private async removeConsumerIfIdle(name: string, minIdleMs: number): Promise<boolean> {
+    const redis = this.redis as ConsumerRedis;
+    if (typeof redis.sfRemoveIdleConsumer !== 'function') {
+      redis.defineCommand('sfRemoveIdleConsumer', { numberOfKeys: 1, lua: REMOVE_IDLE_CONSUMER });
+    }
+    return (await redis.sfRemoveIdleConsumer(this.streamKey, this.group, name, minIdleMs)) === 1;
   }
 
   /** Sleeps, but wakes at once when the loop closes. */

@@ -244,7 +244,7 @@ export class OutboxRelay {
       if (row?.locked) {
         this.leader = true;
         this.lockPid = row.pid;
-        this.logger.info({ pid: row.pid }, 'outbox relay became leader');
+        this.logger.info({ pgPid: row.pid }, 'outbox relay became leader');
       }
     } catch (err) {
       this.logger.warn({ err }, 'outbox relay could not try the leader lock');

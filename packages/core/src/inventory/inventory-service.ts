@@ -1,4 +1,5 @@
 import { createEvent, type EventEnvelope } from '../events/envelope';
+import type { Logger } from '../logging/index';
 import {
   type InventoryReleasedData,
   type InventoryReservationFailedData,
@@ -7,6 +8,7 @@ import {
   type OrderCancelledData,
   type OrderCreatedData,
   OrderEventType,
+  type OrderShippedData,
 } from '../orders/events';
 import type { Queryable, Sql, TransactionSql } from '../store/client';
 import { enqueueOutbox } from '../store/outbox';
@@ -118,6 +120,36 @@ async function release(tx: TransactionSql, event: EventEnvelope<string, OrderCan
   await enqueueOutbox(tx, [{ stream: ORDERS_STREAM, event: follow(event, OrderEventType.inventoryReleased, data) }]);
 }
 
+/**
+ * Commits the reservation of a shipped order: its units left the warehouse, so `reserved`
+ * drops by them and `available` stays (it dropped when they were reserved). 'committed' is
+ * final: a late or replayed `order.cancelled` then releases nothing, and a repeated
+ * `order.shipped` commits nothing.
+ */
+async function commit(
+  tx: TransactionSql,
+  event: EventEnvelope<string, OrderShippedData>,
+  logger: Logger,
+): Promise<void> {
+  const orderId = event.data.orderId;
+  const [row] = await tx<{ status: string; items: StockLine[] }[]>`
+    select status, items from reservations where order_id = ${orderId} for update`;
+  if (row?.status !== 'reserved') {
+    // An order ships only once paid, so only after a reservation; anything else holds no stock.
+    logger.debug(
+      { orderId, reservation: row?.status ?? null },
+      'order shipped without reserved stock: nothing to commit',
+    );
+    return;
+  }
+  for (const l of normalise(row.items)) {
+    await tx`
+      update inventory set reserved = reserved - ${l.quantity}, updated_at = now()
+      where sku = ${l.sku}`;
+  }
+  await tx`update reservations set status = 'committed', updated_at = now() where order_id = ${orderId}`;
+}
+
 export interface InventoryGroupOptions {
   sql: Sql;
   group?: string;
@@ -125,20 +157,24 @@ export interface InventoryGroupOptions {
 
 /**
  * The inventory service as a consumer group: reserves stock on `order.created`, releases it
- * on `order.cancelled`. Idempotent: the (group, event id) record commits with the effect.
+ * on `order.cancelled`, commits it (takes it out of `reserved`) on `order.shipped`.
+ * Idempotent: the (group, event id) record commits with the effect. Each handler locks the
+ * order's reservation row first, so the events of one order apply one at a time.
  */
 export function createInventoryGroup(options: InventoryGroupOptions): GroupDefinition {
   const group = options.group ?? INVENTORY_GROUP;
   return {
     group,
     stream: ORDERS_STREAM,
-    types: [OrderEventType.created, OrderEventType.cancelled],
-    handler: async (event) => {
+    types: [OrderEventType.created, OrderEventType.cancelled, OrderEventType.shipped],
+    handler: async (event, context) => {
       await options.sql.begin(async (tx) => {
         if (!(await markProcessed(tx, group, event.id))) return;
         if (event.type === OrderEventType.created) await reserve(tx, event as EventEnvelope<string, OrderCreatedData>);
         else if (event.type === OrderEventType.cancelled) {
           await release(tx, event as EventEnvelope<string, OrderCancelledData>);
+        } else if (event.type === OrderEventType.shipped) {
+          await commit(tx, event as EventEnvelope<string, OrderShippedData>, context.logger);
         }
       });
     },

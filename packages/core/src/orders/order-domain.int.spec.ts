@@ -115,6 +115,22 @@ describe('order domain on a running fleet', () => {
     expect(view).toEqual(foldOrder(await loadEvents(sql, orderId)));
   });
 
+  it('shipping commits the reservation: reserved back to zero, available unchanged', async () => {
+    const s = sku();
+    await setStock(sql, s, 5);
+    const orderId = await place('cust-ship', [{ sku: s, quantity: 1, unitPrice: 1200 }]);
+    await waitFor(async () => (await statusOf(orderId)) === 'PAID', { message: 'order paid' });
+    expect(await getStock(sql, s)).toMatchObject({ available: 4, reserved: 1 });
+
+    await orders.ship(orderId, { carrier: 'dhl' });
+    await orders.deliver(orderId);
+    await waitFor(async () => (await getStock(sql, s))?.reserved === 0, { message: 'reservation committed' });
+    await waitFor(async () => (await statusOf(orderId)) === 'DELIVERED', { message: 'order delivered' });
+    expect(await getStock(sql, s)).toMatchObject({ available: 4, reserved: 0 });
+    const [reservation] = await sql<{ status: string }[]>`select status from reservations where order_id = ${orderId}`;
+    expect(reservation?.status).toBe('committed');
+  });
+
   it('out of stock: cancelled with a reason, nothing reserved, no charge', async () => {
     const b = sku();
     await setStock(sql, b, 1);

@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { createCatalog, createEvent, type EventEnvelope, StreamfleetKeys, StreamProducer } from '@streamfleet/core';
+import {
+  createCatalog,
+  createEvent,
+  type EventEnvelope,
+  orderCreatedData,
+  StreamfleetKeys,
+  StreamProducer,
+} from '@streamfleet/core';
 import { cleanupPrefix } from '@streamfleet/core/testing';
 import { Redis } from 'ioredis';
 
@@ -19,9 +26,21 @@ export const READ_COUNT = 500;
 /** Stream every scenario writes to (the reference domain's stream). */
 export const STREAM = 'orders';
 export const EVENT_TYPE = 'order.created';
+/**
+ * What the HTTP scenarios post. `order.created` is the order service's own event (published
+ * through its outbox), which the ingestion API refuses; this type carries the same data,
+ * validated by the same schema, on the same stream, from an outside producer.
+ */
+export const INGEST_TYPE = 'bench.order_placed';
 
-/** Every scenario uses the reference domain's catalog and its `order.created` event. */
-export const catalog = createCatalog();
+/** The reference domain's catalog (its `order.created` event), plus the type the HTTP scenarios post. */
+export const catalog = createCatalog().register({
+  type: INGEST_TYPE,
+  schemaVersion: 1,
+  stream: STREAM,
+  schema: orderCreatedData,
+  description: 'An order placed, as an outside producer reports it (the HTTP scenarios).',
+});
 
 export function benchPrefix(label: string): string {
   return `bench-${label}-${randomBytes(4).toString('hex')}`;

@@ -2,7 +2,7 @@ import { Agent, request } from 'node:http';
 import { type EventEnvelope, Fleet, type HandlerContext, streamIdTime } from '@streamfleet/core';
 import {
   catalog,
-  EVENT_TYPE,
+  INGEST_TYPE,
   log,
   nowMs,
   orderData,
@@ -118,7 +118,7 @@ export async function e2eLatency(): Promise<LatencyResult> {
           const sentAt = nowMs();
           const measured = sent >= warmup;
           const orderId = `${measured ? 'm' : 'w'}-${sentAt.toFixed(3)}`;
-          const body = JSON.stringify({ type: EVENT_TYPE, aggregateId: orderId, data: orderData(orderId) });
+          const body = JSON.stringify({ type: INGEST_TYPE, aggregateId: orderId, data: orderData(orderId) });
           const p = post(agent, url, body).then(
             (status) => {
               if (measured) httpLatencies.push(nowMs() - sentAt);

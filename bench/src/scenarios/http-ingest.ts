@@ -1,5 +1,5 @@
 import autocannon from 'autocannon';
-import { EVENT_TYPE, fmt, log, median, orderData, withPrefix } from '../common';
+import { fmt, INGEST_TYPE, log, median, orderData, withPrefix } from '../common';
 import { type RunningServer, startServer } from '../servers/spawn';
 
 export const HTTP_DURATION_S = Number(process.env.BENCH_HTTP_SECONDS ?? 4);
@@ -30,10 +30,10 @@ export interface HttpResults {
   errors: string[];
 }
 
-const single = JSON.stringify({ type: EVENT_TYPE, aggregateId: 'ord-1', data: orderData('ord-1') });
+const single = JSON.stringify({ type: INGEST_TYPE, aggregateId: 'ord-1', data: orderData('ord-1') });
 const batch = JSON.stringify({
   events: Array.from({ length: HTTP_BATCH_SIZE }, (_, i) => ({
-    type: EVENT_TYPE,
+    type: INGEST_TYPE,
     aggregateId: `ord-${i}`,
     data: orderData(`ord-${i}`),
   })),

@@ -17,16 +17,28 @@ import type { ApiDeps } from '../src/deps';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
-/** The reference catalog plus a test type on its own stream. */
+/**
+ * The reference catalog (whose types services publish through their outboxes, so the API
+ * refuses them) plus two types anyone may post, each on its own stream.
+ */
 export function testCatalog(): EventCatalog {
-  return createCatalog().register({
-    type: 'test.thing',
-    schemaVersion: 1,
-    stream: 'things',
-    schema: z.strictObject({ name: z.string().min(1).max(100), fail: z.boolean().optional() }),
-    description: 'A thing used by the API tests.',
-    example: { name: 'widget' },
-  });
+  return createCatalog()
+    .register({
+      type: 'test.thing',
+      schemaVersion: 1,
+      stream: 'things',
+      schema: z.strictObject({ name: z.string().min(1).max(100), fail: z.boolean().optional() }),
+      description: 'A thing used by the API tests.',
+      example: { name: 'widget' },
+    })
+    .register({
+      type: 'test.note',
+      schemaVersion: 1,
+      stream: 'notes',
+      schema: z.strictObject({ text: z.string().min(1), lang: z.string().default('en') }),
+      description: 'A note, with a default.',
+      example: { text: 'hello' },
+    });
 }
 
 export interface Harness {

@@ -46,14 +46,18 @@ const metadataSchema = z
   .meta({ description: 'Tracing metadata carried on the stream entry' });
 
 function eventInputSchema(catalog: EventCatalog) {
-  const first = catalog.definitionsList()[0];
+  // The example is an event anyone may post: never one a service publishes through its outbox.
+  const first = catalog.definitionsList().find((d) => d.producedBy === undefined);
   return z
     .strictObject({
       type: z
         .string()
         .max(200)
         .regex(TYPE_PATTERN, 'must be a dotted lower-case event type, e.g. order.created')
-        .meta({ description: `Event type. Known types: ${catalog.types().join(', ')}`, example: first?.type }),
+        .meta({
+          description: `Event type. Accepted types: ${catalog.openTypes().join(', ') || 'none registered'}`,
+          example: first?.type,
+        }),
       schemaVersion: z
         .number()
         .int()
@@ -150,8 +154,18 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
             }
           : {
               field: fieldPath(index, 'type'),
-              message: `unknown event type ${body.type}; known types: ${catalog.types().join(', ')}`,
+              message: `unknown event type ${body.type}; accepted types: ${catalog.openTypes().join(', ')}`,
             },
+      ];
+    }
+    if (definition.producedBy !== undefined) {
+      return [
+        {
+          field: fieldPath(index, 'type'),
+          message:
+            `${body.type} is published by the ${definition.producedBy} service (through its outbox) ` +
+            `and cannot be posted; accepted types: ${catalog.openTypes().join(', ')}`,
+        },
       ];
     }
     let data: unknown;
@@ -227,7 +241,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
         summary: 'Publish one event',
         description:
           'Validates `data` against the catalog schema of `type` and appends the event to the stream of its type. ' +
-          'Unknown types are refused with the list of known ones.',
+          'Unknown types are refused with the list of accepted ones, and so are types a service publishes ' +
+          'through its outbox (e.g. `payment.succeeded`): consumers trust those as facts.',
         headers: ingestHeaders,
         body: input,
         response: { 202: acceptedSchema, ...problemResponses(400, 409, 413, 415, 422, 429) },

@@ -9,6 +9,13 @@ export interface EventDefinition {
   schema: z.ZodType;
   description?: string;
   example?: unknown;
+  /**
+   * The service that publishes this type, through its outbox, as the record of a change it
+   * made. Consumers trust such events as facts, so the public ingestion API refuses them:
+   * anyone could otherwise post `payment.succeeded` and have an order marked paid.
+   * Unset: any producer may post the type.
+   */
+  producedBy?: string;
 }
 
 interface Registered {
@@ -49,6 +56,11 @@ export class EventCatalog {
 
   types(): string[] {
     return [...this.latest.keys()].sort();
+  }
+
+  /** Types any producer may post (no `producedBy` on their latest version). */
+  openTypes(): string[] {
+    return this.types().filter((type) => this.get(type)?.producedBy === undefined);
   }
 
   definitionsList(): EventDefinition[] {

@@ -102,10 +102,22 @@ export const OrderEventType = {
 
 const ID = '0191f0b2-7c1e-7000-8000-000000000001';
 
-/** Registers the order domain's event types (all on the `orders` stream). */
+/**
+ * Registers the order domain's event types (all on the `orders` stream). Each is published
+ * by its service through the outbox (`order.*` by the order service, `inventory.*` by
+ * inventory, `payment.*` by payment), never posted from outside.
+ */
 export function registerOrderEvents(catalog: EventCatalog): EventCatalog {
   const on = (type: string, schema: z.ZodType, description: string, example: unknown) =>
-    catalog.register({ type, schemaVersion: 1, stream: ORDERS_STREAM, schema, description, example });
+    catalog.register({
+      type,
+      schemaVersion: 1,
+      stream: ORDERS_STREAM,
+      schema,
+      description,
+      example,
+      producedBy: type.slice(0, type.indexOf('.')),
+    });
   on('order.created', orderCreatedData, 'A customer placed an order.', {
     orderId: ID,
     customerId: 'cust-42',

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import swagger from '@fastify/swagger';
@@ -126,9 +127,10 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
     });
   }
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  // As bytes: a body that is not UTF-8 is refused, not read with U+FFFD put in its place.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     try {
-      done(null, parseJsonBody(body as string));
+      done(null, parseJsonBody(jsonText(request.headers['content-type'], body as Buffer)));
     } catch (err) {
       done(err as Error, undefined);
     }
@@ -180,6 +182,27 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
     void app.register(extra.plugin, extra.prefix ? { prefix: extra.prefix } : {});
   }
   return app;
+}
+
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
+
+/**
+ * The text of a JSON body. JSON is UTF-8 (RFC 8259): a `charset` naming anything else is a
+ * 415, and bytes that are not UTF-8 a 400, rather than text silently altered.
+ */
+function jsonText(contentType: string | undefined, body: Buffer): string {
+  const charset = contentType?.includes(';') ? CHARSET.exec(contentType)?.[1]?.toLowerCase() : undefined;
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new ApiProblem(415, 'UNSUPPORTED_MEDIA_TYPE', `JSON bodies are UTF-8; charset=${charset} is not accepted`, {
+      errors: [{ field: 'content-type', message: `charset ${charset} is not accepted; send UTF-8` }],
+    });
+  }
+  if (!isUtf8(body)) {
+    throw new ApiProblem(400, 'MALFORMED_JSON', 'request body is not valid UTF-8', {
+      errors: [{ field: 'body', message: 'not valid UTF-8' }],
+    });
+  }
+  return body.toString('utf8');
 }
 
 const compiledSchemas = new WeakMap<object, unknown>();

@@ -42,6 +42,32 @@ const CASES: BadRequest[] = [
   },
   { name: 'empty JSON body', request: raw('/v1/events', ''), status: 400, code: 'MALFORMED_JSON' },
   {
+    name: 'a body that is not UTF-8',
+    request: {
+      method: 'POST',
+      url: '/v1/events',
+      headers: json,
+      // {"type":"test.thing","data":{"name":"<0xFF 0xFE>"}}
+      body: Buffer.concat([
+        Buffer.from('{"type":"test.thing","data":{"name":"'),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('"}}'),
+      ]),
+    },
+    status: 400,
+    code: 'MALFORMED_JSON',
+    field: 'body',
+  },
+  {
+    name: 'a JSON body in another charset',
+    request: raw('/v1/events', JSON.stringify(thing({ name: 'a' })), {
+      'content-type': 'application/json; charset=utf-16',
+    }),
+    status: 415,
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+    field: 'content-type',
+  },
+  {
     name: 'text/plain body',
     request: raw('/v1/events', 'type=test.thing', { 'content-type': 'text/plain' }),
     status: 400,

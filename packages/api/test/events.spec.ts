@@ -125,6 +125,20 @@ describe('POST /v1/events', () => {
     expect(await h.redis.xlen(h.keys.stream('orders'))).toBe(before);
   });
 
+  it('reads a UTF-8 body whatever case its charset parameter is given in', async () => {
+    for (const contentType of ['application/json; charset=utf-8', 'application/json;charset="UTF-8"']) {
+      const res = await h.app.inject({
+        method: 'POST',
+        url: '/v1/events',
+        headers: { 'content-type': contentType },
+        payload: JSON.stringify({ type: 'test.thing', data: { name: 'ünïcødé ✓' } }),
+      });
+      expect(res.statusCode).toBe(202);
+      const entry = (await entries('things')).find(([, f]) => fieldsToRecord(f).id === res.json().eventId);
+      expect(JSON.parse(fieldsToRecord(entry?.[1] ?? []).data ?? '{}')).toEqual({ name: 'ünïcødé ✓' });
+    }
+  });
+
   it('refuses an unknown type listing the accepted ones', async () => {
     const res = await h.app.inject({ method: 'POST', url: '/v1/events', payload: { type: 'nope.never', data: {} } });
     expect(res.statusCode).toBe(400);

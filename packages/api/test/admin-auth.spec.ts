@@ -9,6 +9,7 @@ const ADMIN_ROUTES = [
   ['POST', '/admin/dlq/replay'],
   ['GET', '/admin/groups'],
   ['GET', '/admin/retries'],
+  ['GET', '/admin/retries/payment'],
   ['GET', '/admin/audit'],
 ] as const;
 

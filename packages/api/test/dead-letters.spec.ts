@@ -169,6 +169,22 @@ describe('dead-letter admin through the engine', () => {
     expect(JSON.parse(entry.event.data)).toEqual({ name: 'three', fail: true });
   });
 
+  it('decodes the entry’s event as its consumers saw it, next to the raw fields', async () => {
+    const [newest] = (await list()).items;
+    const entry = (await admin('GET', `/admin/dlq/${newest?.id}`)).json();
+    expect(entry.event).toMatchObject({ schemaVersion: '1', data: '{"name":"three","fail":true}' });
+    expect(entry.envelope).toEqual({
+      id: eventIds[2],
+      type: 'test.thing',
+      schemaVersion: 1,
+      aggregateId: 'three',
+      occurredAt: entry.event.occurredAt,
+      data: { name: 'three', fail: true },
+      metadata: {},
+    });
+    expect(entry.envelopeError).toBeUndefined();
+  });
+
   it('reports groups with consumers, pending, lag, retrying and dead-lettered counts', async () => {
     const res = await admin('GET', '/admin/groups');
     expect(res.statusCode).toBe(200);
@@ -369,6 +385,14 @@ describe('group status and dry run while events are failing', () => {
     });
     expect(await fleet.deadLetters.length()).toBe(1);
     expect((await admin('GET', '/admin/audit')).items).toEqual([]);
+
+    const detail = await admin('GET', `/admin/dlq/${entry.id}`);
+    expect(detail.envelope).toBeUndefined();
+    expect(detail.envelopeError).toEqual({
+      message: expect.stringContaining('data.name'),
+      errors: [{ field: 'data.name', message: expect.any(String) }],
+    });
+    expect(JSON.parse(detail.event.data)).toEqual({ name: 42 });
     expect(await fleet.retryQueues.counts(SLOW)).toMatchObject({ delayed: 1, waiting: 0 });
   });
 });

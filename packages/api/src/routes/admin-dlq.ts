@@ -9,6 +9,7 @@ import {
   adminProblems,
   adminSecurity,
   cursorSchema,
+  detail,
   entrySchema,
   entrySummarySchema,
   filterSchema,
@@ -86,7 +87,10 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
       schema: {
         tags: ['dead letters'],
         summary: 'Get one dead-lettered event',
-        description: 'The whole entry: the event, the last error and every failed attempt.',
+        description:
+          'The whole entry: the event, the last error and every failed attempt. The event comes twice: `event` ' +
+          'as the stream held it, and `envelope` decoded against today’s catalog (or `envelopeError` saying why ' +
+          'it does not decode).',
         security: adminSecurity,
         params: idParams,
         response: { 200: entrySchema, ...adminProblems, ...problemResponses(404) },
@@ -95,7 +99,7 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
     async (request) => {
       const entry = await deadLetters.get(request.params.id);
       if (!entry) throw new ApiProblem(404, 'NOT_FOUND', `no dead-letter entry ${request.params.id}`);
-      return entry;
+      return detail(entry, deadLetters.decode(entry));
     },
   );
 

@@ -1,9 +1,10 @@
-import { infoList, isNoGroupError } from '@streamfleet/core';
+import { fieldsToRecord, infoList, isNoGroupError, RetryPolicy } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { adminAuth } from '../http/admin-auth';
+import { ApiProblem, problemResponses } from '../http/problem';
 import { limitedBy, type RouteContext } from '../route-context';
-import { adminProblems, adminSecurity } from './admin-schemas';
+import { adminProblems, adminSecurity, nameSchema } from './admin-schemas';
 
 const consumerSchema = z.object({
   name: z.string(),
@@ -31,14 +32,69 @@ const streamSchema = z.object({
   groups: z.array(groupSchema),
 });
 
+const count = (description: string) => z.number().int().meta({ description });
+
+/**
+ * What each number means. `completed` is not a success count: the retry worker, not BullMQ,
+ * decides that attempts are exhausted, writes the dead letter and then completes the job.
+ */
 const retryCountsSchema = z.object({
-  group: z.string(),
-  waiting: z.number().int(),
-  delayed: z.number().int(),
-  active: z.number().int(),
-  failed: z.number().int(),
-  completed: z.number().int(),
+  waiting: count('Due now, waiting for a retry worker'),
+  delayed: count('Backing off until their next attempt is due'),
+  active: count('Being attempted by a retry worker right now'),
+  retrying: count(
+    'waiting + delayed + active: events of the group neither handled nor dead-lettered yet (the `retrying` of ' +
+      '/admin/groups)',
+  ),
+  failed: count(
+    'Jobs BullMQ itself gave up on (runs that died with their worker past its backstop); their events are ' +
+      'dead-lettered as max-deliveries. Normally 0: exhausted attempts do not end here.',
+  ),
+  completed: count(
+    'Jobs finished within the retention window (24 h by default, how long a re-delivery is recognised), ' +
+      'however they ended: handled on a retry, or dead-lettered (exhausted or non-retryable: the retry worker ' +
+      'writes the dead letter, then completes the job). Not a success count; see `deadLettered`.',
+  ),
+  deadLettered: count(
+    'Entries of the group in the dead-letter stream now, from any path (also first deliveries that never ' +
+      'became retry jobs, e.g. invalid-event); not limited to the retention window, and replayed or discarded ' +
+      'entries no longer count. The `deadLettered` of /admin/groups.',
+  ),
 });
+
+const groupCountsSchema = z.object({ group: z.string() }).extend(retryCountsSchema.shape);
+
+const retryingStateSchema = z
+  .enum(['active', 'waiting', 'delayed'])
+  .meta({ description: 'active: being attempted; waiting: due; delayed: backing off until `nextRunAt`' });
+
+const retryJobSchema = z
+  .object({
+    jobId: z.string(),
+    state: retryingStateSchema,
+    eventId: z.string(),
+    type: z.string(),
+    aggregateId: z.string().optional(),
+    stream: z.string(),
+    entryId: z.string().meta({ description: 'Source stream entry id' }),
+    attemptsMade: count('Attempts made so far, the first delivery included'),
+    maxAttempts: count('Attempts allowed (see the top-level `maxAttempts`)'),
+    nextRunAt: z.string().optional().meta({ description: 'When a delayed job’s next attempt is due (ISO 8601)' }),
+    startedAt: z.string().optional().meta({ description: 'When this job’s current or last attempt started' }),
+    addedAt: z.string().meta({ description: 'When the retry job was added: after the first failure, or by a replay' }),
+    replayCount: count('How often the event was replayed from the dead-letter stream (0: never)'),
+    firstFailedAt: z.string().meta({ description: 'First failure of this round (a replay starts a new round)' }),
+    lastError: z
+      .object({ attempt: z.number().int(), at: z.string(), name: z.string(), message: z.string() })
+      .optional()
+      .meta({ description: 'The latest failed attempt; absent for a replay that has not failed yet' }),
+    deadLetterPending: z.object({ reason: z.string() }).optional().meta({
+      description: 'A run decided to dead-letter the event but could not write the dead letter; the next run will',
+    }),
+  })
+  .meta({ description: 'An event being retried by its group' });
+
+const MAX_RETRY_PAGE = 500;
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0) || 0);
 
@@ -114,6 +170,35 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     },
   );
 
+  /** Every group the fleet knows of: consumer groups of registered streams, and groups with dead letters. */
+  const knownGroups = async (): Promise<Set<string>> => {
+    const names = new Set<string>(Object.keys(await deadLetters.countsByGroup()));
+    for (const stream of await streamNames()) {
+      for (const info of await groupsOf(stream)) names.add(String(info.name ?? ''));
+    }
+    return names;
+  };
+
+  /** Refuses a group nobody has heard of: not a consumer group, no dead letters, no retry queue. */
+  const checkGroup = async (group: string, field: string, status: 400 | 404) => {
+    const known = await knownGroups();
+    if (known.has(group) || (await retryQueues.exists(group))) return;
+    const list = [...known].sort().join(', ') || 'none';
+    const message = `unknown consumer group "${group}"; known groups: ${list}`;
+    throw new ApiProblem(status, status === 400 ? 'VALIDATION_ERROR' : 'NOT_FOUND', message, {
+      errors: [{ field, message: 'unknown consumer group' }],
+    });
+  };
+
+  const countsOf = async (group: string, deadByGroup: Record<string, number>) => {
+    const c = await retryQueues.counts(group);
+    return { ...c, retrying: c.waiting + c.delayed + c.active, deadLettered: deadByGroup[group] ?? 0 };
+  };
+
+  /** As this API's environment configures it (RETRY_MAX_ATTEMPTS, RETRY_OVERRIDES). */
+  const maxAttemptsOf = (group: string) =>
+    RetryPolicy.forGroup(ctx.config.retry, ctx.config.retry.overrides, group).maxAttempts;
+
   app.get(
     '/admin/retries',
     {
@@ -122,21 +207,121 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         tags: ['groups'],
         summary: 'Retry queue counts per consumer group',
         description:
-          'BullMQ job counts of each group’s retry queue (waiting, delayed, active, failed, completed), for every ' +
-          'group that has a stream or dead letters.',
+          'Counts of each group’s retry queue, for every group that has a stream or dead letters, or for the one ' +
+          'named by `group` (400 if no such group is known). `completed` counts dead-lettered jobs too: see each ' +
+          'field. List the events themselves with /admin/retries/{group}.',
         security: adminSecurity,
-        response: { 200: z.object({ groups: z.array(retryCountsSchema) }), ...adminProblems },
+        querystring: z.strictObject({
+          group: nameSchema.optional().meta({ description: 'Only this consumer group', example: 'payment' }),
+        }),
+        response: { 200: z.object({ groups: z.array(groupCountsSchema) }), ...adminProblems },
       },
     },
-    async () => {
-      const names = new Set<string>(Object.keys(await deadLetters.countsByGroup()));
-      for (const stream of await streamNames()) {
-        for (const info of await groupsOf(stream)) names.add(String(info.name ?? ''));
+    async (request) => {
+      const { group } = request.query;
+      let names: string[];
+      if (group !== undefined) {
+        await checkGroup(group, 'query.group', 400);
+        names = [group];
+      } else {
+        names = [...(await knownGroups())].sort();
       }
-      const groups = await Promise.all(
-        [...names].sort().map(async (group) => ({ group, ...(await retryQueues.counts(group)) })),
-      );
+      const deadByGroup = await deadLetters.countsByGroup();
+      const groups = await Promise.all(names.map(async (g) => ({ group: g, ...(await countsOf(g, deadByGroup)) })));
       return { groups };
+    },
+  );
+
+  app.get(
+    '/admin/retries/:group',
+    {
+      config,
+      schema: {
+        tags: ['groups'],
+        summary: 'Events a consumer group is retrying',
+        description:
+          'The group’s retry jobs, in the order they will run: active, then waiting, then delayed (soonest first). ' +
+          'Each with its event, attempts made and allowed, next run time, replay count and last error. Paginate ' +
+          'by passing `nextOffset` back as `offset`; jobs change state while they are read, so a busy queue can ' +
+          'show a job twice or skip one across pages. 404 if no such group is known.',
+        security: adminSecurity,
+        params: z.strictObject({ group: nameSchema }),
+        querystring: z.strictObject({
+          state: retryingStateSchema.optional().meta({ description: 'Only jobs in this state (default: all three)' }),
+          offset: z.coerce
+            .number()
+            .int()
+            .min(0)
+            .max(1_000_000_000)
+            .default(0)
+            .meta({ description: 'Jobs to skip, from a previous page’s `nextOffset`' }),
+          limit: z.coerce
+            .number()
+            .int()
+            .min(1)
+            .max(MAX_RETRY_PAGE)
+            .default(50)
+            .meta({ description: `Page size, 1-${MAX_RETRY_PAGE}` }),
+        }),
+        response: {
+          200: z.object({
+            group: z.string(),
+            maxAttempts: count(
+              'Attempts allowed per event, the first delivery included, as this API’s RETRY_MAX_ATTEMPTS and ' +
+                'RETRY_OVERRIDES set it (the worker running the group applies its own configuration)',
+            ),
+            counts: retryCountsSchema,
+            total: count('Jobs in the listed states when the page was read'),
+            items: z.array(retryJobSchema),
+            nextOffset: z.number().int().optional().meta({ description: 'Absent on the last page' }),
+          }),
+          ...adminProblems,
+          ...problemResponses(404),
+        },
+      },
+    },
+    async (request) => {
+      const { group } = request.params;
+      const { state, offset, limit } = request.query;
+      await checkGroup(group, 'params.group', 404);
+      const maxAttempts = maxAttemptsOf(group);
+      const [counts, page] = await Promise.all([
+        countsOf(group, await deadLetters.countsByGroup()),
+        retryQueues.list(group, { offset, limit, ...(state ? { states: [state] } : {}) }),
+      ]);
+      const items = page.items.map((job) => {
+        const { data } = job;
+        const aggregateId = fieldsToRecord(data.fields).aggregateId;
+        const last = data.failures.at(-1);
+        return {
+          jobId: job.jobId,
+          state: job.state,
+          eventId: data.eventId,
+          type: data.type,
+          ...(aggregateId ? { aggregateId } : {}),
+          stream: data.stream,
+          entryId: data.entryId,
+          attemptsMade: job.attemptsMade,
+          maxAttempts,
+          ...(job.nextRunAt ? { nextRunAt: job.nextRunAt } : {}),
+          ...(job.startedAt ? { startedAt: job.startedAt } : {}),
+          addedAt: job.addedAt,
+          replayCount: data.replayCount,
+          firstFailedAt: data.firstFailedAt,
+          ...(last
+            ? { lastError: { attempt: last.attempt, at: last.at, name: last.name, message: last.message } }
+            : {}),
+          ...(data.deadLetter ? { deadLetterPending: { reason: data.deadLetter.reason } } : {}),
+        };
+      });
+      return {
+        group,
+        maxAttempts,
+        counts,
+        total: page.total,
+        items,
+        ...(page.nextOffset === undefined ? {} : { nextOffset: page.nextOffset }),
+      };
     },
   );
 };

@@ -1,4 +1,4 @@
-import { DEAD_LETTER_REASONS, type DeadLetterEntry } from '@streamfleet/core';
+import { DEAD_LETTER_REASONS, type DeadLetterDecoding, type DeadLetterEntry } from '@streamfleet/core';
 import { z } from 'zod';
 import { problemResponses } from '../http/problem';
 
@@ -88,6 +88,26 @@ export const entrySummarySchema = z
   })
   .meta({ description: 'A dead-lettered event, summarised' });
 
+const fieldIssueSchema = z.object({ field: z.string(), message: z.string() });
+
+/** An `EventEnvelope` as handlers receive it. */
+export const envelopeSchema = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    schemaVersion: z.number().int(),
+    aggregateId: z.string().optional(),
+    aggregateVersion: z.number().int().optional(),
+    occurredAt: z.string(),
+    data: z.unknown().meta({ description: 'Parsed and validated against the catalog schema of type and version' }),
+    metadata: z.object({
+      correlationId: z.string().optional(),
+      causationId: z.string().optional(),
+      traceparent: z.string().optional(),
+    }),
+  })
+  .meta({ description: 'The event as consumers are handed it' });
+
 export const entrySchema = z
   .object({
     id: streamIdSchema,
@@ -106,9 +126,33 @@ export const entrySchema = z
       .meta({ description: 'Every failed attempt, oldest first' }),
     firstFailedAt: z.string(),
     deadLetteredAt: z.string(),
-    event: z.record(z.string(), z.string()).meta({ description: 'The stream entry as it was, field by field' }),
+    event: z.record(z.string(), z.string()).meta({
+      description:
+        'The stream entry as it was, field by field, as Redis holds it (every value a string; `data` is JSON ' +
+        'text). `envelope` is the same event decoded.',
+    }),
+    envelope: envelopeSchema.optional().meta({
+      description:
+        'The event decoded against today’s catalog, as a consumer (or a replay) would see it: `data` parsed, ' +
+        'versions as numbers, metadata as an object. Absent when it does not decode (see `envelopeError`).',
+    }),
+    envelopeError: z
+      .object({ message: z.string(), errors: z.array(fieldIssueSchema) })
+      .optional()
+      .meta({
+        description:
+          'Why the event does not decode against today’s catalog (a replay would come straight back as ' +
+          '`invalid-event`; a bulk replay dry run lists it under `invalidToday`). Absent when it decodes.',
+      }),
   })
   .meta({ description: 'A dead-lettered event with its whole failure history' });
+
+/** The whole entry, with its event decoded next to the raw fields when it decodes. */
+export function detail(entry: DeadLetterEntry, decoding: DeadLetterDecoding | undefined): z.infer<typeof entrySchema> {
+  if (!decoding) return entry;
+  if (decoding.ok) return { ...entry, envelope: decoding.envelope };
+  return { ...entry, envelopeError: { message: decoding.error, errors: decoding.issues } };
+}
 
 export function summarise(entry: DeadLetterEntry): z.infer<typeof entrySummarySchema> {
   return {

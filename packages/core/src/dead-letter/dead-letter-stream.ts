@@ -9,6 +9,7 @@ import { isStreamId, streamIdTime } from '../streams/reply';
 import {
   type AuditRecord,
   DEAD_LETTER_REASONS,
+  type DeadLetterDecoding,
   type DeadLetterEntry,
   type DeadLetterFilter,
   type DeadLetterInput,
@@ -386,14 +387,23 @@ export class DeadLetterStream {
     return new NotFoundError(`no dead-letter entry ${id}`, { id });
   }
 
-  private schemaProblem(entry: DeadLetterEntry): string | undefined {
+  /**
+   * Decodes the entry's event as a consumer would today (the same check a bulk replay's dry
+   * run reports in `invalidToday`). `undefined` when this stream was built without a catalog.
+   */
+  decode(entry: DeadLetterEntry): DeadLetterDecoding | undefined {
     if (!this.catalog) return undefined;
     try {
-      decodeEvent(Object.entries(entry.event).flat(), this.catalog);
-      return undefined;
+      return { ok: true, envelope: decodeEvent(Object.entries(entry.event).flat(), this.catalog) };
     } catch (err) {
-      return err instanceof Error ? err.message : String(err);
+      const issues = err instanceof ValidationError ? err.issues : [];
+      return { ok: false, error: err instanceof Error ? err.message : String(err), issues };
     }
+  }
+
+  private schemaProblem(entry: DeadLetterEntry): string | undefined {
+    const decoded = this.decode(entry);
+    return decoded && !decoded.ok ? decoded.error : undefined;
   }
 }
 

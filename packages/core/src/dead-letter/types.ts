@@ -1,4 +1,5 @@
-import type { ErrorSummary } from '../errors/index';
+import type { ErrorSummary, FieldIssue } from '../errors/index';
+import type { EventEnvelope } from '../events/envelope';
 
 export const DEAD_LETTER_REASONS = ['retries-exhausted', 'non-retryable', 'invalid-event', 'max-deliveries'] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
@@ -76,3 +77,11 @@ export interface OperatorContext {
   /** Groups a bulk action under one id in the audit log. */
   batchId?: string;
 }
+
+/**
+ * A dead letter's event decoded against today's catalog: the envelope consumers would be
+ * handed, or why they would not be (a replay would then come straight back as invalid-event).
+ */
+export type DeadLetterDecoding =
+  | { ok: true; envelope: EventEnvelope }
+  | { ok: false; error: string; issues: FieldIssue[] };

@@ -33,6 +33,59 @@ export interface RetryCounts {
   completed: number;
 }
 
+/** The states a job is in while its event is still being retried. */
+export const RETRYING_STATES = ['active', 'waiting', 'delayed'] as const;
+export type RetryingState = (typeof RETRYING_STATES)[number];
+
+/** One retry job as read back: its data, and where BullMQ has it. */
+export interface RetryJobInfo {
+  jobId: string;
+  state: RetryingState;
+  data: RetryJobData;
+  /**
+   * Attempts made so far, the first delivery included (the job's offset plus its failed runs):
+   * a delayed job's next run is attempt `attemptsMade + 1`, an active job is running that one.
+   */
+  attemptsMade: number;
+  /** When the job was added. */
+  addedAt: string;
+  /** When the current or last run started; absent before the first run. */
+  startedAt?: string;
+  /** When a delayed job is due to run next. */
+  nextRunAt?: string;
+}
+
+export interface RetryJobPage {
+  items: RetryJobInfo[];
+  /** Jobs in the asked-for states when the page was read. */
+  total: number;
+  /** Pass back as `offset` for the next page; absent on the last page. */
+  nextOffset?: number;
+}
+
+export interface RetryJobListOptions {
+  /** Default: every retrying state. */
+  states?: readonly RetryingState[];
+  offset?: number;
+  /** Default 50. */
+  limit?: number;
+}
+
+/**
+ * Listing order: running first, then due (oldest first), then delayed (soonest first), so a
+ * page reads in the order the jobs will run. `prioritized` is BullMQ's second waiting list
+ * (unused by streamfleet, counted as waiting all the same).
+ */
+const LISTED: readonly { type: 'active' | 'waiting' | 'prioritized' | 'delayed'; state: RetryingState }[] = [
+  { type: 'active', state: 'active' },
+  { type: 'waiting', state: 'waiting' },
+  { type: 'prioritized', state: 'waiting' },
+  { type: 'delayed', state: 'delayed' },
+];
+
+/** BullMQ's delayed-set score is the due time in ms shifted left 12 bits (the low bits order ties). */
+const DELAY_SCORE_SHIFT = 0x1000;
+
 /** BullMQ decides nothing about exhaustion: the retry worker does, so the limit here is only a backstop. */
 const BACKSTOP_ATTEMPTS = 1000;
 
@@ -162,6 +215,70 @@ export class RetryQueues {
       failed: c.failed ?? 0,
       completed: c.completed ?? 0,
     };
+  }
+
+  /**
+   * True when Redis holds a retry queue for `group` (BullMQ writes its meta hash on the first
+   * add). Builds no `Queue`, so asking about arbitrary names costs nothing to keep.
+   */
+  async exists(group: string): Promise<boolean> {
+    return (await this.connection.exists(`${this.keys.bullPrefix}:${group}:meta`)) === 1;
+  }
+
+  /**
+   * A page of the group's retrying jobs, read-only. Jobs move between states while they are
+   * read (a delayed job comes due, a running one fails and is delayed again), so a job can
+   * be missed or seen twice across pages; `total` and the offsets count the states as they
+   * stood at the start of this call.
+   */
+  async list(group: string, options: RetryJobListOptions = {}): Promise<RetryJobPage> {
+    const states = new Set(options.states ?? RETRYING_STATES);
+    const offset = Math.max(0, Math.trunc(options.offset ?? 0));
+    const limit = Math.max(1, Math.trunc(options.limit ?? 50));
+    const queue = this.queue(group);
+    const listed = LISTED.filter((l) => states.has(l.state));
+    const counts = await queue.getJobCounts(...listed.map((l) => l.type));
+    const sizes = listed.map((l) => counts[l.type] ?? 0);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const items: RetryJobInfo[] = [];
+    let skip = offset;
+    let wanted = limit;
+    for (let i = 0; i < listed.length && wanted > 0; i++) {
+      const { type, state } = listed[i] as (typeof listed)[number];
+      const size = sizes[i] ?? 0;
+      if (skip >= size) {
+        skip -= size;
+        continue;
+      }
+      const end = Math.min(size, skip + wanted) - 1;
+      wanted -= end - skip + 1;
+      const jobs = await queue.getJobs([type], skip, end, true);
+      skip = 0;
+      const due = state === 'delayed' ? await this.dueTimes(queue.keys.delayed ?? '', jobs) : [];
+      jobs.forEach((job, j) => {
+        if (!job.id) return;
+        const info: RetryJobInfo = {
+          jobId: job.id,
+          state,
+          data: job.data,
+          attemptsMade: (job.data.attemptOffset ?? 0) + job.attemptsMade,
+          addedAt: new Date(job.timestamp).toISOString(),
+        };
+        if (job.processedOn) info.startedAt = new Date(job.processedOn).toISOString();
+        const dueMs = due[j];
+        if (dueMs !== undefined) info.nextRunAt = new Date(dueMs).toISOString();
+        items.push(info);
+      });
+    }
+    return offset + limit < total ? { items, total, nextOffset: offset + limit } : { items, total };
+  }
+
+  /** Due times (ms) of delayed jobs, from their scores; `undefined` for one that has left the set. */
+  private async dueTimes(delayedKey: string, jobs: readonly { id?: string | undefined }[]) {
+    const ids = jobs.map((j) => j.id ?? '');
+    if (ids.length === 0 || !delayedKey) return [];
+    const scores = await this.connection.zmscore(delayedKey, ...ids);
+    return scores.map((s) => (s === null ? undefined : Math.floor(Number(s) / DELAY_SCORE_SHIFT)));
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,13 @@
 export { DEFAULT_RETRY, RetryPolicy, type RetryPolicyOptions } from './retry-policy';
 export {
   RETRY_BACKOFF_TYPE,
+  RETRYING_STATES,
   type RetryCounts,
+  type RetryingState,
   type RetryJobData,
+  type RetryJobInfo,
+  type RetryJobListOptions,
+  type RetryJobPage,
   RetryQueues,
   type RetryQueuesOptions,
   retryJobId,

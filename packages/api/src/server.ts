@@ -3,8 +3,15 @@
  *
  * Signals: SIGTERM (orchestrators) and SIGINT (Ctrl-C) both start a graceful shutdown:
  * `/readyz` turns 503 so load balancers stop routing here, in-flight requests finish,
- * then the app and every connection close. A second signal exits at once.
+ * then the app and every connection close, exit 0. A repeat within a second of the first
+ * signal is the same request (Ctrl-C reaches the whole process group and wrappers relay it
+ * again); a later one exits at once with 128 + signal number, like the worker.
+ *
+ * Started by `pnpm start`'s spawner (`packages/workers/src/all.ts`) it has an IPC channel to
+ * that parent: when the channel closes (the parent died, even by SIGKILL) it shuts down
+ * gracefully instead of living on as an orphan holding the port.
  */
+import type { AddressInfo } from 'node:net';
 import {
   ConfigError,
   createCatalog,
@@ -21,6 +28,9 @@ import {
 import { buildApp } from './app';
 import { inventoryPlugin } from './routes/inventory';
 import { ordersPlugin } from './routes/orders';
+
+/** How long after the first signal a repeat still counts as the same request (as in the worker). */
+const REPEAT_SIGNAL_WINDOW_MS = 1000;
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -63,37 +73,80 @@ async function main(): Promise<void> {
   };
   const app = buildApp(config, deps);
 
+  const closeConnections = async () => {
+    await retryQueues.close();
+    await Promise.all([redis.quit(), bullConnection.quit(), sql.end({ timeout: 5 })]);
+  };
+
   let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
+  const shutdown = async (cause: { signal: string } | { reason: string }) => {
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info(cause, 'shutting down gracefully');
     app.beginShutdown();
     const timer = setTimeout(() => {
-      logger.error('shutdown timed out; exiting');
+      logger.error({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
       process.exit(1);
     }, config.shutdownTimeoutMs);
     timer.unref();
     try {
       await app.close();
-      await retryQueues.close();
-      await Promise.all([redis.quit(), bullConnection.quit(), sql.end({ timeout: 5 })]);
+      await closeConnections();
+      logger.info('shutdown complete');
       process.exit(0);
     } catch (err) {
       logger.error({ err }, 'shutdown failed');
       process.exit(1);
     }
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  let firstSignalAt: number | undefined;
+  const onSignal = (signal: 'SIGTERM' | 'SIGINT') => {
+    if (firstSignalAt !== undefined) {
+      const sinceFirstMs = Math.round(performance.now() - firstSignalAt);
+      if (sinceFirstMs < REPEAT_SIGNAL_WINDOW_MS) {
+        logger.debug({ signal, sinceFirstMs }, 'repeated signal: already shutting down');
+        return;
+      }
+      logger.warn({ signal, sinceFirstMs }, 'second signal: exiting now');
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    }
+    firstSignalAt = performance.now();
+    if (!stopping) void shutdown({ signal });
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  if (process.send) {
+    // Spawned with an IPC channel (by `pnpm start`): its closing means the parent is gone.
+    process.channel?.unref();
+    process.once('disconnect', () => {
+      if (stopping) return;
+      logger.warn('parent process exited; shutting down');
+      void shutdown({ reason: 'parent exited' });
+    });
+  }
 
-  const address = await app.listen({ port: config.port, host: config.host });
+  await app.ready();
+  // Fastify logs one plain "Server listening at" line per interface; the line below says it once.
+  const appLogLevel = app.log.level;
+  app.log.level = 'silent';
+  let address: string;
+  try {
+    address = await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    if (stopping) return;
+    const { code, message } = err as NodeJS.ErrnoException;
+    const where = `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+    const why = code === 'EADDRINUSE' ? `PORT ${config.port} is already in use` : message;
+    logger.fatal(
+      { code, port: config.port, host: config.host, address: where },
+      `cannot listen on ${where}: ${why}; set PORT (and HOST) to a free address`,
+    );
+    process.exit(1);
+  } finally {
+    app.log.level = appLogLevel;
+  }
   const base = address.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost');
-  logger.info({ address }, 'listening');
-  console.log(`streamfleet API on ${base} — Swagger UI at ${base}/docs, OpenAPI at ${base}/docs/json`);
+  const { port } = app.server.address() as AddressInfo;
+  logger.info({ address, port, docs: `${base}/docs`, openapi: `${base}/docs/json` }, 'listening');
   if (!config.adminToken) logger.warn('ADMIN_TOKEN is not set: admin routes refuse every request');
 }
 

@@ -62,8 +62,11 @@ function e2eHandlerDelayMs(): number | undefined {
 }
 
 export interface RunWorkerOptions {
-  /** Extra work for the graceful shutdown, after the worker closed (e.g. stop the API child). */
-  onShutdown?: () => Promise<void>;
+  /**
+   * Extra work for the graceful shutdown, after the worker closed (e.g. wait for the API
+   * child). May resolve to the process's exit code (default 0).
+   */
+  onShutdown?: () => Promise<number | undefined>;
 }
 
 /**
@@ -94,7 +97,7 @@ export async function runWorker(config: Config, logger: Logger, options: RunWork
     async shutdown() {
       worker.markClosing();
       await worker.close({ timeoutMs: config.shutdownTimeoutMs });
-      await options.onShutdown?.();
+      return options.onShutdown?.();
     },
   });
   process.on('unhandledRejection', (err) => {

@@ -6,7 +6,10 @@ import type { Logger } from '@streamfleet/core';
  * - `SIGTERM`: what orchestrators send to stop a process (docker stop, Kubernetes, systemd).
  *   Graceful: stop reading, let in-flight handlers finish, flush acks, exit 0.
  * - `SIGINT`: Ctrl-C in a terminal, or `pnpm`/`turbo` forwarding it. Same graceful path.
- * - A second `SIGTERM`/`SIGINT` while shutting down means "now": exit at once with
+ * - A repeat within `repeatWindowMs` (1 s) of the first signal is the same request, not a new
+ *   one: Ctrl-C reaches every process of the terminal's foreground group, and a wrapper
+ *   (`pnpm`, `sh`, the tsx CLI, a spawner) often relays the same signal again a few ms later.
+ * - A later `SIGTERM`/`SIGINT` while shutting down means "now": exit at once with
  *   128 + signal number (130 for SIGINT, 143 for SIGTERM), the shell convention. Nothing is
  *   lost: unacknowledged entries stay pending and another worker claims them.
  *
@@ -19,37 +22,52 @@ export type ShutdownSignal = (typeof SHUTDOWN_SIGNALS)[number];
 
 const SIGNAL_NUMBER: Record<ShutdownSignal, number> = { SIGINT: 2, SIGTERM: 15 };
 
+/** How long after the first signal a repeat still counts as the same request. */
+export const REPEAT_SIGNAL_WINDOW_MS = 1000;
+
 export interface ShutdownOptions {
   logger: Logger;
-  /** The graceful path; its rejection exits 1. */
-  shutdown(signal: ShutdownSignal): Promise<void>;
+  /**
+   * The graceful path; its rejection exits 1. It may resolve to the exit code (default 0),
+   * e.g. non-zero when the shutdown was started because something failed.
+   */
+  shutdown(signal: ShutdownSignal): Promise<number | undefined>;
   /** Exit 1 if the graceful path has not finished by then. */
   hardDeadlineMs: number;
+  /** A repeated signal this soon after the first is ignored. Default `REPEAT_SIGNAL_WINDOW_MS`. */
+  repeatWindowMs?: number;
   exit?: (code: number) => never;
 }
 
 /** Installs the handlers once; returns a function that removes them (tests). */
 export function handleShutdownSignals(options: ShutdownOptions): () => void {
   const exit = options.exit ?? ((code: number) => process.exit(code));
-  let shuttingDown = false;
+  const repeatWindowMs = options.repeatWindowMs ?? REPEAT_SIGNAL_WINDOW_MS;
+  let firstSignalAt: number | undefined;
   const onSignal = (signal: ShutdownSignal) => {
-    if (shuttingDown) {
-      options.logger.warn({ signal }, 'second signal: exiting now');
+    if (firstSignalAt !== undefined) {
+      const sinceFirstMs = Math.round(performance.now() - firstSignalAt);
+      if (sinceFirstMs < repeatWindowMs) {
+        options.logger.debug({ signal, sinceFirstMs }, 'repeated signal: already shutting down');
+        return;
+      }
+      options.logger.warn({ signal, sinceFirstMs }, 'second signal: exiting now');
       exit(128 + SIGNAL_NUMBER[signal]);
       return;
     }
-    shuttingDown = true;
-    options.logger.info({ signal }, 'shutting down gracefully (send the signal again to exit at once)');
+    firstSignalAt = performance.now();
+    options.logger.info({ signal }, 'shutting down gracefully (a signal again after a second exits at once)');
     const watchdog = setTimeout(() => {
       options.logger.error({ hardDeadlineMs: options.hardDeadlineMs }, 'graceful shutdown overran; exiting');
       exit(1);
     }, options.hardDeadlineMs);
     watchdog.unref();
     options.shutdown(signal).then(
-      () => {
+      (result) => {
         clearTimeout(watchdog);
-        options.logger.info('shutdown complete');
-        exit(0);
+        const exitCode = typeof result === 'number' ? result : 0;
+        options.logger.info(exitCode === 0 ? {} : { exitCode }, 'shutdown complete');
+        exit(exitCode);
       },
       (err: unknown) => {
         clearTimeout(watchdog);

@@ -80,6 +80,19 @@ describe('worker process (src/main.ts)', () => {
     }
   });
 
+  it('a repeated signal within a second is the same request: graceful shutdown, exit 0', async () => {
+    const { w } = start({ WORKER_GROUPS: 'e2e-a' });
+    await w.ready();
+    // What Ctrl-C under `pnpm start` delivers: the terminal's SIGINT, then pnpm's relay of it.
+    w.signal('SIGINT');
+    w.signal('SIGINT');
+    w.signal('SIGTERM');
+    const exit = await w.exited;
+    expect(exit.code).toBe(0);
+    expect(w.logs().some((l) => l.msg === 'shutdown complete')).toBe(true);
+    expect(w.logs().some((l) => l.msg === 'second signal: exiting now')).toBe(false);
+  });
+
   it('a second SIGTERM during a slow shutdown exits at once with 143', async () => {
     const { w, prefix } = start({
       WORKER_GROUPS: 'e2e-a',
@@ -100,9 +113,18 @@ describe('worker process (src/main.ts)', () => {
       });
       w.signal('SIGTERM');
       await waitFor(() => w.logs().some((l) => l.msg === 'worker stopping'), { message: 'graceful shutdown begun' });
-      w.signal('SIGTERM');
+      // Repeats within a second of the first are ignored: keep signalling until one counts.
+      await waitFor(
+        () => {
+          w.signal('SIGTERM');
+          return w.exit;
+        },
+        { intervalMs: 100, message: 'a later SIGTERM to force the exit' },
+      );
       const exit = await w.exited;
       expect(exit.code).toBe(143);
+      const forced = w.logs().find((l) => l.msg === 'second signal: exiting now');
+      expect(forced?.sinceFirstMs).toBeGreaterThanOrEqual(1000);
       // The interrupted event was not acknowledged: another worker will claim it.
       expect(await redis.scard(e2eKeys(new StreamfleetKeys(prefix), 'e2e-a').seen)).toBe(0);
     } finally {

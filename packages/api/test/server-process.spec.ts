@@ -1,0 +1,110 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { testDatabaseUrl, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
+
+/** `src/server.ts` as `pnpm start:api` runs it: `node --import tsx`, its output and its exit. */
+class ApiProcess {
+  readonly child: ChildProcess;
+  readonly stdout: string[] = [];
+  stderr = '';
+  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  readonly exited: Promise<NonNullable<ApiProcess['exit']>>;
+  private buffer = '';
+
+  constructor(env: Record<string, string>) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: PACKAGE_DIR,
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.buffer += chunk;
+      const lines = this.buffer.split('\n');
+      this.buffer = lines.pop() ?? '';
+      this.stdout.push(...lines);
+    });
+    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderr += chunk;
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+    });
+  }
+
+  logs(): Record<string, unknown>[] {
+    return this.stdout.map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+}
+
+describe('API process (src/server.ts)', () => {
+  const running: ApiProcess[] = [];
+  const start = (env: Record<string, string> = {}) => {
+    const p = new ApiProcess({
+      REDIS_URL: testRedisUrl(),
+      DATABASE_URL: testDatabaseUrl(),
+      STREAMFLEET_PREFIX: uniquePrefix('api-proc'),
+      HOST: '127.0.0.1',
+      PORT: '0',
+      ADMIN_TOKEN: 'a-test-token-long-enough-for-the-schema',
+      ...env,
+    });
+    running.push(p);
+    return p;
+  };
+  afterEach(async () => {
+    for (const p of running.splice(0)) {
+      if (p.exit) continue;
+      p.child.kill('SIGKILL');
+      await p.exited;
+    }
+  });
+
+  it('logs one structured listening line, only JSON on stdout; a repeated SIGTERM is one graceful stop', async () => {
+    const p = start();
+    const listening = await waitFor(() => p.logs().find((l) => l.msg === 'listening'), {
+      timeoutMs: 30_000,
+      message: 'listening line',
+    });
+    expect(listening.port).toBeGreaterThan(0);
+    expect(listening.address).toBe(`http://127.0.0.1:${listening.port}`);
+    expect(listening.docs).toBe(`http://127.0.0.1:${listening.port}/docs`);
+    // Every line parses as JSON (logs() throws otherwise); Fastify's own lines are not there.
+    expect(p.logs().map((l) => l.msg)).toEqual(['listening']);
+
+    p.child.kill('SIGTERM');
+    p.child.kill('SIGTERM');
+    const exit = await p.exited;
+    expect(exit.code).toBe(0);
+    const messages = p.logs().map((l) => l.msg);
+    expect(messages).not.toContain('second signal: exiting now');
+    expect(messages.at(-1)).toBe('shutdown complete');
+    expect(p.stderr).toBe('');
+  });
+
+  it('exits 1 with one fatal line naming PORT and the address when the port is taken', async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const p = start({ PORT: String(port) });
+      const exit = await p.exited;
+      expect(exit.code).toBe(1);
+      const logs = p.logs();
+      expect(logs).toHaveLength(1);
+      expect(logs[0]).toMatchObject({ level: 60, code: 'EADDRINUSE', port, host: '127.0.0.1' });
+      expect(logs[0]?.address).toBe(`127.0.0.1:${port}`);
+      expect(logs[0]?.msg).toContain(`PORT ${port} is already in use`);
+      // No raw stack trace on stderr.
+      expect(p.stderr).toBe('');
+    } finally {
+      blocker.close();
+    }
+  });
+});

@@ -1,0 +1,135 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import {
+  cleanupPrefix,
+  createTestDatabase,
+  type TestDatabase,
+  testRedisUrl,
+  uniquePrefix,
+  waitFor,
+} from '@streamfleet/core/testing';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WorkerProcess } from './support/worker-process';
+
+/** True while `pid` runs (a zombie waiting to be reaped counts as gone). */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+describe('pnpm start spawner (src/all.ts)', () => {
+  const redisUrl = testRedisUrl();
+  const prefixes: string[] = [];
+  const running: WorkerProcess[] = [];
+  const apiPids: number[] = [];
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('sf_all');
+  });
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((p) => p.kill()));
+    // A failed test must not leave an API behind (it runs in its own process group).
+    for (const pid of apiPids.splice(0)) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+  });
+  afterAll(async () => {
+    for (const p of prefixes) await cleanupPrefix(redisUrl, p);
+    await db?.drop();
+  });
+
+  const start = (env: Record<string, string> = {}) => {
+    const prefix = uniquePrefix('wall');
+    prefixes.push(prefix);
+    const p = new WorkerProcess(
+      {
+        REDIS_URL: redisUrl,
+        DATABASE_URL: db.url,
+        STREAMFLEET_PREFIX: prefix,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        WORKER_PORT: '0',
+        SHUTDOWN_TIMEOUT_MS: '10000',
+        ...env,
+      },
+      'src/all.ts',
+    );
+    running.push(p);
+    return p;
+  };
+  const apiLogs = (p: WorkerProcess) => p.logs().filter((l) => l.name === 'streamfleet-api');
+  /** Waits until the API listens and the worker runs; returns the API's pid. */
+  const bothUp = async (p: WorkerProcess): Promise<number> => {
+    const listening = await waitFor(
+      () => {
+        if (p.exit) throw new Error(`spawner exited early (${JSON.stringify(p.exit)}): ${p.stderr}`);
+        if (!p.logs().some((l) => l.msg === 'worker started')) return undefined;
+        return apiLogs(p).find((l) => l.msg === 'listening');
+      },
+      { timeoutMs: 45_000, intervalMs: 50, message: 'API listening and worker started' },
+    );
+    const pid = listening.pid as number;
+    apiPids.push(pid);
+    return pid;
+  };
+
+  it('SIGTERM stops the worker and the API, then exits 0', async () => {
+    const p = start();
+    const apiPid = await bothUp(p);
+    p.signal('SIGTERM');
+    expect((await p.exited).code).toBe(0);
+    expect(isRunning(apiPid)).toBe(false);
+    expect(apiLogs(p).some((l) => l.msg === 'shutdown complete')).toBe(true);
+    expect(p.logs().some((l) => l.name === 'streamfleet' && l.msg === 'shutdown complete')).toBe(true);
+  });
+
+  it('Ctrl-C relayed twice within a second is one graceful stop of both, exit 0', async () => {
+    const p = start();
+    const apiPid = await bothUp(p);
+    p.signal('SIGINT');
+    p.signal('SIGINT');
+    expect((await p.exited).code).toBe(0);
+    expect(isRunning(apiPid)).toBe(false);
+    expect(p.logs().some((l) => l.msg === 'second signal: exiting now')).toBe(false);
+    expect(apiLogs(p).some((l) => l.msg === 'shutdown complete')).toBe(true);
+  });
+
+  it('exits 1 when the API cannot listen, after one fatal line naming PORT, and leaves no child', async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const p = start({ PORT: String(port) });
+      const exit = await p.exited;
+      expect(exit.code).toBe(1);
+      const fatal = apiLogs(p).filter((l) => l.level === 60);
+      expect(fatal).toHaveLength(1);
+      expect(fatal[0]?.msg).toContain(`PORT ${port}`);
+      expect(fatal[0]?.address).toBe(`127.0.0.1:${port}`);
+      expect(isRunning(fatal[0]?.pid as number)).toBe(false);
+      expect(p.stderr).not.toContain('EADDRINUSE');
+      expect(
+        p.logs().some((l) => l.name === 'streamfleet' && l.msg === 'API process exited unexpectedly; stopping'),
+      ).toBe(true);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('killed outright (SIGKILL), it still leaves no API behind: the API sees its parent gone and stops', async () => {
+    const p = start();
+    const apiPid = await bothUp(p);
+    await p.kill();
+    await waitFor(() => !isRunning(apiPid), { timeoutMs: 20_000, message: 'orphaned API to stop' });
+    // The API shares the spawner's stdout pipe, so its last words are still read here.
+    await waitFor(() => apiLogs(p).some((l) => l.msg === 'shutdown complete'), { message: 'API shutdown complete' });
+  });
+});

@@ -11,7 +11,11 @@ export interface WorkerMetricsOptions {
   groups: readonly { group: string; stream: string }[];
   /** A scrape must not hang while Redis is down: gauges give up after this. */
   collectTimeoutMs?: number;
-  /** Default process metrics (CPU, memory, event loop lag). Off in tests that build several registries. */
+  /**
+   * Default process metrics (CPU, memory, event loop lag) as `streamfleet_worker_process_*` and
+   * `streamfleet_worker_nodejs_*` (the API's are `streamfleet_api_*`). Off in tests that build
+   * several registries.
+   */
   defaultMetrics?: boolean;
 }
 
@@ -100,7 +104,8 @@ export class WorkerMetrics implements GroupObserver {
       },
     });
     void pending;
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics !== false)
+      collectDefaultMetrics({ register: this.registry, prefix: 'streamfleet_worker_' });
   }
 
   handled(group: string, durationMs: number): void {

@@ -1,0 +1,18 @@
+import { StreamfleetKeys } from '@streamfleet/core';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WorkerMetrics } from './worker-metrics';
+
+describe('WorkerMetrics', () => {
+  // Never connects: the names are checked without a scrape.
+  const redis = new Redis({ lazyConnect: true });
+  afterEach(() => redis.disconnect());
+
+  it('names the default process metrics streamfleet_worker_*, like the API its streamfleet_api_*', () => {
+    const metrics = new WorkerMetrics({ redis, keys: new StreamfleetKeys('wm-names'), groups: [] });
+    const names = metrics.registry.getMetricsAsArray().map((m) => m.name);
+    expect(names).toContain('streamfleet_worker_process_cpu_user_seconds_total');
+    expect(names).toContain('streamfleet_worker_nodejs_eventloop_lag_seconds');
+    expect(names.filter((n) => !n.startsWith('streamfleet_'))).toEqual([]);
+  });
+});

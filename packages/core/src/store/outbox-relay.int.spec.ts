@@ -153,11 +153,17 @@ describe('OutboxRelay', () => {
       stream,
     } = setup(1, lockKey);
     if (!b) throw new Error('relay');
-    // Relay a is slow to publish (a distant Redis): it is mid-batch whenever its lock goes.
+    // Relay a's fourth batch hangs in its XADD (a slow Redis) until the test lets it go: a is
+    // mid-batch, holding that row, when its lock goes.
     const producer = new StreamProducer({ redis, keys, catalog: createCatalog() });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let calls = 0;
     const slow = Object.create(producer) as StreamProducer;
     slow.publishMany = async (targets: readonly PublishTarget[]) => {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (++calls === 4) await gate;
       return producer.publishMany(targets);
     };
     const a = new OutboxRelay({
@@ -174,11 +180,25 @@ describe('OutboxRelay', () => {
     await waitFor(() => a.isLeader, { message: 'a leads' });
     b.start();
     const ids = await enqueue(stream, 40, 'busy');
-    await waitFor(() => a.publishedCount >= 3, { message: 'a is publishing' });
-    await sql`
-      select pg_terminate_backend(pid) from pg_locks
-      where locktype = 'advisory' and objid = ${lockKey} and granted`;
-    await waitFor(() => b.isLeader, { message: 'b takes over' });
+    try {
+      await waitFor(() => calls === 4, { message: 'a is stuck in its fourth batch' });
+      await sql`
+        select pg_terminate_backend(pid) from pg_locks
+        where locktype = 'advisory' and objid = ${lockKey} and granted`;
+      await waitFor(() => b.isLeader, { message: 'b takes over' });
+      // b's first batch either waits for a's (a lock wait) or, unguarded, publishes past it.
+      await waitFor(
+        async () => {
+          const [row] = await sql<{ n: number }[]>`
+            select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'`;
+          return (row?.n ?? 0) > 0 || (await publishedIds(keys, stream)).length > 3;
+        },
+        { message: "b's first batch" },
+      );
+    } finally {
+      release();
+    }
     await waitFor(async () => (await publishedIds(keys, stream)).length >= 40, { message: 'all published' });
     expect(await publishedIds(keys, stream)).toEqual(ids);
   });

@@ -1,44 +1,20 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { testDatabaseUrl, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
+import { TestNodeProcess, testDatabaseUrl, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
 
-/** `src/server.ts` as `pnpm start:api` runs it: `node --import tsx`, its output and its exit. */
-class ApiProcess {
-  readonly child: ChildProcess;
-  readonly stdout: string[] = [];
-  stderr = '';
-  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  readonly exited: Promise<NonNullable<ApiProcess['exit']>>;
-  private buffer = '';
-
+/**
+ * `src/server.ts` as `pnpm start:api` runs it (`node --import tsx`). `logs()` parses every
+ * stdout line, throwing on one that is not JSON: the API writes nothing else to stdout.
+ */
+class ApiProcess extends TestNodeProcess {
   constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      cwd: PACKAGE_DIR,
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.buffer += chunk;
-      const lines = this.buffer.split('\n');
-      this.buffer = lines.pop() ?? '';
-      this.stdout.push(...lines);
-    });
-    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderr += chunk;
-    });
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-      });
-    });
+    super(PACKAGE_DIR, 'src/server.ts', env);
   }
 
-  logs(): Record<string, unknown>[] {
+  override logs(): Record<string, unknown>[] {
     return this.stdout.map((line) => JSON.parse(line) as Record<string, unknown>);
   }
 }
@@ -59,11 +35,7 @@ describe('API process (src/server.ts)', () => {
     return p;
   };
   afterEach(async () => {
-    for (const p of running.splice(0)) {
-      if (p.exit) continue;
-      p.child.kill('SIGKILL');
-      await p.exited;
-    }
+    for (const p of running.splice(0)) await p.kill();
   });
 
   it('logs one structured listening line, only JSON on stdout; a repeated SIGTERM is one graceful stop', async () => {

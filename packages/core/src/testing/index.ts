@@ -12,6 +12,7 @@ import { StreamfleetKeys } from '../streams/keys';
 
 export { type FleetWithRelayOptions, startFleetWithRelay } from './fleet-with-relay';
 export { handlerContext } from './handler-context';
+export { type ProcessExit, TestNodeProcess } from './node-process';
 export { type OrderDomainRun, orderDomainBacklog, waitForOrderDomainSettled } from './order-domain-settled';
 export { TestRedisServer } from './redis-server';
 export { type RecordedWebhook, startWebhookRecorder, type WebhookRecorder } from './webhook-recorder';

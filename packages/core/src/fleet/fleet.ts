@@ -14,6 +14,7 @@ import type { GroupDefinition, GroupObserver } from '../streams/handler';
 import { StreamfleetKeys } from '../streams/keys';
 import { StreamProducer } from '../streams/producer';
 import { StreamTrimmer } from '../streams/stream-trimmer';
+import { settleWithin } from '../timing';
 
 export interface FleetOptions {
   redisUrl: string;
@@ -170,15 +171,7 @@ export class Fleet {
 
   /** Stops trimming; waits briefly for a run in progress. */
   private async stopTrimming(): Promise<void> {
-    if (!this.trimming) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.trimming.close(),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, TRIM_CLOSE_WAIT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    if (this.trimming) await settleWithin(this.trimming.close(), TRIM_CLOSE_WAIT_MS);
   }
 
   /**

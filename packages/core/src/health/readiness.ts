@@ -1,3 +1,5 @@
+import { withTimeout } from '../timing';
+
 /** A readiness check: resolves when the dependency answers, throws (or rejects) when not. */
 export type ReadinessCheck = () => Promise<unknown>;
 
@@ -21,23 +23,15 @@ export async function runReadinessChecks(
 ): Promise<Record<string, string>> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
   const entries = Object.entries(checks);
-  const results = await Promise.all(entries.map(([, check]) => withTimeout(check, timeoutMs)));
+  const results = await Promise.all(entries.map(([, check]) => report(check, timeoutMs)));
   return Object.fromEntries(entries.map(([name], i) => [name, results[i] ?? 'unknown']));
 }
 
-async function withTimeout(check: ReadinessCheck, timeoutMs: number): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
+async function report(check: ReadinessCheck, timeoutMs: number): Promise<string> {
   try {
-    await Promise.race([
-      check(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
+    await withTimeout(check(), timeoutMs, `no answer within ${timeoutMs} ms`);
     return 'ok';
   } catch (err) {
     return err instanceof Error ? err.message : String(err);
-  } finally {
-    clearTimeout(timer);
   }
 }

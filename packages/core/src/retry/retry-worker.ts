@@ -9,6 +9,7 @@ import { type Logger, silentLogger } from '../logging/index';
 import { isRedisUnavailable } from '../streams/connection';
 import type { GroupDefinition, GroupObserver, HandlerContext } from '../streams/handler';
 import type { StreamfleetKeys } from '../streams/keys';
+import { settleWithin } from '../timing';
 import type { RetryPolicy } from './retry-policy';
 import { RETRY_BACKOFF_TYPE, type RetryJobData } from './retry-queues';
 
@@ -94,16 +95,10 @@ export class RetryWorker {
     this.worker = undefined;
     await worker.pause(true);
     if (this.running > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => {
-          this.idle = resolve;
-        }),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, options.timeoutMs ?? 30_000);
-        }),
-      ]);
-      clearTimeout(timer);
+      const idle = new Promise<void>((resolve) => {
+        this.idle = resolve;
+      });
+      await settleWithin(idle, options.timeoutMs ?? 30_000);
     }
     if (this.running > 0) this.logger.warn({ running: this.running }, 'closing with retry jobs still running');
     await worker.close(this.running > 0);

@@ -3,6 +3,7 @@ import { ValidationError } from '../errors/index';
 import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import type { StreamProducer } from '../streams/producer';
+import { withTimeout } from '../timing';
 import type { Sql, TransactionSql } from './client';
 import { OUTBOX_CHANNEL, pruneOutbox } from './outbox';
 
@@ -39,13 +40,8 @@ const PUBLISH_LOCK_CLASS = 727_100_003;
 const LOCK_QUERY_TIMEOUT_MS = 5000;
 const PRUNE_INTERVAL_MS = 60_000;
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`lock query timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+const lockQuery = <T>(query: Promise<T>): Promise<T> =>
+  withTimeout(query, LOCK_QUERY_TIMEOUT_MS, `lock query timed out after ${LOCK_QUERY_TIMEOUT_MS} ms`);
 
 interface OutboxRow {
   id: string;
@@ -236,10 +232,9 @@ export class OutboxRelay {
         onnotice: () => undefined,
         connection: { application_name: 'streamfleet-outbox-relay-lock' },
       });
-      const [row] = await withTimeout(
+      const [row] = await lockQuery(
         this.lockClient<{ locked: boolean; pid: number }[]>`
           select pg_try_advisory_lock(${this.lockKey}) as locked, pg_backend_pid() as pid`,
-        LOCK_QUERY_TIMEOUT_MS,
       );
       if (row?.locked) {
         this.leader = true;
@@ -260,10 +255,7 @@ export class OutboxRelay {
   private async checkLock(): Promise<void> {
     if (!this.leader || !this.lockClient) return;
     try {
-      const [row] = await withTimeout(
-        this.lockClient<{ pid: number }[]>`select pg_backend_pid() as pid`,
-        LOCK_QUERY_TIMEOUT_MS,
-      );
+      const [row] = await lockQuery(this.lockClient<{ pid: number }[]>`select pg_backend_pid() as pid`);
       if (row?.pid === this.lockPid) return;
       this.logger.warn('outbox relay lock session was replaced; stepping down');
     } catch (err) {
@@ -275,9 +267,7 @@ export class OutboxRelay {
   private async resign(): Promise<void> {
     const client = this.lockClient;
     if (client && this.leader) {
-      await withTimeout(client`select pg_advisory_unlock(${this.lockKey})`, LOCK_QUERY_TIMEOUT_MS).catch(
-        () => undefined,
-      );
+      await lockQuery(client`select pg_advisory_unlock(${this.lockKey})`).catch(() => undefined);
     }
     await this.dropLockClient();
   }

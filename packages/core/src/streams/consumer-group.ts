@@ -10,6 +10,7 @@ import { type Logger, silentLogger } from '../logging/index';
 import type { RetryPolicy } from '../retry/retry-policy';
 import type { RetryQueues } from '../retry/retry-queues';
 import { failure } from '../retry/retry-worker';
+import { settleWithin } from '../timing';
 import type { GroupDefinition, GroupObserver, HandlerContext } from './handler';
 import { type Keyed, KeyedLimiter } from './keyed-limiter';
 import type { StreamfleetKeys } from './keys';
@@ -204,16 +205,10 @@ export class ConsumerGroup {
     await Promise.all([this.readLoopDone, this.claimLoopDone]);
     const timeoutMs = options.timeoutMs ?? 30_000;
     if (this.inFlight > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => {
-          this.drainWaiter = resolve;
-        }),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
+      const drained = new Promise<void>((resolve) => {
+        this.drainWaiter = resolve;
+      });
+      await settleWithin(drained, timeoutMs);
       if (this.inFlight > 0) {
         this.abandoned = true;
         this.logger.warn({ inFlight: this.inFlight }, 'closing with handlers still running');

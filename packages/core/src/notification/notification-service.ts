@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import { StreamfleetError } from '../errors/index';
 import type { EventEnvelope } from '../events/envelope';
 import { ORDERS_STREAM, OrderEventType } from '../orders/events';
@@ -56,29 +57,6 @@ export async function listNotifications(sql: Queryable, orderId: string): Promis
     from notifications where order_id = ${orderId} order by sent_at, event_id`;
 }
 
-/** A FIFO counting semaphore: at most `size` calls of `run` at once. */
-class SendSlots {
-  private free: number;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(size: number) {
-    if (!Number.isInteger(size) || size < 1) throw new RangeError('maxConcurrentSends must be an integer >= 1');
-    this.free = size;
-  }
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free -= 1;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free += 1;
-    }
-  }
-}
-
 /**
  * The notification service as a consumer group: tells the customer when an order is
  * confirmed or cancelled. POSTs `{ kind, orderId, customerId, reason?, eventId,
@@ -101,7 +79,9 @@ export function createNotificationGroup(options: NotificationGroupOptions): Grou
   const group = options.group ?? NOTIFICATION_GROUP;
   const doFetch = options.fetch ?? fetch;
   const timeoutMs = options.timeoutMs ?? 5000;
-  const slots = new SendSlots(options.maxConcurrentSends ?? 4);
+  const sends = options.maxConcurrentSends ?? 4;
+  if (!Number.isInteger(sends) || sends < 1) throw new RangeError('maxConcurrentSends must be an integer >= 1');
+  const slots = pLimit(sends);
 
   async function deliver(
     event: EventEnvelope,
@@ -180,7 +160,7 @@ export function createNotificationGroup(options: NotificationGroupOptions): Grou
           await record(tx, 'sent', result, null);
         });
       };
-      await (options.webhookUrl ? slots.run(notify) : notify());
+      await (options.webhookUrl ? slots(notify) : notify());
     },
   };
 }

@@ -70,23 +70,25 @@ const MAX_STACK = 2000;
 
 /** Normalises anything thrown into a bounded, serialisable summary. */
 export function summariseError(err: unknown): ErrorSummary {
-  if (err instanceof Error) {
-    const summary: ErrorSummary = { name: err.name, message: err.message };
-    if (err.stack) summary.stack = err.stack.slice(0, MAX_STACK);
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string') summary.code = code;
-    return summary;
-  }
-  return { name: 'NonError', message: typeof err === 'string' ? err : safeJson(err) };
+  const summary: ErrorSummary = briefError(err);
+  if (err instanceof Error && err.stack) summary.stack = err.stack.slice(0, MAX_STACK);
+  return summary;
 }
 
 /**
  * Name, message and code, without the stack: for log lines about expected failures (a
- * handler failing and being retried), where a stack on every attempt is noise.
+ * handler failing and being retried), where a stack on every attempt is noise. It never
+ * reads `err.stack`: formatting one is costly (source maps), and a failing handler's
+ * event pays for it on the consumer loop.
  */
 export function briefError(err: unknown): Omit<ErrorSummary, 'stack'> {
-  const { stack: _stack, ...brief } = summariseError(err);
-  return brief;
+  if (err instanceof Error) {
+    const brief: Omit<ErrorSummary, 'stack'> = { name: err.name, message: err.message };
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string') brief.code = code;
+    return brief;
+  }
+  return { name: 'NonError', message: typeof err === 'string' ? err : safeJson(err) };
 }
 
 export function isNonRetryable(err: unknown): boolean {

@@ -5,7 +5,7 @@
  * BENCH_HTTP_ONLY=ingest|e2e runs only one of the two.
  */
 import { makeEvents, N, waitForQuiet } from './common';
-import { e2eLatency } from './scenarios/e2e-latency';
+import { e2eLatencyInFreshProcess } from './scenarios/e2e-latency';
 import { httpIngest } from './scenarios/http-ingest';
 import { rawXadd } from './scenarios/raw-xadd';
 
@@ -18,7 +18,7 @@ if (only !== 'e2e') {
 }
 if (only !== 'ingest') {
   await waitForQuiet('e2e latency');
-  const l = await e2eLatency();
+  const l = await e2eLatencyInFreshProcess();
   out.e2e = { p50: l.p50, p95: l.p95, p99: l.p99, max: l.max, http: l.http, consumer: l.consumer };
 }
 console.log(JSON.stringify(out, (_k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v), 2));

@@ -24,7 +24,7 @@ import {
 } from './common';
 import { type Results, table, targetsTable, withTargets, writeReports } from './report';
 import { bullmqBaseline } from './scenarios/bullmq';
-import { E2E_RATE, e2eLatency, type LatencyResult } from './scenarios/e2e-latency';
+import { E2E_RATE, e2eLatencyInFreshProcess, type LatencyResult } from './scenarios/e2e-latency';
 import {
   DEFAULT_BATCH_SIZE,
   DEFERRED_RETRY_MS,
@@ -143,7 +143,7 @@ if (process.env.BENCH_SKIP_HTTP) {
   log('7. end-to-end latency');
   try {
     idle.push(await waitForQuiet('e2e latency'));
-    latency = await e2eLatency();
+    latency = await e2eLatencyInFreshProcess();
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     notes.push(`not measured: e2e latency: ${message}`);

@@ -1,3 +1,4 @@
+import { fork } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { type EventEnvelope, Fleet, type HandlerContext, streamIdTime } from '@streamfleet/core';
 import {
@@ -160,5 +161,30 @@ export async function e2eLatency(): Promise<LatencyResult> {
       await fleet.close({ timeoutMs: 5000 });
       await server.stop();
     }
+  });
+}
+
+/**
+ * Scenario 7 in a fresh child process (the load generator and the streamfleet group; the API
+ * in its own child as before). A long bench run leaves its process with a large heap (the
+ * pre-built events, every earlier scenario's clients and garbage), and each major GC of that
+ * heap stalls the load generator and the consumer alike: that measures the bench, not the
+ * path from API to handler, which in production runs in a worker process of its own.
+ */
+export function e2eLatencyInFreshProcess(): Promise<LatencyResult> {
+  const child = fork(new URL('../e2e-process.ts', import.meta.url), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    child.once('message', (m: { result?: LatencyResult; error?: string }) => {
+      settled = true;
+      if (m.result) resolve(m.result);
+      else reject(new Error(m.error ?? 'e2e process sent no result'));
+    });
+    child.once('exit', (code) => {
+      if (!settled) reject(new Error(`e2e process exited (code ${code}) without a result`));
+    });
   });
 }

@@ -14,8 +14,16 @@ export class TestNodeProcess {
   readonly child: ChildProcess;
   readonly stdout: string[] = [];
   stderr = '';
+  /**
+   * Resolves once the process has exited and its stdout and stderr have closed ('close', not
+   * 'exit': at 'exit' the last lines it wrote, such as 'shutdown complete', may still be in the
+   * pipe), so that `stdout`, `logs()` and `stderr` are complete. A child of it that inherited
+   * the pipes holds this open until it exits too.
+   */
   readonly exited: Promise<ProcessExit>;
+  /** Set at 'exit': the process is gone, whatever is left unread in its pipes. */
   exit: ProcessExit | undefined;
+  private readonly gone: Promise<void>;
   private buffer = '';
 
   constructor(packageDir: string, entry: string, env: Record<string, string>) {
@@ -33,11 +41,14 @@ export class TestNodeProcess {
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.stderr += chunk;
     });
-    this.exited = new Promise((resolve) => {
+    this.gone = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.exit = { code, signal };
-        resolve(this.exit);
+        resolve();
       });
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.once('close', (code, signal) => resolve({ code, signal }));
     });
   }
 
@@ -60,10 +71,13 @@ export class TestNodeProcess {
     if (!this.exit) this.child.kill(signal);
   }
 
-  /** Kills the process (SIGKILL) if it still runs; for afterEach. */
+  /**
+   * Kills the process (SIGKILL) if it still runs and waits for it to be gone (not for its
+   * pipes: an orphaned child of it may hold them); for afterEach.
+   */
   async kill(): Promise<void> {
     if (this.exit) return;
     this.child.kill('SIGKILL');
-    await this.exited;
+    await this.gone;
   }
 }

@@ -200,6 +200,19 @@ notes.push(
     `One Redis round trip costs this process about ${roundTripBefore.cpuUs.toFixed(0)} us here (sequential PING), ` +
     `so a failure costs as much as ${(perFailure('fail') / roundTripBefore.cpuUs).toFixed(1)} round trips.`,
 );
+const { bare_cpu_us_per_request: bareCpu, bare_autopipelined_cpu_us_per_request: bareApCpu } = http;
+const apiCpu = http.http_single_cpu_us_per_request;
+if (bareCpu !== null && bareApCpu !== null && apiCpu !== null) {
+  // The single POST is server-bound: it keeps up with the bare route while the API's own work
+  // costs no more than what auto-pipelining saves.
+  notes.push(
+    `single POST, server CPU per request: auto-pipelining saves ${(bareCpu - bareApCpu).toFixed(1)} us ` +
+      `(bare route ${bareCpu.toFixed(1)} us, auto-pipelined ${bareApCpu.toFixed(1)} us); the API's own work ` +
+      `(validation against the catalog, request id, rate limit, metrics, strict UTF-8 JSON parsing) costs ` +
+      `${(apiCpu - bareApCpu).toFixed(1)} us on top (${apiCpu.toFixed(1)} us), so the single POST reaches the bare ` +
+      "route's rate only where a round trip's system calls cost at least that much.",
+  );
+}
 if (retryTimes.length > 0) {
   notes.push(
     `1% failing: the failed events' retries had all succeeded ${Math.round(median(retryTimes))} ms after start (median).`,

@@ -41,22 +41,25 @@ afterAll(async () => {
   for (const p of prefixes) await cleanupPrefix(redisUrl, p);
 });
 
-/** A fresh stream namespace plus `n` relays on it, each with its own lock key space. */
-function setup(n: number, lockKey: number, pollIntervalMs = 10) {
+/**
+ * A fresh stream namespace plus `n` relays on it, each with its own lock key space;
+ * `acquireIntervalMs[i]` is relay i's wait between tries for the lock (default 30 ms).
+ */
+function setup(n: number, lockKey: number, pollIntervalMs = 10, acquireIntervalMs: readonly number[] = []) {
   const prefix = uniquePrefix('relay');
   prefixes.push(prefix);
   const keys = new StreamfleetKeys(prefix);
   const producer = new StreamProducer({ redis, keys, catalog: createCatalog() });
   const made = Array.from(
     { length: n },
-    () =>
+    (_, i) =>
       new OutboxRelay({
         sql,
         databaseUrl: db.url,
         producer,
         lockKey,
         pollIntervalMs,
-        acquireIntervalMs: 30,
+        acquireIntervalMs: acquireIntervalMs[i] ?? 30,
         batchSize: 50,
       }),
   );
@@ -125,11 +128,14 @@ describe('OutboxRelay', () => {
   });
 
   it('a leader whose connection drops loses the lock; another takes over', async () => {
+    // a, having lost its lock, waits 5 s before trying again: b, trying every 30 ms, takes over
+    // first however slow the machine is (with equal waits either may win, which is fine in
+    // production but not what this test is about).
     const {
       keys,
       relays: [a, b],
       stream,
-    } = setup(2, 990_003);
+    } = setup(2, 990_003, 10, [5000, 30]);
     if (!a || !b) throw new Error('relays');
     a.start();
     await waitFor(() => a.isLeader, { message: 'a leads' });
@@ -280,8 +286,11 @@ describe('OutboxRelay', () => {
       }
     }
     const common = { databaseUrl: db.url, lockKey, pollIntervalMs: 10, acquireIntervalMs: 30, batchSize: 50 };
+    // The "dead" a's loop lives on (its transaction fails once its sessions are killed): it waits
+    // 5 s before trying for the lock again, so b takes over first however slow the machine is.
     const a = new OutboxRelay({
       ...common,
+      acquireIntervalMs: 5000,
       sql: leaderSql,
       producer: new FreezingProducer({ redis, keys, catalog: createCatalog() }),
     });

@@ -53,7 +53,9 @@ interface OutboxRow {
  * Publishes committed outbox rows to their streams. Many relays may run; one leads: the
  * one holding a session advisory lock on its own dedicated connection. Followers retry every
  * `acquireIntervalMs`; when the leader closes or its connection drops, Postgres releases
- * the lock and a follower takes over. The leader checks its lock session every round; and
+ * the lock and a follower takes over (a leader that finds its lock session gone steps down and
+ * waits `acquireIntervalMs` before trying again, so a healthy follower gets it). The leader
+ * checks its lock session every round; and
  * since a leader that lost it may still be sending one batch, every batch runs under a
  * transaction lock too, so two relays' batches never interleave.
  *
@@ -196,8 +198,7 @@ export class OutboxRelay {
           }
         }
         // A dropped lock connection lost the lock: check before every batch, busy or idle.
-        await this.checkLock();
-        if (!this.leader) continue;
+        if (!(await this.stillLeader())) continue;
         await this.listen();
         this.notified = false;
         const count = await this.publishBatch();
@@ -208,9 +209,8 @@ export class OutboxRelay {
         }
       } catch (err) {
         this.logger.warn({ err }, 'outbox relay round failed');
-        await this.checkLock();
         // Not woken by commits: a failing Redis must not turn traffic into a retry storm.
-        await this.pause(this.pollIntervalMs, false);
+        if (await this.stillLeader()) await this.pause(this.pollIntervalMs, false);
       }
     }
   }
@@ -245,6 +245,18 @@ export class OutboxRelay {
       this.logger.warn({ err }, 'outbox relay could not try the leader lock');
       await this.dropLockClient();
     }
+  }
+
+  /**
+   * Checks the lock (see `checkLock`). A leader that lost it waits `acquireIntervalMs` before
+   * it tries again, as a follower does, so that a follower whose session is sound gets the lock
+   * rather than racing the one whose session just failed.
+   */
+  private async stillLeader(): Promise<boolean> {
+    await this.checkLock();
+    if (this.leader) return true;
+    await this.pause(this.acquireIntervalMs, false);
+    return false;
   }
 
   /**

@@ -200,8 +200,11 @@ notes.push(
     `One Redis round trip costs this process about ${roundTripBefore.cpuUs.toFixed(0)} us here (sequential PING), ` +
     `so a failure costs as much as ${(perFailure('fail') / roundTripBefore.cpuUs).toFixed(1)} round trips.`,
 );
-const { bare_cpu_us_per_request: bareCpu, bare_autopipelined_cpu_us_per_request: bareApCpu } = http;
-const apiCpu = http.http_single_cpu_us_per_request;
+const {
+  bare_cpu_us_per_request: bareCpu,
+  bare_autopipelined_cpu_us_per_request: bareApCpu,
+  http_single_cpu_us_per_request: apiCpu,
+} = http;
 if (bareCpu !== null && bareApCpu !== null && apiCpu !== null) {
   // The single POST is server-bound: it keeps up with the bare route while the API's own work
   // costs no more than what auto-pipelining saves.

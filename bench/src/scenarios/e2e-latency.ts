@@ -1,4 +1,3 @@
-import { fork } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { type EventEnvelope, Fleet, type HandlerContext, streamIdTime } from '@streamfleet/core';
 import {
@@ -14,7 +13,7 @@ import {
   withPrefix,
 } from '../common';
 import { type ProcessStats, watchProcess } from '../process-watch';
-import { startServer } from '../servers/spawn';
+import { forkTsx, startServer } from '../servers/spawn';
 
 export const E2E_RATE = Number(process.env.BENCH_E2E_RATE ?? 1000);
 const E2E_SECONDS = Number(process.env.BENCH_E2E_SECONDS ?? 5);
@@ -172,10 +171,7 @@ export async function e2eLatency(): Promise<LatencyResult> {
  * path from API to handler, which in production runs in a worker process of its own.
  */
 export function e2eLatencyInFreshProcess(): Promise<LatencyResult> {
-  const child = fork(new URL('../e2e-process.ts', import.meta.url), [], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child = forkTsx(new URL('../e2e-process.ts', import.meta.url));
   return new Promise((resolve, reject) => {
     let settled = false;
     child.once('message', (m: { result?: LatencyResult; error?: string }) => {

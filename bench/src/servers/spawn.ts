@@ -10,19 +10,23 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Starts `http-server.ts` in a child process and resolves once it listens. */
-export function startServer(mode: 'api' | 'bare' | 'bare-ap', prefix: string): Promise<RunningServer> {
-  const child: ChildProcess = fork(new URL('./http-server.ts', import.meta.url), [mode, prefix], {
-    // BENCH_SERVER_CPU_PROF=<dir>: each server writes a V8 CPU profile there when it stops.
-    execArgv: [
-      '--import',
-      'tsx',
-      ...(process.env.BENCH_SERVER_CPU_PROF
-        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_CPU_PROF}`]
-        : []),
-    ],
+/** Runs a bench TypeScript module in a child process (under tsx), its output inherited, with an IPC channel. */
+export function forkTsx(module: URL, args: readonly string[] = [], execArgv: readonly string[] = []): ChildProcess {
+  return fork(module, [...args], {
+    execArgv: ['--import', 'tsx', ...execArgv],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+}
+
+/** Starts `http-server.ts` in a child process and resolves once it listens. */
+export function startServer(mode: 'api' | 'bare' | 'bare-ap', prefix: string): Promise<RunningServer> {
+  // BENCH_SERVER_CPU_PROF=<dir>: each server writes a V8 CPU profile there when it stops.
+  const profile = process.env.BENCH_SERVER_CPU_PROF;
+  const child = forkTsx(
+    new URL('./http-server.ts', import.meta.url),
+    [mode, prefix],
+    profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [],
+  );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -51,3 +51,11 @@ export function watchProcess(): { reset(): void; stats(): ProcessStats; stop(): 
     },
   };
 }
+
+/** `event-loop delay p99 …, max …; GC n pauses, … in all, longest …`. */
+export function describeStalls(s: ProcessStats): string {
+  return (
+    `event-loop delay p99 ${s.loopDelayP99Ms.toFixed(1)} ms, max ${s.loopDelayMaxMs.toFixed(1)} ms; ` +
+    `GC ${s.gcCount} pauses, ${s.gcTotalMs.toFixed(0)} ms in all, longest ${s.gcMaxMs.toFixed(1)} ms`
+  );
+}

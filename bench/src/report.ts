@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fmt } from './common';
+import type { ProcessStats } from './process-watch';
 
 export interface Results {
   date: string;
@@ -41,6 +42,8 @@ export interface Results {
   e2e_http_ms: { p50: number; p95: number; p99: number; max: number } | null;
   /** XADD -> handler start (consumer part of the e2e latency). */
   e2e_consumer_ms: { p50: number; p95: number; p99: number; max: number } | null;
+  /** Event-loop delay and GC pauses during the e2e run: the API process, and the load generator with the consumer. */
+  e2e_stalls: { api: ProcessStats; load: ProcessStats } | null;
   /** CPU time of the bench process per event (user + system, microseconds): less sensitive to other load on the machine. */
   cpu_us_per_event: { raw_streams: number; bullmq: number; fleet: number; fanout4: number; fail1pct: number };
   /** CPU time of the HTTP server process per request in scenario 6 (median of the rounds), microseconds. */

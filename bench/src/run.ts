@@ -22,6 +22,7 @@ import {
   roundTrip,
   waitForQuiet,
 } from './common';
+import { describeStalls } from './process-watch';
 import { type Results, table, targetsTable, withTargets, writeReports } from './report';
 import { bullmqBaseline } from './scenarios/bullmq';
 import { E2E_RATE, e2eLatencyInFreshProcess, type LatencyResult } from './scenarios/e2e-latency';
@@ -171,7 +172,10 @@ if (latency) {
   const p = (x: { p50: number; p99: number }) => `p50 ${x.p50.toFixed(2)} ms / p99 ${x.p99.toFixed(2)} ms`;
   notes.push(
     `e2e: ${latency.count} measured events, max ${latency.max.toFixed(2)} ms. Split: send -> 202 ${p(latency.http)}; ` +
-      `XADD (stream id time, 1 ms resolution) -> handler start ${p(latency.consumer)}.`,
+      `XADD (stream id time, 1 ms resolution) -> handler start ${p(latency.consumer)}. ` +
+      `API process: ${describeStalls(latency.stalls.api)}; load generator and consumer: ` +
+      `${describeStalls(latency.stalls.load)} (a delay in both processes that their GC pauses do not explain ` +
+      'came from the machine).',
   );
 }
 const listed = (ratios: readonly number[]) => ratios.map((r) => r.toFixed(2)).join(', ');
@@ -268,6 +272,7 @@ const results: Results = withTargets({
   e2e_p99_ms: latency?.p99 ?? null,
   e2e_http_ms: latency ? latency.http : null,
   e2e_consumer_ms: latency ? latency.consumer : null,
+  e2e_stalls: latency ? latency.stalls : null,
   cpu_us_per_event: {
     raw_streams: cpu('raw'),
     bullmq: cpu('bull'),

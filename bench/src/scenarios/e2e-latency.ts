@@ -12,7 +12,7 @@ import {
   waitUntil,
   withPrefix,
 } from '../common';
-import { type ProcessStats, watchProcess } from '../process-watch';
+import { describeStalls, type ProcessStats, watchProcess } from '../process-watch';
 import { forkTsx, startServer } from '../servers/spawn';
 
 export const E2E_RATE = Number(process.env.BENCH_E2E_RATE ?? 1000);
@@ -32,6 +32,12 @@ export interface LatencyResult extends Percentiles {
   http: Percentiles;
   /** Entry written by Redis (the time in its stream id, 1 ms resolution) -> handler start (the consumer part alone). */
   consumer: Percentiles;
+  /**
+   * Event-loop delay and GC pauses over the measured seconds, of the API process and of the
+   * process running the load generator and the consumer: a stall in both at once that their GC
+   * pauses do not explain came from the machine.
+   */
+  stalls: { api: ProcessStats; load: ProcessStats };
 }
 
 function percentiles(values: number[]): Percentiles {
@@ -144,15 +150,13 @@ export async function e2eLatency(): Promise<LatencyResult> {
         ...percentiles(latencies),
         http: percentiles(httpLatencies),
         consumer: percentiles(consumerLatencies),
+        stalls: { api: apiStats, load: benchStats },
       };
       const show = (p: Percentiles) => `p50 ${p.p50.toFixed(2)}, p95 ${p.p95.toFixed(2)}, p99 ${p.p99.toFixed(2)} ms`;
       log(`  e2e at ${E2E_RATE}/s (n=${result.count}): send -> handler ${show(result)}`);
       log(`    of which send -> 202: ${show(result.http)}; XADD -> handler: ${show(result.consumer)}`);
-      const stalls = (s: ProcessStats) =>
-        `event-loop delay p99 ${s.loopDelayP99Ms.toFixed(1)} ms, max ${s.loopDelayMaxMs.toFixed(1)} ms; ` +
-        `GC ${s.gcCount} pauses, ${s.gcTotalMs.toFixed(0)} ms in all, longest ${s.gcMaxMs.toFixed(1)} ms`;
-      log(`    API process: ${stalls(apiStats)}`);
-      log(`    bench process (load generator and consumer): ${stalls(benchStats)}`);
+      log(`    API process: ${describeStalls(apiStats)}`);
+      log(`    load generator and consumer process: ${describeStalls(benchStats)}`);
       return result;
     } finally {
       here.stop();

@@ -55,9 +55,9 @@ interface OutboxRow {
  * `acquireIntervalMs`; when the leader closes or its connection drops, Postgres releases
  * the lock and a follower takes over (a leader that finds its lock session gone steps down and
  * waits `acquireIntervalMs` before trying again, so a healthy follower gets it). The leader
- * checks its lock session every round; and
- * since a leader that lost it may still be sending one batch, every batch runs under a
- * transaction lock too, so two relays' batches never interleave.
+ * checks its lock session every round; and since a leader that lost it may still be sending
+ * one batch, every batch runs under a transaction lock too, so two relays' batches never
+ * interleave.
  *
  * No high-water mark: each round selects `published_at is null order by id`, so a row whose
  * transaction commits late (with a lower id than rows already published) is picked up by the

@@ -2,6 +2,24 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fmt } from './common';
 import type { ProcessStats } from './process-watch';
 
+/**
+ * What the HTTP servers' CPU per request says of the single POST against the bare route: the
+ * API's own work against what auto-pipelining saves it.
+ */
+export function singlePostNote(bareCpu: number, bareApCpu: number, apiCpu: number): string {
+  const measured =
+    `single POST, server CPU per request: auto-pipelining saves ${(bareCpu - bareApCpu).toFixed(1)} us ` +
+    `(bare route ${bareCpu.toFixed(1)} us, auto-pipelined ${bareApCpu.toFixed(1)} us); the API's own work ` +
+    '(validation against the catalog, request id, rate limit, metrics, strict UTF-8 JSON parsing) costs ' +
+    `${(apiCpu - bareApCpu).toFixed(1)} us on top (${apiCpu.toFixed(1)} us)`;
+  return apiCpu > bareCpu
+    ? `${measured}: more than auto-pipelining saves here, so the API server is the slower of the two, and the single ` +
+        "POST reaches the bare route's rate only where a round trip's system calls cost more."
+    : `${measured}: less than auto-pipelining saves here, so the API server costs less per request than the bare ` +
+        'route, and where their rates still differ the rest of the machine set them (the load generator and Redis ' +
+        'share its cores).';
+}
+
 export interface Results {
   date: string;
   machine: { cores: number; cpu: string; node: string; redisVersion: string };

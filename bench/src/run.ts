@@ -23,7 +23,7 @@ import {
   waitForQuiet,
 } from './common';
 import { describeStalls } from './process-watch';
-import { type Results, table, targetsTable, withTargets, writeReports } from './report';
+import { type Results, singlePostNote, table, targetsTable, withTargets, writeReports } from './report';
 import { bullmqBaseline } from './scenarios/bullmq';
 import { E2E_RATE, e2eLatencyInFreshProcess, type LatencyResult } from './scenarios/e2e-latency';
 import {
@@ -209,17 +209,7 @@ const {
   bare_autopipelined_cpu_us_per_request: bareApCpu,
   http_single_cpu_us_per_request: apiCpu,
 } = http;
-if (bareCpu !== null && bareApCpu !== null && apiCpu !== null) {
-  // The single POST is server-bound: it keeps up with the bare route while the API's own work
-  // costs no more than what auto-pipelining saves.
-  notes.push(
-    `single POST, server CPU per request: auto-pipelining saves ${(bareCpu - bareApCpu).toFixed(1)} us ` +
-      `(bare route ${bareCpu.toFixed(1)} us, auto-pipelined ${bareApCpu.toFixed(1)} us); the API's own work ` +
-      `(validation against the catalog, request id, rate limit, metrics, strict UTF-8 JSON parsing) costs ` +
-      `${(apiCpu - bareApCpu).toFixed(1)} us on top (${apiCpu.toFixed(1)} us), so the single POST reaches the bare ` +
-      "route's rate only where a round trip's system calls cost at least that much.",
-  );
-}
+if (bareCpu !== null && bareApCpu !== null && apiCpu !== null) notes.push(singlePostNote(bareCpu, bareApCpu, apiCpu));
 if (retryTimes.length > 0) {
   notes.push(
     `1% failing: the failed events' retries had all succeeded ${Math.round(median(retryTimes))} ms after start (median).`,

@@ -29,6 +29,11 @@ export interface FleetOptions {
   consumer?: ConsumerTuning;
   /** Retry jobs running at once per group in this process. */
   retryConcurrency?: number;
+  /**
+   * How long a failed entry's retry job may wait to be stored with others, in ms (never past
+   * its due time; its entry is acked once it is stored). Default: 20.
+   */
+  retryLingerMs?: number;
   logger?: Logger;
   observer?: GroupObserver;
   /**
@@ -81,7 +86,7 @@ export class Fleet {
     this.redis.on('error', (err: Error) => this.logger.debug({ err }, 'redis connection error'));
     this.consumerName = options.consumerName ?? defaultConsumerName();
     this.producer = new StreamProducer({ redis: this.redis, keys: this.keys, catalog: options.catalog });
-    this.retryQueues = new RetryQueues({ connection: this.redis, keys: this.keys });
+    this.retryQueues = new RetryQueues({ connection: this.redis, keys: this.keys, lingerMs: options.retryLingerMs });
     this.deadLetters = new DeadLetterStream({
       redis: this.redis,
       keys: this.keys,

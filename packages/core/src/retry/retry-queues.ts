@@ -91,11 +91,19 @@ const BACKSTOP_ATTEMPTS = 1000;
 
 export const RETRY_BACKOFF_TYPE = 'streamfleet';
 
-/** Jobs per `addBulk` (one MULTI). */
-const MAX_BULK = 500;
+/**
+ * Jobs per `addBulk` (one round trip); a queue with this many waiting is stored at once. Past
+ * a few dozen jobs a bigger batch costs no less per job, and holds more entries unacked.
+ */
+const MAX_BULK = 100;
+
+/** How long a retry job may wait to be stored with others, at most (see `RetryQueuesOptions.lingerMs`). */
+export const DEFAULT_RETRY_LINGER_MS = 20;
 
 interface PendingJob {
   job: { name: string; data: RetryJobData; opts: JobsOptions };
+  /** When the job is due to run (ms since the epoch): its delay is what is left of it when it is stored. */
+  dueAt: number;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -112,6 +120,13 @@ export interface RetryQueuesOptions {
   keys: StreamfleetKeys;
   /** How long finished jobs are kept, which is how long a re-delivery is recognised. */
   keepCompletedSeconds?: number;
+  /**
+   * How long a job may wait for others to be stored with it (default 20 ms), never past its
+   * due time: one `addBulk` costs about as much as several single adds, so a steady trickle
+   * of failures is stored in a few round trips instead of one per failure. Waiting does not
+   * move a retry later: each job is stored with what is left of its delay.
+   */
+  lingerMs?: number;
 }
 
 /**
@@ -123,9 +138,12 @@ export class RetryQueues {
   private readonly connection: Redis;
   private readonly keys: StreamfleetKeys;
   private readonly keepCompletedSeconds: number;
-  /** Jobs scheduled in this turn of the event loop, per group, not yet sent. */
+  private readonly lingerMs: number;
+  /** Jobs scheduled and not yet sent, per group. */
   private unsent = new Map<string, PendingJob[]>();
-  private flushQueued = false;
+  /** When the armed flush runs (ms since the epoch), and how to disarm it. */
+  private flushAt = Number.POSITIVE_INFINITY;
+  private disarmFlush: (() => void) | undefined;
   /** Bulk adds on the wire; `close()` waits for them. */
   private readonly storing = new Set<Promise<void>>();
 
@@ -133,6 +151,7 @@ export class RetryQueues {
     this.connection = options.connection;
     this.keys = options.keys;
     this.keepCompletedSeconds = options.keepCompletedSeconds ?? 24 * 3600;
+    this.lingerMs = Math.max(0, options.lingerMs ?? DEFAULT_RETRY_LINGER_MS);
   }
 
   queue(group: string): Queue<RetryJobData> {
@@ -148,15 +167,18 @@ export class RetryQueues {
    * Stores a retry job; resolves once Redis has it. Adding an id that exists is a no-op
    * (BullMQ keeps the first), which is what makes a re-delivery harmless.
    *
-   * Jobs scheduled in one turn of the event loop are stored together (one `addBulk` per
-   * queue, one round trip): when a dependency is down, a whole batch of entries fails at
-   * once, and one write per failure would make the failure path the slow one.
+   * Jobs are stored together, one `addBulk` per queue and round trip: those scheduled within
+   * `lingerMs` of each other (none waits past its due time), or sooner once a queue
+   * has `MAX_BULK` waiting or `flush()` is called. A dependency that is down fails a whole
+   * batch of entries at once, and a steady 1% of failures would otherwise cost a round trip
+   * each.
    */
   schedule(data: RetryJobData, delayMs: number): Promise<string> {
     const jobId = retryJobId(data.group, data.eventId, data.replayCount);
+    const wait = Math.max(0, delayMs);
+    const now = Date.now();
     const opts: JobsOptions = {
       jobId,
-      delay: Math.max(0, delayMs),
       attempts: BACKSTOP_ATTEMPTS,
       backoff: { type: RETRY_BACKOFF_TYPE },
       removeOnComplete: { age: this.keepCompletedSeconds },
@@ -165,21 +187,43 @@ export class RetryQueues {
     return new Promise<string>((resolve, reject) => {
       const batch = this.unsent.get(data.group) ?? [];
       this.unsent.set(data.group, batch);
-      batch.push({ job: { name: data.type, data, opts }, resolve: () => resolve(jobId), reject });
-      if (!this.flushQueued) {
-        this.flushQueued = true;
-        setImmediate(() => this.flush());
-      }
+      batch.push({ job: { name: data.type, data, opts }, dueAt: now + wait, resolve: () => resolve(jobId), reject });
+      this.flushBy(batch.length >= MAX_BULK ? now : now + Math.min(this.lingerMs, wait));
     });
   }
 
-  private flush(): void {
-    this.flushQueued = false;
+  /** Arms the flush to run by `at` (ms since the epoch), unless it already runs sooner. */
+  private flushBy(at: number): void {
+    if (at >= this.flushAt) return;
+    this.cancelFlush();
+    this.flushAt = at;
+    const delay = at - Date.now();
+    if (delay < 1) {
+      const immediate = setImmediate(() => this.flush());
+      this.disarmFlush = () => clearImmediate(immediate);
+    } else {
+      const timer = setTimeout(() => this.flush(), delay);
+      this.disarmFlush = () => clearTimeout(timer);
+    }
+  }
+
+  private cancelFlush(): void {
+    this.disarmFlush?.();
+    this.disarmFlush = undefined;
+    this.flushAt = Number.POSITIVE_INFINITY;
+  }
+
+  /** Stores every job still waiting for others, now (their promises settle once Redis has them). */
+  flush(): void {
+    if (this.unsent.size === 0) return;
+    this.cancelFlush();
     const batches = this.unsent;
     this.unsent = new Map();
+    const now = Date.now();
     for (const [group, pending] of batches) {
       for (let i = 0; i < pending.length; i += MAX_BULK) {
         const chunk = pending.slice(i, i + MAX_BULK);
+        for (const p of chunk) p.job.opts.delay = Math.max(0, p.dueAt - now);
         const queue = this.queue(group);
         const only = chunk.length === 1 ? chunk[0] : undefined;
         const stored: Promise<unknown> = only
@@ -282,7 +326,7 @@ export class RetryQueues {
   }
 
   async close(): Promise<void> {
-    if (this.flushQueued) this.flush();
+    this.flush();
     await Promise.all([...this.storing]);
     await Promise.all([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();

@@ -126,6 +126,58 @@ describe('consumer group loop', () => {
     expect(await fleet.deadLetters.length()).toBe(0);
   });
 
+  it('failed entries waiting for their retry jobs to be stored never stall the read loop', async () => {
+    world.newTest();
+    let calls = 0;
+    // Room for 25 entries in flight (batch 10, concurrency 5), and retry jobs that may wait far
+    // longer than the test for company: the loop stores them once it waits on them.
+    const fleet = await startFleet(
+      [
+        group('a', () => {
+          calls++;
+          throw new Error('dependency down');
+        }),
+      ],
+      {
+        retry: { maxAttempts: 3, baseDelayMs: 600_000, maxDelayMs: 600_000, jitter: 0 },
+        retryLingerMs: 600_000,
+        consumer: { batchSize: 10, concurrency: 5, blockMs: 100, visibilityTimeoutMs: 30_000, claimIntervalMs: 50 },
+      },
+    );
+    const events = Array.from({ length: 60 }, (_, i) => thing(i));
+    await fleet.producer.publishMany(events.map((event) => ({ stream: STREAM, event })));
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0 && calls === 60, {
+      message: 'every entry handled and acked',
+    });
+    expect((await fleet.retryQueues.counts('a')).delayed).toBe(60);
+  });
+
+  it('close() stores the retry jobs still waiting for company, and acks their entries', async () => {
+    world.newTest();
+    let calls = 0;
+    const fleet = await startFleet(
+      [
+        group('a', () => {
+          calls++;
+          throw new Error('dependency down');
+        }),
+      ],
+      { retry: { maxAttempts: 3, baseDelayMs: 600_000, maxDelayMs: 600_000, jitter: 0 }, retryLingerMs: 600_000 },
+    );
+    await fleet.producer.publish(STREAM, thing(1));
+    await waitFor(() => calls === 1, { message: 'handler called' });
+    world.running.length = 0;
+    await fleet.close({ timeoutMs: 2000 });
+    const [pending] = (await redis.xpending(fleet.keys.stream(STREAM), 'a')) as [number];
+    expect(pending).toBe(0);
+    const retries = new RetryQueues({ connection: redis, keys: fleet.keys });
+    try {
+      expect((await retries.counts('a')).delayed).toBe(1);
+    } finally {
+      await retries.close();
+    }
+  });
+
   it('3. always failing: exactly maxAttempts calls with growing gaps, then one retries-exhausted dead letter', async () => {
     world.newTest();
     const calls: number[] = [];

@@ -205,6 +205,8 @@ export class ConsumerGroup {
     await Promise.all([this.readLoopDone, this.claimLoopDone]);
     const timeoutMs = options.timeoutMs ?? 30_000;
     if (this.inFlight > 0) {
+      // Failed entries waiting for company to store their retry jobs: no more is coming.
+      this.options.retryQueues.flush();
       const drained = new Promise<void>((resolve) => {
         this.drainWaiter = resolve;
       });
@@ -246,6 +248,9 @@ export class ConsumerGroup {
     while (this.running || next) {
       if (!next) {
         if (this.inFlight + this.batchSize > this.maxInFlight) {
+          // Failed entries stay in flight until their retry jobs are stored: store them now
+          // rather than let them linger for company while the loop waits on them.
+          this.options.retryQueues.flush();
           await new Promise<void>((resolve) => {
             this.capacityWaiter = resolve;
           });
@@ -381,14 +386,19 @@ export class ConsumerGroup {
     }
   }
 
+  /**
+   * The handler failed: its concurrency slot goes to the next entry at once, while this one
+   * stays in flight until its retry job (or dead letter) is stored and it is acked.
+   */
   private async fail(delivery: Delivery, err: unknown): Promise<void> {
+    this.limiter.release(delivery.key);
     try {
       this.observer?.failed?.(this.group);
       await this.onFailure(delivery, err);
     } catch (e) {
       this.logger.error({ err: e, entryId: delivery.entryId }, 'unexpected error while settling an entry');
     } finally {
-      this.finish(delivery);
+      this.done(delivery.batch, delivery.index);
     }
   }
 
@@ -404,7 +414,7 @@ export class ConsumerGroup {
     if (!policy.canRetryAfter(1)) return this.deadLetter(id, fields, 'retries-exhausted', err, 1);
     const at = new Date().toISOString();
     try {
-      await this.options.retryQueues.schedule(
+      const stored = this.options.retryQueues.schedule(
         {
           group: this.group,
           stream: this.stream,
@@ -419,6 +429,9 @@ export class ConsumerGroup {
         },
         policy.delayAfter(1),
       );
+      // The loop is waiting for room: store the job now rather than let it wait for company.
+      if (this.capacityWaiter) this.options.retryQueues.flush();
+      await stored;
     } catch (scheduleErr) {
       // Not acked: the entry stays pending and is claimed again after the visibility timeout.
       this.logger.error(

@@ -1,0 +1,116 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { StreamfleetKeys } from '../streams/keys';
+import { cleanupPrefix, testRedisUrl, uniquePrefix } from '../testing/index';
+import { type RetryJobData, RetryQueues, retryJobId } from './retry-queues';
+
+const prefix = uniquePrefix();
+const keys = new StreamfleetKeys(prefix);
+const GROUP = 'g';
+let redis: Redis;
+let queues: RetryQueues | undefined;
+let n = 0;
+
+function jobData(): RetryJobData {
+  const eventId = `evt-${++n}`;
+  const at = new Date().toISOString();
+  return {
+    group: GROUP,
+    stream: 'things',
+    entryId: `${n}-0`,
+    fields: ['id', eventId],
+    eventId,
+    type: 'thing.happened',
+    attemptOffset: 1,
+    replayCount: 0,
+    firstFailedAt: at,
+    failures: [{ attempt: 1, at, name: 'Error', message: 'boom' }],
+  };
+}
+
+function open(lingerMs: number): RetryQueues {
+  queues = new RetryQueues({ connection: redis, keys, lingerMs });
+  return queues;
+}
+
+/** True once Redis holds the job (BullMQ's job hash). */
+async function stored(data: RetryJobData): Promise<boolean> {
+  const id = retryJobId(data.group, data.eventId, data.replayCount);
+  return (await redis.exists(`${keys.bullPrefix}:${GROUP}:${id}`)) === 1;
+}
+
+beforeAll(() => {
+  redis = new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
+});
+
+afterEach(async () => {
+  await queues?.close();
+  queues = undefined;
+});
+
+afterAll(async () => {
+  redis.disconnect();
+  await cleanupPrefix(testRedisUrl(), prefix);
+});
+
+describe('RetryQueues: jobs wait for company, never past their due time', () => {
+  it('stores jobs scheduled within the linger time in one addBulk, each due when it was due', async () => {
+    const q = open(300);
+    const addBulk = vi.spyOn(q.queue(GROUP), 'addBulk');
+    const first = jobData();
+    const second = jobData();
+    const before = Date.now();
+    const storedFirst = q.schedule(first, 5_000);
+    // A round trip later (turns of the event loop, I/O) the first is still waiting for company.
+    expect(await stored(first)).toBe(false);
+    const storedSecond = q.schedule(second, 10_000);
+    const after = Date.now();
+    await Promise.all([storedFirst, storedSecond]);
+    expect(await stored(first)).toBe(true);
+    expect(await stored(second)).toBe(true);
+    expect(addBulk).toHaveBeenCalledTimes(1);
+    expect(addBulk.mock.calls[0]?.[0]).toHaveLength(2);
+    // The wait came out of each job's delay: it runs when it would have without waiting.
+    const { items } = await q.list(GROUP, { states: ['delayed'] });
+    const due = new Map(items.map((i) => [i.data.eventId, Date.parse(i.nextRunAt ?? '')]));
+    for (const [data, delayMs] of [
+      [first, 5_000],
+      [second, 10_000],
+    ] as const) {
+      expect(due.get(data.eventId)).toBeGreaterThanOrEqual(before + delayMs);
+      expect(due.get(data.eventId)).toBeLessThanOrEqual(after + delayMs + 50);
+    }
+  });
+
+  it('a job due now is stored at once, however long the linger', async () => {
+    const q = open(600_000);
+    const data = jobData();
+    await q.schedule(data, 0);
+    expect(await stored(data)).toBe(true);
+    expect((await q.counts(GROUP)).waiting).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a queue with a full batch waiting is stored at once', async () => {
+    const q = open(600_000);
+    const batch = Array.from({ length: 100 }, () => jobData());
+    const ids = await Promise.all(batch.map((d) => q.schedule(d, 600_000)));
+    expect(new Set(ids).size).toBe(100);
+    for (const d of [batch[0], batch[99]]) expect(await stored(d as RetryJobData)).toBe(true);
+  });
+
+  it('flush() and close() store what is waiting, without the linger', async () => {
+    const q = open(600_000);
+    const flushed = jobData();
+    const pending = q.schedule(flushed, 600_000);
+    q.flush();
+    await pending;
+    expect(await stored(flushed)).toBe(true);
+
+    const closing = jobData();
+    const settled = q.schedule(closing, 600_000);
+    await q.close();
+    queues = undefined;
+    await settled;
+    expect(await stored(closing)).toBe(true);
+  });
+});

@@ -191,9 +191,11 @@ notes.push(
       ? `; batch POST / raw XADD ${listed(http.http_batch_vs_raw_xadd_rounds)}.`
       : '.'),
 );
-// What one failed event costs this process, against a happy one: the rounds' medians apart,
-// spread over the failed events (one in FAIL_EVERY).
-const perFailure = (k: 'fail' | 'failDeferred') => (cpu(k) - cpu('fleet')) * FAIL_EVERY;
+// What one failed event costs this process, against a happy one: each round's two runs apart
+// (made back to back, like the ratios), spread over the failed events (one in FAIL_EVERY); the
+// median of the rounds. The medians of each scenario apart could pair a fast round with a slow one.
+const perFailure = (k: 'fail' | 'failDeferred') =>
+  median(rounds[k].map((m, i) => (m.cpuUsPerEvent - (rounds.fleet[i]?.cpuUsPerEvent ?? Number.NaN)) * FAIL_EVERY));
 notes.push(
   `a failed event costs about ${Math.round(perFailure('fail'))} us of this process's CPU, retry included ` +
     `(scenario 5 against 3), ${Math.round(perFailure('failDeferred'))} us of it before its retry runs (5b: storing ` +

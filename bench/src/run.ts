@@ -4,7 +4,9 @@
  *
  * Env: REDIS_URL, BENCH_N (events per throughput run, default 50000), BENCH_REPEATS
  * (default 5, median reported), BENCH_HTTP_SECONDS (4), BENCH_HTTP_ROUNDS (5), BENCH_HTTP_BATCH (100),
- * BENCH_E2E_RATE (1000), BENCH_E2E_SECONDS (5), BENCH_SKIP_HTTP=1 (skip 6 and 7).
+ * BENCH_E2E_RATE (1000), BENCH_E2E_SECONDS (5), BENCH_SKIP_HTTP=1 (skip 6 and 7),
+ * BENCH_RETRY_LINGER_MS (streamfleet's retry-job linger; default streamfleet's own, 0 stores each
+ * turn of the event loop's failures at once).
  */
 import { loadavg } from 'node:os';
 import {

@@ -20,6 +20,8 @@ export const DEFAULT_BATCH_SIZE = 200;
 /** Entries per read: the raw loop's COUNT unless overridden; concurrency: streamfleet's default. */
 export const FLEET_BATCH_SIZE = Number(process.env.BENCH_FLEET_BATCH ?? READ_COUNT);
 export const FLEET_CONCURRENCY = Number(process.env.BENCH_FLEET_CONCURRENCY ?? 50);
+/** How long a retry job may wait to be stored with others (streamfleet's default unless set; 0 for before/after). */
+const RETRY_LINGER_MS = process.env.BENCH_RETRY_LINGER_MS ? Number(process.env.BENCH_RETRY_LINGER_MS) : undefined;
 
 export interface FleetRunOptions {
   /** Entries per XREADGROUP. Default FLEET_BATCH_SIZE. */
@@ -93,6 +95,7 @@ export async function fleetRun(
           baseDelayMs: options.retryBaseDelayMs ?? 10,
           maxDelayMs: Math.max(100, options.retryBaseDelayMs ?? 10),
         },
+        retryLingerMs: RETRY_LINGER_MS,
         consumer: { batchSize: options.batchSize ?? FLEET_BATCH_SIZE, blockMs: 1000, concurrency: FLEET_CONCURRENCY },
       });
       const key = fleet.keys.stream(STREAM);

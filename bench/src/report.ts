@@ -305,6 +305,7 @@ ${r.notes.length > 0 ? `## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}\n
 pnpm install
 pnpm bench                      # needs Redis on REDIS_URL (default redis://127.0.0.1:6379)
 BENCH_N=100000 BENCH_REPEATS=7 pnpm bench
+BENCH_RETRY_LINGER_MS=0 BENCH_SKIP_HTTP=1 pnpm bench   # failure path without the retry-job linger (before/after)
 pnpm --filter @streamfleet/bench profile   # CPU profile of the streamfleet consumer loop
 \`\`\`
 

@@ -126,27 +126,37 @@ describe('consumer group loop', () => {
     expect(await fleet.deadLetters.length()).toBe(0);
   });
 
-  it('failed entries waiting for their retry jobs to be stored never stall the read loop', async () => {
-    world.newTest();
-    let calls = 0;
-    // Room for 25 entries in flight (batch 10, concurrency 5), and retry jobs that may wait far
-    // longer than the test for company: the loop stores them once it waits on them.
+  /**
+   * A fleet whose group's handler always fails, with retry jobs due and allowed to wait for
+   * company far longer than any test: only the loop (needing room, or closing) stores them.
+   */
+  async function startLingering(overrides: Partial<FleetOptions> = {}) {
+    const calls = { count: 0 };
     const fleet = await startFleet(
       [
         group('a', () => {
-          calls++;
+          calls.count++;
           throw new Error('dependency down');
         }),
       ],
       {
         retry: { maxAttempts: 3, baseDelayMs: 600_000, maxDelayMs: 600_000, jitter: 0 },
         retryLingerMs: 600_000,
-        consumer: { batchSize: 10, concurrency: 5, blockMs: 100, visibilityTimeoutMs: 30_000, claimIntervalMs: 50 },
+        ...overrides,
       },
     );
+    return { fleet, calls };
+  }
+
+  it('failed entries waiting for their retry jobs to be stored never stall the read loop', async () => {
+    world.newTest();
+    // Room for 25 entries in flight (batch 10, concurrency 5).
+    const { fleet, calls } = await startLingering({
+      consumer: { batchSize: 10, concurrency: 5, blockMs: 100, visibilityTimeoutMs: 30_000, claimIntervalMs: 50 },
+    });
     const events = Array.from({ length: 60 }, (_, i) => thing(i));
     await fleet.producer.publishMany(events.map((event) => ({ stream: STREAM, event })));
-    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0 && calls === 60, {
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0 && calls.count === 60, {
       message: 'every entry handled and acked',
     });
     expect((await fleet.retryQueues.counts('a')).delayed).toBe(60);
@@ -154,18 +164,9 @@ describe('consumer group loop', () => {
 
   it('close() stores the retry jobs still waiting for company, and acks their entries', async () => {
     world.newTest();
-    let calls = 0;
-    const fleet = await startFleet(
-      [
-        group('a', () => {
-          calls++;
-          throw new Error('dependency down');
-        }),
-      ],
-      { retry: { maxAttempts: 3, baseDelayMs: 600_000, maxDelayMs: 600_000, jitter: 0 }, retryLingerMs: 600_000 },
-    );
+    const { fleet, calls } = await startLingering();
     await fleet.producer.publish(STREAM, thing(1));
-    await waitFor(() => calls === 1, { message: 'handler called' });
+    await waitFor(() => calls.count === 1, { message: 'handler called' });
     world.running.length = 0;
     await fleet.close({ timeoutMs: 2000 });
     const [pending] = (await redis.xpending(fleet.keys.stream(STREAM), 'a')) as [number];

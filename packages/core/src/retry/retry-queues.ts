@@ -98,7 +98,7 @@ export const RETRY_BACKOFF_TYPE = 'streamfleet';
 const MAX_BULK = 100;
 
 /** How long a retry job may wait to be stored with others, at most (see `RetryQueuesOptions.lingerMs`). */
-export const DEFAULT_RETRY_LINGER_MS = 20;
+const DEFAULT_RETRY_LINGER_MS = 20;
 
 interface PendingJob {
   job: { name: string; data: RetryJobData; opts: JobsOptions };
@@ -141,9 +141,8 @@ export class RetryQueues {
   private readonly lingerMs: number;
   /** Jobs scheduled and not yet sent, per group. */
   private unsent = new Map<string, PendingJob[]>();
-  /** When the armed flush runs (ms since the epoch), and how to disarm it. */
-  private flushAt = Number.POSITIVE_INFINITY;
-  private disarmFlush: (() => void) | undefined;
+  /** The flush armed to run at `at` (ms since the epoch), and how to disarm it. */
+  private armed: { at: number; disarm: () => void } | undefined;
   /** Bulk adds on the wire; `close()` waits for them. */
   private readonly storing = new Set<Promise<void>>();
 
@@ -194,29 +193,23 @@ export class RetryQueues {
 
   /** Arms the flush to run by `at` (ms since the epoch), unless it already runs sooner. */
   private flushBy(at: number): void {
-    if (at >= this.flushAt) return;
-    this.cancelFlush();
-    this.flushAt = at;
+    if (this.armed && this.armed.at <= at) return;
+    this.armed?.disarm();
     const delay = at - Date.now();
     if (delay < 1) {
       const immediate = setImmediate(() => this.flush());
-      this.disarmFlush = () => clearImmediate(immediate);
+      this.armed = { at, disarm: () => clearImmediate(immediate) };
     } else {
       const timer = setTimeout(() => this.flush(), delay);
-      this.disarmFlush = () => clearTimeout(timer);
+      this.armed = { at, disarm: () => clearTimeout(timer) };
     }
-  }
-
-  private cancelFlush(): void {
-    this.disarmFlush?.();
-    this.disarmFlush = undefined;
-    this.flushAt = Number.POSITIVE_INFINITY;
   }
 
   /** Stores every job still waiting for others, now (their promises settle once Redis has them). */
   flush(): void {
     if (this.unsent.size === 0) return;
-    this.cancelFlush();
+    this.armed?.disarm();
+    this.armed = undefined;
     const batches = this.unsent;
     this.unsent = new Map();
     const now = Date.now();

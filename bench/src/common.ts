@@ -162,10 +162,14 @@ export interface Measured {
   perSecond: number;
   /** CPU time this process spent per event (user + system), in microseconds. Less sensitive to other load. */
   cpuUsPerEvent: number;
+  /** CPU time the Redis server spent per event over the same window (user + system, from INFO), in microseconds. */
+  redisCpuUsPerEvent: number;
 }
 
+type ProcessMeasured = Omit<Measured, 'redisCpuUsPerEvent'> & { ms: number };
+
 /** Starts a wall clock and this process's CPU clock; `stop(n)` turns them into rates for n events. */
-export function startClock(): { stop(n: number): Measured & { ms: number } } {
+export function startClock(): { stop(n: number): ProcessMeasured } {
   const wall = performance.now();
   const cpu = process.cpuUsage();
   return {
@@ -173,6 +177,28 @@ export function startClock(): { stop(n: number): Measured & { ms: number } } {
       const ms = performance.now() - wall;
       const used = process.cpuUsage(cpu);
       return { ms, perSecond: (n / ms) * 1000, cpuUsPerEvent: (used.user + used.system) / n };
+    },
+  };
+}
+
+/** CPU time the Redis server has used since it started (user + system, every thread), in microseconds. */
+async function redisCpuUs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const seconds = (field: string) => Number(new RegExp(`^${field}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
+  return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6;
+}
+
+/**
+ * `startClock()` plus the Redis server's CPU clock, read through `redis` just outside the
+ * window. Nothing else is meant to use this Redis while the bench runs.
+ */
+export async function startClocks(redis: Redis): Promise<{ stop(n: number): Promise<Measured & { ms: number }> }> {
+  const redisBefore = await redisCpuUs(redis);
+  const clock = startClock();
+  return {
+    async stop(n: number) {
+      const measured = clock.stop(n);
+      return { ...measured, redisCpuUsPerEvent: ((await redisCpuUs(redis)) - redisBefore) / n };
     },
   };
 }

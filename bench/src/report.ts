@@ -20,6 +20,16 @@ export function singlePostNote(bareCpu: number, bareApCpu: number, apiCpu: numbe
         'share its cores).';
 }
 
+/** Microseconds of CPU per event (per job for BullMQ), median of the rounds, by throughput scenario. */
+export interface ScenarioCpu {
+  raw_streams: number;
+  bullmq: number;
+  fleet: number;
+  fanout4: number;
+  fail1pct: number;
+  fail1pct_deferred: number;
+}
+
 export interface Results {
   date: string;
   machine: { cores: number; cpu: string; node: string; redisVersion: string };
@@ -63,7 +73,9 @@ export interface Results {
   /** Event-loop delay and GC pauses during the e2e run: the API process, and the load generator with the consumer. */
   e2e_stalls: { api: ProcessStats; load: ProcessStats } | null;
   /** CPU time of the bench process per event (user + system, microseconds): less sensitive to other load on the machine. */
-  cpu_us_per_event: { raw_streams: number; bullmq: number; fleet: number; fanout4: number; fail1pct: number };
+  cpu_us_per_event: ScenarioCpu;
+  /** CPU time of the Redis server per event over the same runs (user + system, from INFO; microseconds). */
+  redis_cpu_us_per_event: ScenarioCpu;
   /** CPU time of the HTTP server process per request in scenario 6 (median of the rounds), microseconds. */
   server_cpu_us_per_request: {
     bare_fastify: number | null;
@@ -243,6 +255,10 @@ export function svg(r: Results): string {
 `;
 }
 
+function cpuRow(label: string, r: Results, scenario: keyof ScenarioCpu): string {
+  return `| ${label} | ${r.cpu_us_per_event[scenario].toFixed(1)} | ${r.redis_cpu_us_per_event[scenario].toFixed(1)} |`;
+}
+
 export function markdown(r: Results): string {
   const m = r.machine;
   const rt = r.redis_round_trip_us;
@@ -266,15 +282,17 @@ the median of ${r.config.repeats} runs, after one unmeasured warm-up pass; the r
 
 ${table(r)}
 
-CPU time of the bench process per event (user + system; the figure least disturbed by other load):
+CPU time per event (user + system; the figures least disturbed by other load), of the bench process
+and of the Redis server over the same runs:
 
-| scenario | us CPU / event |
-| --- | ---: |
-| raw Streams | ${r.cpu_us_per_event.raw_streams.toFixed(1)} |
-| BullMQ (per job) | ${r.cpu_us_per_event.bullmq.toFixed(1)} |
-| streamfleet | ${r.cpu_us_per_event.fleet.toFixed(1)} |
-| streamfleet fan-out (per handled event) | ${r.cpu_us_per_event.fanout4.toFixed(1)} |
-| streamfleet, 1% failing | ${r.cpu_us_per_event.fail1pct.toFixed(1)} |
+| scenario | us CPU / event, bench process | us CPU / event, Redis |
+| --- | ---: | ---: |
+${cpuRow('raw Streams', r, 'raw_streams')}
+${cpuRow('BullMQ (per job)', r, 'bullmq')}
+${cpuRow('streamfleet', r, 'fleet')}
+${cpuRow('streamfleet fan-out (per handled event)', r, 'fanout4')}
+${cpuRow('streamfleet, 1% failing', r, 'fail1pct')}
+${cpuRow('5b. 1% failing, retries due after the run', r, 'fail1pct_deferred')}
 
 CPU time of the HTTP server process per request in scenario 6 (median of the rounds):
 

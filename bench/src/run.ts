@@ -121,6 +121,10 @@ for (let round = 1; round <= REPEATS; round++) {
 }
 const rate = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.perSecond));
 const cpu = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.cpuUsPerEvent));
+const redisCpu = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.redisCpuUsPerEvent));
+/** Cores a process kept busy over a run (every thread of it): CPU per event times events per second. */
+const cores = (k: keyof typeof rounds, which: 'cpuUsPerEvent' | 'redisCpuUsPerEvent') =>
+  median(rounds[k].map((m) => (m[which] * m.perSecond) / 1e6)).toFixed(2);
 const perRound = (a: keyof typeof rounds, b: keyof typeof rounds) =>
   rounds[a].map((m, i) => m.perSecond / (rounds[b][i]?.perSecond ?? Number.NaN));
 const paired = (a: keyof typeof rounds, b: keyof typeof rounds) => median(perRound(a, b));
@@ -196,8 +200,8 @@ notes.push(
 // What one failed event costs this process, against a happy one: each round's two runs apart
 // (made back to back, like the ratios), spread over the failed events (one in FAIL_EVERY); the
 // median of the rounds. The medians of each scenario apart could pair a fast round with a slow one.
-const perFailure = (k: 'fail' | 'failDeferred') =>
-  median(rounds[k].map((m, i) => (m.cpuUsPerEvent - (rounds.fleet[i]?.cpuUsPerEvent ?? Number.NaN)) * FAIL_EVERY));
+const perFailure = (k: 'fail' | 'failDeferred', which: 'cpuUsPerEvent' | 'redisCpuUsPerEvent' = 'cpuUsPerEvent') =>
+  median(rounds[k].map((m, i) => (m[which] - (rounds.fleet[i]?.[which] ?? Number.NaN)) * FAIL_EVERY));
 notes.push(
   `a failed event costs about ${Math.round(perFailure('fail'))} us of this process's CPU, retry included ` +
     `(scenario 5 against 3), ${Math.round(perFailure('failDeferred'))} us of it before its retry runs (5b: storing ` +
@@ -207,6 +211,15 @@ notes.push(
     `and each failure is one BullMQ job (stored, waking the group's retry worker, run, completed). ` +
     `One Redis round trip costs this process about ${roundTripBefore.cpuUs.toFixed(0)} us here (sequential PING), ` +
     `so a failure costs as much as ${(perFailure('fail') / roundTripBefore.cpuUs).toFixed(1)} round trips.`,
+);
+notes.push(
+  `which process sets the pace: in scenario 3 this process kept ${cores('fleet', 'cpuUsPerEvent')} cores busy ` +
+    `(its GC and I/O threads included) and Redis ${cores('fleet', 'redisCpuUsPerEvent')} (raw loop: ` +
+    `${cores('raw', 'cpuUsPerEvent')} and ${cores('raw', 'redisCpuUsPerEvent')}), so a failure's cost to this ` +
+    'process comes straight off the happy path. A failed event costs Redis about ' +
+    `${Math.round(perFailure('fail', 'redisCpuUsPerEvent'))} us, retry included ` +
+    `(${Math.round(perFailure('failDeferred', 'redisCpuUsPerEvent'))} us before its retry runs), against ` +
+    `${redisCpu('fleet').toFixed(1)} us for a happy one.`,
 );
 const {
   bare_cpu_us_per_request: bareCpu,
@@ -273,6 +286,15 @@ const results: Results = withTargets({
     fleet: cpu('fleet'),
     fanout4: cpu('fanout'),
     fail1pct: cpu('fail'),
+    fail1pct_deferred: cpu('failDeferred'),
+  },
+  redis_cpu_us_per_event: {
+    raw_streams: redisCpu('raw'),
+    bullmq: redisCpu('bull'),
+    fleet: redisCpu('fleet'),
+    fanout4: redisCpu('fanout'),
+    fail1pct: redisCpu('fail'),
+    fail1pct_deferred: redisCpu('failDeferred'),
   },
   server_cpu_us_per_request: {
     bare_fastify: http.bare_cpu_us_per_request,
@@ -291,6 +313,9 @@ log(
 process.exit(0);
 
 function report<T extends Measured>(label: string, m: T): T {
-  log(`  ${label}: ${fmt(m.perSecond)}/s, ${m.cpuUsPerEvent.toFixed(1)} us CPU per event in this process`);
+  log(
+    `  ${label}: ${fmt(m.perSecond)}/s, us CPU per event: ${m.cpuUsPerEvent.toFixed(1)} in this process, ` +
+      `${m.redisCpuUsPerEvent.toFixed(1)} in Redis`,
+  );
   return m;
 }

@@ -1,6 +1,6 @@
 import type { EventEnvelope } from '@streamfleet/core';
 import { Queue, Worker } from 'bullmq';
-import { type Measured, newRedis, startClock, waitUntil, withPrefix } from '../common';
+import { type Measured, newRedis, startClocks, waitUntil, withPrefix } from '../common';
 
 /**
  * Baseline: N jobs (each carrying the same event envelope) added with addBulk (before timing), then one Worker with a no-op
@@ -25,7 +25,7 @@ export async function bullmqBaseline(events: readonly EventEnvelope[]): Promise<
         await queue.addBulk(chunk);
       }
       let completed = 0;
-      const clock = startClock();
+      const clock = await startClocks(connection);
       worker = new Worker('bench', async () => undefined, {
         connection: workerConnection,
         prefix: bullPrefix,
@@ -35,7 +35,7 @@ export async function bullmqBaseline(events: readonly EventEnvelope[]): Promise<
         completed++;
       });
       await waitUntil(() => completed >= n, 300_000, 'BullMQ jobs to complete');
-      return clock.stop(n);
+      return await clock.stop(n);
     } finally {
       await worker?.close();
       await queue.close();

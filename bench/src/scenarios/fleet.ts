@@ -8,7 +8,7 @@ import {
   READ_COUNT,
   REDIS_URL,
   STREAM,
-  startClock,
+  startClocks,
   waitUntil,
   withPrefix,
 } from '../common';
@@ -100,7 +100,7 @@ export async function fleetRun(
       });
       const key = fleet.keys.stream(STREAM);
       await options.hooks?.started?.();
-      const clock = startClock();
+      const clock = await startClocks(seed);
       const started = performance.now();
       await fleet.start();
       await waitUntil(() => handled >= happyPerGroup * groupCount, 300_000, 'handlers');
@@ -114,7 +114,7 @@ export async function fleetRun(
         60_000,
         'XPENDING = 0',
       );
-      const measured = clock.stop(happyPerGroup * groupCount);
+      const measured = await clock.stop(happyPerGroup * groupCount);
       await options.hooks?.finished?.();
       let retriesDoneMs: number | null = null;
       if (failingCount > 0 && (options.retryBaseDelayMs ?? 10) <= 1000) {
@@ -124,6 +124,7 @@ export async function fleetRun(
       return {
         perSecond: measured.perSecond,
         cpuUsPerEvent: measured.cpuUsPerEvent,
+        redisCpuUsPerEvent: measured.redisCpuUsPerEvent,
         failed: failingCount * groupCount,
         retriesDoneMs,
         handlersDoneMs,

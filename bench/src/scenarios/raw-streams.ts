@@ -1,6 +1,6 @@
 import type { EventEnvelope } from '@streamfleet/core';
 import { StreamfleetKeys } from '@streamfleet/core';
-import { type Measured, newRedis, pendingCount, prefill, READ_COUNT, STREAM, startClock, withPrefix } from '../common';
+import { type Measured, newRedis, pendingCount, prefill, READ_COUNT, STREAM, startClocks, withPrefix } from '../common';
 
 type Reply = [string, [string, string[] | null][]][] | null;
 
@@ -18,7 +18,7 @@ export async function rawStreams(events: readonly EventEnvelope[]): Promise<Meas
       await prefill(redis, prefix, events);
       const key = new StreamfleetKeys(prefix).stream(STREAM);
       await redis.xgroup('CREATE', key, GROUP, '0');
-      const clock = startClock();
+      const clock = await startClocks(redis);
       let read = 0;
       let lastAck: Promise<unknown> = Promise.resolve();
       while (read < events.length) {
@@ -31,7 +31,7 @@ export async function rawStreams(events: readonly EventEnvelope[]): Promise<Meas
         lastAck = redis.xack(key, GROUP, ...ids);
       }
       await lastAck;
-      const measured = clock.stop(events.length);
+      const measured = await clock.stop(events.length);
       if ((await pendingCount(redis, key, GROUP)) !== 0) throw new Error('raw: entries left pending');
       return measured;
     } finally {

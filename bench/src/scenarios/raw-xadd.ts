@@ -1,6 +1,6 @@
 import type { EventEnvelope } from '@streamfleet/core';
 import { encodeEvent, StreamfleetKeys } from '@streamfleet/core';
-import { type Measured, newRedis, STREAM, startClock, withPrefix } from '../common';
+import { type Measured, newRedis, STREAM, startClocks, withPrefix } from '../common';
 
 /**
  * Baseline for ingest: one ioredis client appending the same encoded events with XADD,
@@ -12,7 +12,7 @@ export async function rawXadd(events: readonly EventEnvelope[]): Promise<Measure
     try {
       const key = new StreamfleetKeys(prefix).stream(STREAM);
       await redis.ping();
-      const clock = startClock();
+      const clock = await startClocks(redis);
       for (let i = 0; i < events.length; i += 1000) {
         const pipeline = redis.pipeline();
         for (let j = i; j < Math.min(events.length, i + 1000); j++) {
@@ -20,7 +20,7 @@ export async function rawXadd(events: readonly EventEnvelope[]): Promise<Measure
         }
         await pipeline.exec();
       }
-      const measured = clock.stop(events.length);
+      const measured = await clock.stop(events.length);
       if ((await redis.xlen(key)) !== events.length) throw new Error('raw xadd: stream length mismatch');
       return measured;
     } finally {

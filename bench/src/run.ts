@@ -25,7 +25,15 @@ import {
   waitForQuiet,
 } from './common';
 import { describeStalls } from './process-watch';
-import { type Results, singlePostNote, table, targetsTable, withTargets, writeReports } from './report';
+import {
+  type Results,
+  type ScenarioCpu,
+  singlePostNote,
+  table,
+  targetsTable,
+  withTargets,
+  writeReports,
+} from './report';
 import { bullmqBaseline } from './scenarios/bullmq';
 import { E2E_RATE, e2eLatencyInFreshProcess, type LatencyResult } from './scenarios/e2e-latency';
 import {
@@ -120,10 +128,20 @@ for (let round = 1; round <= REPEATS; round++) {
   rounds.bull.push(report('2. BullMQ', await bullmqBaseline(events)));
 }
 const rate = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.perSecond));
-const cpu = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.cpuUsPerEvent));
-const redisCpu = (k: keyof typeof rounds) => median(rounds[k].map((m) => m.redisCpuUsPerEvent));
+/** Whose CPU: this process's, or the Redis server's. */
+type CpuOf = 'cpuUsPerEvent' | 'redisCpuUsPerEvent';
+const cpu = (k: keyof typeof rounds, which: CpuOf = 'cpuUsPerEvent') => median(rounds[k].map((m) => m[which]));
+/** The CPU per event of every throughput scenario, as the report lists them. */
+const cpuByScenario = (which: CpuOf): ScenarioCpu => ({
+  raw_streams: cpu('raw', which),
+  bullmq: cpu('bull', which),
+  fleet: cpu('fleet', which),
+  fanout4: cpu('fanout', which),
+  fail1pct: cpu('fail', which),
+  fail1pct_deferred: cpu('failDeferred', which),
+});
 /** Cores a process kept busy over a run (every thread of it): CPU per event times events per second. */
-const cores = (k: keyof typeof rounds, which: 'cpuUsPerEvent' | 'redisCpuUsPerEvent') =>
+const cores = (k: keyof typeof rounds, which: CpuOf) =>
   median(rounds[k].map((m) => (m[which] * m.perSecond) / 1e6)).toFixed(2);
 const perRound = (a: keyof typeof rounds, b: keyof typeof rounds) =>
   rounds[a].map((m, i) => m.perSecond / (rounds[b][i]?.perSecond ?? Number.NaN));
@@ -200,7 +218,7 @@ notes.push(
 // What one failed event costs this process, against a happy one: each round's two runs apart
 // (made back to back, like the ratios), spread over the failed events (one in FAIL_EVERY); the
 // median of the rounds. The medians of each scenario apart could pair a fast round with a slow one.
-const perFailure = (k: 'fail' | 'failDeferred', which: 'cpuUsPerEvent' | 'redisCpuUsPerEvent' = 'cpuUsPerEvent') =>
+const perFailure = (k: 'fail' | 'failDeferred', which: CpuOf = 'cpuUsPerEvent') =>
   median(rounds[k].map((m, i) => (m[which] - (rounds.fleet[i]?.[which] ?? Number.NaN)) * FAIL_EVERY));
 notes.push(
   `a failed event costs about ${Math.round(perFailure('fail'))} us of this process's CPU, retry included ` +
@@ -219,7 +237,7 @@ notes.push(
     'process comes straight off the happy path. A failed event costs Redis about ' +
     `${Math.round(perFailure('fail', 'redisCpuUsPerEvent'))} us, retry included ` +
     `(${Math.round(perFailure('failDeferred', 'redisCpuUsPerEvent'))} us before its retry runs), against ` +
-    `${redisCpu('fleet').toFixed(1)} us for a happy one.`,
+    `${cpu('fleet', 'redisCpuUsPerEvent').toFixed(1)} us for a happy one.`,
 );
 const {
   bare_cpu_us_per_request: bareCpu,
@@ -280,22 +298,8 @@ const results: Results = withTargets({
   e2e_http_ms: latency ? latency.http : null,
   e2e_consumer_ms: latency ? latency.consumer : null,
   e2e_stalls: latency ? latency.stalls : null,
-  cpu_us_per_event: {
-    raw_streams: cpu('raw'),
-    bullmq: cpu('bull'),
-    fleet: cpu('fleet'),
-    fanout4: cpu('fanout'),
-    fail1pct: cpu('fail'),
-    fail1pct_deferred: cpu('failDeferred'),
-  },
-  redis_cpu_us_per_event: {
-    raw_streams: redisCpu('raw'),
-    bullmq: redisCpu('bull'),
-    fleet: redisCpu('fleet'),
-    fanout4: redisCpu('fanout'),
-    fail1pct: redisCpu('fail'),
-    fail1pct_deferred: redisCpu('failDeferred'),
-  },
+  cpu_us_per_event: cpuByScenario('cpuUsPerEvent'),
+  redis_cpu_us_per_event: cpuByScenario('redisCpuUsPerEvent'),
   server_cpu_us_per_request: {
     bare_fastify: http.bare_cpu_us_per_request,
     bare_autopipelined: http.bare_autopipelined_cpu_us_per_request,

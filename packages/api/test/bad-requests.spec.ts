@@ -451,6 +451,12 @@ describe('bad requests', () => {
     expect(res.headers['x-request-id']).toBeTruthy();
   });
 
+  it('a time that is not ISO 8601 is named once, with that mistake only', async () => {
+    const res = await h.app.inject(admin('GET', '/admin/dlq?from=yesterday'));
+    expect(res.statusCode).toBe(400);
+    expect(res.json().errors).toEqual([{ field: 'query.from', message: 'Invalid ISO datetime' }]);
+  });
+
   it('wrote nothing to Redis for any of them', async () => {
     expect(await h.keyList()).toEqual(keysBefore);
   });

@@ -28,9 +28,12 @@ export const cursorSchema = streamIdSchema.refine((id) => /[1-9]/.test(id), 'mus
 
 export const nameSchema = z.string().regex(NAME, 'letters, digits and . _ : - only (1-200)');
 export const reasonSchema = z.enum(DEAD_LETTER_REASONS);
-/** Dead-letter ids are millisecond timestamps since 1970, so earlier times cannot be bounds. */
+/**
+ * Dead-letter ids are millisecond timestamps since 1970, so earlier times cannot be bounds.
+ * A value that is no ISO time at all gets that one message, not also the 1970 one.
+ */
 export const isoDate = z.iso
-  .datetime({ offset: true })
+  .datetime({ offset: true, abort: true })
   .refine((v) => Date.parse(v) >= 0, 'must be at or after 1970-01-01T00:00:00Z')
   .meta({ example: '2026-11-24T00:00:00Z' });
 

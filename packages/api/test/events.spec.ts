@@ -1,5 +1,6 @@
-import { fieldsToRecord } from '@streamfleet/core';
+import { EventCatalog, fieldsToRecord } from '@streamfleet/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { createHarness, type Harness } from './harness';
 
 type Entry = [string, string[]];
@@ -144,8 +145,37 @@ describe('POST /v1/events', () => {
     expect(res.statusCode).toBe(400);
     const body = res.json();
     expect(body.code).toBe('VALIDATION_ERROR');
-    expect(body.detail).toContain('accepted types: test.note, test.thing');
+    expect(body.detail).toContain('accepted types: test.note, test.thing, warehouse.stock_received');
     expect(body.detail).not.toContain('order.created');
+  });
+
+  it("accepts the reference domain's one open type, warehouse.stock_received, onto the orders stream", async () => {
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      payload: { type: 'warehouse.stock_received', data: { sku: 'SKU-9', quantity: 12, receiptId: 'GR-7' } },
+    });
+    expect(res.statusCode).toBe(202);
+    expect(res.json().stream).toBe('orders');
+    const entry = (await entries('orders')).find(([id]) => id === res.json().entryId);
+    expect(JSON.parse(fieldsToRecord(entry?.[1] ?? []).data ?? '{}')).toEqual({
+      sku: 'SKU-9',
+      quantity: 12,
+      receiptId: 'GR-7',
+    });
+
+    const bad = await h.app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      payload: { type: 'warehouse.stock_received', data: { sku: 'SKU 9', quantity: 0 } },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(
+      bad
+        .json()
+        .errors.map((e: { field: string }) => e.field)
+        .sort(),
+    ).toEqual(['data.quantity', 'data.sku']);
   });
 
   it('generates a request id when none (or a bad one) is sent', async () => {
@@ -155,6 +185,33 @@ describe('POST /v1/events', () => {
       headers: { 'x-request-id': 'bad id with spaces' },
     });
     expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('POST /v1/events on a server whose every type is published by a service', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    const catalog = new EventCatalog().register({
+      type: 'ledger.posted',
+      schemaVersion: 1,
+      stream: 'ledger',
+      schema: z.strictObject({ amount: z.number() }),
+      producedBy: 'ledger',
+    });
+    h = await createHarness({ catalog });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('says that no type is accepted instead of listing none', async () => {
+    for (const type of ['nope.never', 'ledger.posted']) {
+      const res = await h.app.inject({ method: 'POST', url: '/v1/events', payload: { type, data: { amount: 1 } } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().errors).toEqual([
+        { field: 'type', message: expect.stringMatching(/; this server accepts no event types from outside$/) },
+      ]);
+    }
   });
 });
 

@@ -81,6 +81,40 @@ describe('pnpm start spawner (src/all.ts)', () => {
     return pid;
   };
 
+  it('runs the reference flow: stock posted to /v1/events reaches /v1/inventory, and an order for it is paid', async () => {
+    const p = start();
+    await bothUp(p);
+    const base = apiLogs(p).find((l) => l.msg === 'listening')?.address as string;
+    const call = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const sku = `SKU-${uniquePrefix('s').slice(-8)}`;
+    const posted = await call('POST', '/v1/events', {
+      type: 'warehouse.stock_received',
+      data: { sku, quantity: 12, receiptId: 'GR-1' },
+    });
+    expect(posted.status).toBe(202);
+    await waitFor(async () => (await call('GET', `/v1/inventory/${sku}`)).body.available === 12, {
+      timeoutMs: 20_000,
+      message: 'received stock in the inventory',
+    });
+
+    const order = await call('POST', '/v1/orders', {
+      customerId: 'c-1',
+      items: [{ sku, quantity: 5, unitPrice: 300 }],
+    });
+    expect(order.status).toBe(201);
+    await waitFor(async () => (await call('GET', `/v1/orders/${order.body.id}`)).body.status === 'PAID', {
+      timeoutMs: 20_000,
+      message: 'order paid',
+    });
+    expect((await call('GET', `/v1/inventory/${sku}`)).body).toMatchObject({ available: 7, reserved: 5 });
+  });
+
   it('SIGTERM stops the worker and the API, then exits 0', async () => {
     const p = start();
     const apiPid = await bothUp(p);

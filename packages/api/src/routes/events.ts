@@ -137,6 +137,9 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
   const idempotency = new IdempotencyStore(ctx.deps.redis, ctx.keys, ctx.deps.idempotencyTtlSeconds ?? 24 * 3600);
   const input = eventInputSchema(catalog);
   const routeConfig = limitedBy(ctx.limits.ingest);
+  const open = catalog.openTypes();
+  const acceptedTypes = () =>
+    open.length > 0 ? `accepted types: ${open.join(', ')}` : 'this server accepts no event types from outside';
 
   /**
    * Validates one event against the catalog; returns where it goes, or the issues, named
@@ -154,7 +157,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
             }
           : {
               field: fieldPath(index, 'type'),
-              message: `unknown event type ${body.type}; accepted types: ${catalog.openTypes().join(', ')}`,
+              message: `unknown event type ${body.type}; ${acceptedTypes()}`,
             },
       ];
     }
@@ -164,7 +167,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
           field: fieldPath(index, 'type'),
           message:
             `${body.type} is published by the ${definition.producedBy} service (through its outbox) ` +
-            `and cannot be posted; accepted types: ${catalog.openTypes().join(', ')}`,
+            `and cannot be posted; ${acceptedTypes()}`,
         },
       ];
     }

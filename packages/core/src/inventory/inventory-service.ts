@@ -1,3 +1,4 @@
+import { NonRetryableError } from '../errors/index';
 import { createEvent, type EventEnvelope } from '../events/envelope';
 import type { Logger } from '../logging/index';
 import {
@@ -9,6 +10,7 @@ import {
   type OrderCreatedData,
   OrderEventType,
   type OrderShippedData,
+  type StockReceivedData,
 } from '../orders/events';
 import type { Queryable, Sql, TransactionSql } from '../store/client';
 import { enqueueOutbox } from '../store/outbox';
@@ -150,6 +152,28 @@ async function commit(
   await tx`update reservations set status = 'committed', updated_at = now() where order_id = ${orderId}`;
 }
 
+/** Postgres: a value does not fit its column (here `available`, an integer). */
+const NUMERIC_VALUE_OUT_OF_RANGE = '22003';
+
+/**
+ * Adds received goods to a SKU's available stock (a SKU not seen before starts at zero).
+ * A sum past what the column holds fails the same way on every attempt: not retried.
+ */
+async function receive(tx: TransactionSql, event: EventEnvelope<string, StockReceivedData>): Promise<void> {
+  const { sku, quantity } = event.data;
+  try {
+    await tx`
+      insert into inventory (sku, available) values (${sku}, ${quantity})
+      on conflict (sku) do update set available = inventory.available + excluded.available, updated_at = now()`;
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== NUMERIC_VALUE_OUT_OF_RANGE) throw err;
+    throw new NonRetryableError(`available stock of ${sku} plus ${quantity} received is more than can be stored`, {
+      cause: err,
+      code: 'STOCK_OUT_OF_RANGE',
+    });
+  }
+}
+
 export interface InventoryGroupOptions {
   sql: Sql;
   group?: string;
@@ -157,16 +181,17 @@ export interface InventoryGroupOptions {
 
 /**
  * The inventory service as a consumer group: reserves stock on `order.created`, releases it
- * on `order.cancelled`, commits it (takes it out of `reserved`) on `order.shipped`.
- * Idempotent: the (group, event id) record commits with the effect. Each handler locks the
- * order's reservation row first, so the events of one order apply one at a time.
+ * on `order.cancelled`, commits it (takes it out of `reserved`) on `order.shipped`, and adds
+ * received goods on `warehouse.stock_received`. Idempotent: the (group, event id) record
+ * commits with the effect. Each order handler locks the order's reservation row first, so
+ * the events of one order apply one at a time.
  */
 export function createInventoryGroup(options: InventoryGroupOptions): GroupDefinition {
   const group = options.group ?? INVENTORY_GROUP;
   return {
     group,
     stream: ORDERS_STREAM,
-    types: [OrderEventType.created, OrderEventType.cancelled, OrderEventType.shipped],
+    types: [OrderEventType.created, OrderEventType.cancelled, OrderEventType.shipped, OrderEventType.stockReceived],
     handler: async (event, context) => {
       await options.sql.begin(async (tx) => {
         if (!(await markProcessed(tx, group, event.id))) return;
@@ -175,6 +200,8 @@ export function createInventoryGroup(options: InventoryGroupOptions): GroupDefin
           await release(tx, event as EventEnvelope<string, OrderCancelledData>);
         } else if (event.type === OrderEventType.shipped) {
           await commit(tx, event as EventEnvelope<string, OrderShippedData>, context.logger);
+        } else if (event.type === OrderEventType.stockReceived) {
+          await receive(tx, event as EventEnvelope<string, StockReceivedData>);
         }
       });
     },

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NonRetryableError } from '../errors/index';
 import { createEvent, type EventEnvelope } from '../events/envelope';
 import {
   type OrderCancelledData,
   type OrderCreatedData,
   OrderEventType,
   type OrderShippedData,
+  type StockReceivedData,
 } from '../orders/events';
 import type { Sql } from '../store/client';
 import type { GroupDefinition } from '../streams/handler';
@@ -56,6 +58,11 @@ function cancelled(orderId: string): EventEnvelope {
     previousStatus: 'SHIPPED',
   };
   return createEvent({ type: OrderEventType.cancelled, aggregateId: orderId, aggregateVersion: 5, data });
+}
+
+function received(skuName: string, quantity: number): EventEnvelope {
+  const data: StockReceivedData = { sku: skuName, quantity, receiptId: 'GR-1' };
+  return createEvent({ type: OrderEventType.stockReceived, data });
 }
 
 async function handle(event: EventEnvelope, context = handlerContext(INVENTORY_GROUP)): Promise<void> {
@@ -162,5 +169,39 @@ describe('inventory group', () => {
       [unknownOrder, null],
       [releasedOrder, 'released'],
     ]);
+  });
+
+  it('warehouse.stock_received adds to available stock once per event, creating an unknown SKU', async () => {
+    const known = sku();
+    await setStock(sql, known, 3);
+    const arrival = received(known, 10);
+    await handle(arrival);
+    // Redelivery and a replay of the same event add nothing more; another delivery does.
+    await handle(arrival);
+    await handle(arrival, { ...handlerContext(INVENTORY_GROUP), attempt: 1, replayCount: 1 });
+    await handle(received(known, 2));
+    expect(await getStock(sql, known)).toMatchObject({ available: 15, reserved: 0 });
+
+    const unknown = sku();
+    await handle(received(unknown, 7));
+    expect(await getStock(sql, unknown)).toMatchObject({ available: 7, reserved: 0 });
+
+    // The received stock can be reserved.
+    const orderId = randomUUID();
+    await handle(created(orderId, [{ sku: unknown, quantity: 7 }]));
+    expect(await reservationOf(orderId)).toBe('reserved');
+  });
+
+  it('warehouse.stock_received past what the stock column holds is non-retryable and changes nothing', async () => {
+    const full = sku();
+    await setStock(sql, full, 2_147_483_000);
+    const arrival = received(full, 1000);
+    await expect(handle(arrival)).rejects.toBeInstanceOf(NonRetryableError);
+    await expect(handle(arrival)).rejects.toMatchObject({ code: 'STOCK_OUT_OF_RANGE' });
+    expect(await getStock(sql, full)).toMatchObject({ available: 2_147_483_000 });
+    // The dedup row rolled back with the failed effect.
+    const [dedup] = await sql<{ n: number }[]>`
+      select count(*)::int as n from processed_events where "group" = ${INVENTORY_GROUP} and event_id = ${arrival.id}`;
+    expect(dedup?.n).toBe(0);
   });
 });

@@ -62,6 +62,19 @@ export const inventoryReservationFailedData = z
   })
   .strict();
 export const inventoryReleasedData = z.object({ orderId, items: z.array(stockLine) }).strict();
+export const stockReceivedData = z
+  .object({
+    /** Spelled as `/v1/inventory/:sku` accepts it, so the stock can be read back there. */
+    sku: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, . _ - only; starts with a letter or digit'),
+    quantity: z.number().int().positive().max(1_000_000),
+    /** The warehouse's own reference for the delivery (goods receipt), for the record. */
+    receiptId: z.string().min(1).max(128).optional(),
+  })
+  .strict();
 
 export const paymentSucceededData = z
   .object({ orderId, paymentId: z.string().min(1), amount: money, currency })
@@ -80,6 +93,7 @@ export type OrderDeliveredData = z.output<typeof orderDeliveredData>;
 export type InventoryReservedData = z.output<typeof inventoryReservedData>;
 export type InventoryReservationFailedData = z.output<typeof inventoryReservationFailedData>;
 export type InventoryReleasedData = z.output<typeof inventoryReleasedData>;
+export type StockReceivedData = z.output<typeof stockReceivedData>;
 export type PaymentSucceededData = z.output<typeof paymentSucceededData>;
 export type PaymentFailedData = z.output<typeof paymentFailedData>;
 export type PaymentRefundedData = z.output<typeof paymentRefundedData>;
@@ -98,6 +112,7 @@ export const OrderEventType = {
   paymentSucceeded: 'payment.succeeded',
   paymentFailed: 'payment.failed',
   paymentRefunded: 'payment.refunded',
+  stockReceived: 'warehouse.stock_received',
 } as const;
 
 const ID = '0191f0b2-7c1e-7000-8000-000000000001';
@@ -105,7 +120,9 @@ const ID = '0191f0b2-7c1e-7000-8000-000000000001';
 /**
  * Registers the order domain's event types (all on the `orders` stream). Each is published
  * by its service through the outbox (`order.*` by the order service, `inventory.*` by
- * inventory, `payment.*` by payment), never posted from outside.
+ * inventory, `payment.*` by payment), never posted from outside, except
+ * `warehouse.stock_received`: the warehouse's system posts it to `POST /v1/events` when
+ * goods arrive, and the inventory service adds them to the SKU's available stock.
  */
 export function registerOrderEvents(catalog: EventCatalog): EventCatalog {
   const on = (type: string, schema: z.ZodType, description: string, example: unknown) =>
@@ -176,6 +193,14 @@ export function registerOrderEvents(catalog: EventCatalog): EventCatalog {
     paymentId: 'ch_123',
     refundId: 're_123',
     amount: 2500,
+  });
+  catalog.register({
+    type: OrderEventType.stockReceived,
+    schemaVersion: 1,
+    stream: ORDERS_STREAM,
+    schema: stockReceivedData,
+    description: "Goods arrived at the warehouse: their quantity is added to the SKU's available stock.",
+    example: { sku: 'SKU-1', quantity: 24, receiptId: 'GR-2026-0042' },
   });
   return catalog;
 }

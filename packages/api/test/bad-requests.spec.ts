@@ -405,6 +405,18 @@ const CASES: BadRequest[] = [
     status: 400,
     field: 'filter.reason',
   },
+  {
+    name: 'bulk discard without ids or a filter',
+    request: admin('POST', '/admin/dlq/discard', { dryRun: true }),
+    status: 400,
+    field: 'filter',
+  },
+  {
+    name: 'bulk discard with an id that is not a stream id',
+    request: admin('POST', '/admin/dlq/discard', { ids: ['everything'] }),
+    status: 400,
+    field: 'ids.0',
+  },
   // routing
   { name: 'unknown route', request: { method: 'GET', url: '/v2/events' }, status: 404, code: 'ROUTE_NOT_FOUND' },
   {

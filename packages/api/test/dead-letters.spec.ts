@@ -2,6 +2,7 @@ import {
   createEvent,
   type EventCatalog,
   type EventEnvelope,
+  encodeEvent,
   Fleet,
   loadConfig,
   NonRetryableError,
@@ -481,5 +482,78 @@ describe('dead-letter ids, cursors and repeats at fixed ids', () => {
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ dryRun: true, matched: 2, byGroup: { g: 2 }, missing: [] });
     expect(res.json().invalidToday.map((i: { id: string }) => i.id)).toEqual([x, y]);
+  });
+});
+
+describe('POST /admin/dlq/discard', () => {
+  let h: Harness;
+  const admin = (payload: unknown, headers: Record<string, string> = {}) =>
+    h.app.inject({
+      method: 'POST',
+      url: '/admin/dlq/discard',
+      headers: { ...adminHeaders, ...headers },
+      payload: payload as Record<string, unknown>,
+    });
+  const deadLetter = (group: string, reason: 'invalid-event' | 'non-retryable') =>
+    h.deps.deadLetters.write({
+      group,
+      stream: 'things',
+      entryId: '1-0',
+      fields: encodeEvent(createEvent({ type: 'test.thing', data: { name: group } })),
+      reason,
+      attempts: 1,
+      replayCount: 0,
+      lastError: { name: 'Error', message: 'boom' },
+      failures: [],
+      firstFailedAt: new Date().toISOString(),
+    });
+
+  beforeAll(async () => {
+    h = await createHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('discards what the filter picks, audited under one batch; a dry run first changes nothing', async () => {
+    const doomed = [await deadLetter('old-type', 'invalid-event'), await deadLetter('old-type', 'invalid-event')];
+    const kept = await deadLetter('payment', 'non-retryable');
+
+    const dry = await admin({ filter: { reason: 'invalid-event' }, dryRun: true });
+    expect(dry.statusCode).toBe(200);
+    expect(dry.json()).toMatchObject({
+      dryRun: true,
+      matched: 2,
+      discarded: 0,
+      byGroup: { 'old-type': 2 },
+      byReason: { 'invalid-event': 2 },
+      discardedIds: [],
+    });
+    expect(await h.redis.xlen(h.keys.deadLetter)).toBe(3);
+    expect(await h.redis.exists(h.keys.audit)).toBe(0);
+
+    const res = await admin({ filter: { reason: 'invalid-event' } }, { 'x-actor': 'carol' });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body).toMatchObject({ dryRun: false, matched: 2, discarded: 2, missing: [] });
+    expect([...body.discardedIds].sort()).toEqual(doomed.map((d) => d.id).sort());
+    expect(await h.deps.deadLetters.get(kept.id)).toBeDefined();
+    expect(await h.deps.deadLetters.countsByGroup()).toEqual({ payment: 1 });
+
+    const audit = await h.deps.deadLetters.audit();
+    expect(audit.items.map((r) => [r.action, r.actor, r.batchId])).toEqual([
+      ['discard', 'carol', body.batchId],
+      ['discard', 'carol', body.batchId],
+    ]);
+  });
+
+  it('refuses a body without ids or a filter, naming filter, and discards nothing', async () => {
+    await deadLetter('g', 'non-retryable');
+    const before = await h.redis.xlen(h.keys.deadLetter);
+    const res = await admin({ dryRun: false });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json().errors.map((e: { field: string }) => e.field)).toContain('filter');
+    expect(await h.redis.xlen(h.keys.deadLetter)).toBe(before);
   });
 });

@@ -16,6 +16,7 @@ const ROUTES = [
   ['post', '/admin/dlq/{id}/replay'],
   ['delete', '/admin/dlq/{id}'],
   ['post', '/admin/dlq/replay'],
+  ['post', '/admin/dlq/discard'],
   ['get', '/admin/audit'],
   ['get', '/admin/groups'],
   ['get', '/admin/retries'],

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { BulkOptions } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { actorOf, adminAuth } from '../http/admin-auth';
@@ -42,7 +43,35 @@ const auditRecordSchema = z.object({
   batchId: z.string().optional(),
 });
 
-/** Dead-letter administration: list, inspect, replay (one or in bulk), discard, audit log. */
+/** The body of a bulk replay or discard: which entries, how many at most, and whether only to say. */
+const bulkSchema = z
+  .strictObject({
+    ids: z.array(streamIdSchema).min(1).max(10_000).optional(),
+    filter: filterSchema.superRefine(orderedTimeRange).optional(),
+    limit: z.number().int().min(1).max(10_000).default(100),
+    dryRun: z.boolean().default(false),
+  })
+  .refine((b) => b.ids !== undefined || b.filter !== undefined, {
+    message: 'give ids or a filter (an empty filter {} selects every entry)',
+    path: ['filter'],
+  })
+  .meta({ example: { filter: { group: 'payment', reason: 'retries-exhausted' }, limit: 100, dryRun: true } });
+
+/** What a bulk replay and a bulk discard both answer. */
+const bulkResultShape = {
+  dryRun: z.boolean(),
+  matched: z.number().int(),
+  byGroup: z.record(z.string(), z.number().int()),
+  byReason: z.record(z.string(), z.number().int()),
+  missing: z.array(z.string()).meta({ description: 'Asked-for ids not in the dead-letter stream' }),
+};
+
+function bulkOptions(body: z.output<typeof bulkSchema>, actor: string, batchId: string): BulkOptions {
+  const { ids, filter, limit, dryRun } = body;
+  return { ...(ids ? { ids } : {}), ...(filter ? { filter: toFilter(filter) } : {}), limit, dryRun, actor, batchId };
+}
+
+/** Dead-letter administration: list, inspect, replay and discard (one or in bulk), audit log. */
 export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   const { deadLetters } = ctx.deps;
   // preParsing: after the rate limiter (onRequest), so token guessing is limited too; before any body is read.
@@ -162,30 +191,15 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
           'changes: the answer says what would be replayed and which entries would fail today’s schemas.',
         security: adminSecurity,
         headers: actorHeaders,
-        body: z
-          .strictObject({
-            ids: z.array(streamIdSchema).min(1).max(10_000).optional(),
-            filter: filterSchema.superRefine(orderedTimeRange).optional(),
-            limit: z.number().int().min(1).max(10_000).default(100),
-            dryRun: z.boolean().default(false),
-          })
-          .refine((b) => b.ids !== undefined || b.filter !== undefined, {
-            message: 'give ids or a filter (an empty filter {} selects every entry)',
-            path: ['filter'],
-          })
-          .meta({ example: { filter: { group: 'payment', reason: 'retries-exhausted' }, limit: 100, dryRun: true } }),
+        body: bulkSchema,
         response: {
           200: z.object({
             batchId: z.string().meta({ description: 'Groups this replay’s audit records' }),
-            dryRun: z.boolean(),
-            matched: z.number().int(),
+            ...bulkResultShape,
             replayed: z.number().int(),
-            byGroup: z.record(z.string(), z.number().int()),
-            byReason: z.record(z.string(), z.number().int()),
             invalidToday: z
               .array(z.object({ id: z.string(), error: z.string() }))
               .meta({ description: 'Entries whose event fails today’s schema (they would come straight back)' }),
-            missing: z.array(z.string()).meta({ description: 'Asked-for ids not in the dead-letter stream' }),
             replayedIds: z.array(z.string()),
           }),
           ...adminProblems,
@@ -193,17 +207,39 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
       },
     },
     async (request) => {
-      const { ids, filter, limit, dryRun } = request.body;
       const batchId = randomUUID();
-      const result = await deadLetters.replayMany({
-        ...(ids ? { ids } : {}),
-        ...(filter ? { filter: toFilter(filter) } : {}),
-        limit,
-        dryRun,
-        actor: actorOf(request),
-        batchId,
-      });
-      return { batchId, ...result };
+      return { batchId, ...(await deadLetters.replayMany(bulkOptions(request.body, actorOf(request), batchId))) };
+    },
+  );
+
+  app.post(
+    '/admin/dlq/discard',
+    {
+      config,
+      schema: {
+        tags: ['dead letters'],
+        summary: 'Discard dead-lettered events in bulk',
+        description:
+          'Deletes for good, with an audit record each, what the same body would replay: by `ids` or by `filter` ' +
+          '(`{}` is every entry), at most `limit` entries. Try it with `dryRun` first: nothing changes, and the ' +
+          'answer says what would go.',
+        security: adminSecurity,
+        headers: actorHeaders,
+        body: bulkSchema,
+        response: {
+          200: z.object({
+            batchId: z.string().meta({ description: 'Groups this discard’s audit records' }),
+            ...bulkResultShape,
+            discarded: z.number().int(),
+            discardedIds: z.array(z.string()),
+          }),
+          ...adminProblems,
+        },
+      },
+    },
+    async (request) => {
+      const batchId = randomUUID();
+      return { batchId, ...(await deadLetters.discardMany(bulkOptions(request.body, actorOf(request), batchId))) };
     },
   );
 

@@ -125,4 +125,50 @@ describe('DeadLetterStream', () => {
     await expect(dlq.replay('1-1', { actor: 'ops' })).rejects.toBeInstanceOf(NotFoundError);
     await expect(dlq.get('not-an-id')).rejects.toBeInstanceOf(ValidationError);
   });
+
+  it('bulk discard: a dry run changes nothing; then each picked entry goes, audited, and leaves the counts', async () => {
+    for (let i = 0; i < 3; i++) await dlq.write(input('purge', i === 0 ? 'invalid-event' : 'non-retryable', i));
+    const kept = await dlq.write(input('purge-other', 'non-retryable', 9));
+    const before = await dlq.length();
+
+    const dry = await dlq.discardMany({ filter: { group: 'purge' }, dryRun: true, actor: 'ops' });
+    expect(dry).toMatchObject({
+      dryRun: true,
+      matched: 3,
+      discarded: 0,
+      byGroup: { purge: 3 },
+      byReason: { 'invalid-event': 1, 'non-retryable': 2 },
+      discardedIds: [],
+    });
+    expect(await dlq.length()).toBe(before);
+
+    const real = await dlq.discardMany({ filter: { group: 'purge' }, limit: 2, actor: 'ops', batchId: 'd-1' });
+    expect(real).toMatchObject({ dryRun: false, matched: 2, discarded: 2 });
+    const rest = await dlq.list({ group: 'purge' });
+    expect(rest.items).toHaveLength(1);
+    expect(real.discardedIds).not.toContain(rest.items[0]?.id);
+    expect(await dlq.countsByGroup()).toMatchObject({ purge: 1, 'purge-other': 1 });
+    const audit = await dlq.audit({ limit: 2 });
+    expect(audit.items.map((r) => [r.action, r.batchId, r.deadLetterId]).sort()).toEqual(
+      real.discardedIds.map((id) => ['discard', 'd-1', id]).sort(),
+    );
+    const again = await dlq.write(input('purge', 'non-retryable', 1));
+
+    // By ids: an id discarded before is missing, like an unknown one.
+    const last = rest.items[0]?.id as string;
+    await dlq.discard(last, { actor: 'other' });
+    const byIds = await dlq.discardMany({ ids: [last, '1-1', again.id], actor: 'ops' });
+    expect(byIds).toMatchObject({ matched: 1, discarded: 1, discardedIds: [again.id], missing: [last, '1-1'] });
+
+    // Two operators at once: each entry is discarded by one of them, and counted once.
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await dlq.write(input('race', 'non-retryable', i))).id);
+    const [a, b] = await Promise.all([
+      dlq.discardMany({ ids, actor: 'a' }),
+      dlq.discardMany({ ids: [...ids].reverse(), actor: 'b' }),
+    ]);
+    expect((a?.discarded ?? 0) + (b?.discarded ?? 0)).toBe(5);
+    expect([...(a?.discardedIds ?? []), ...(b?.discardedIds ?? [])].sort()).toEqual([...ids].sort());
+    expect(await dlq.get(kept.id)).toBeDefined();
+  });
 });

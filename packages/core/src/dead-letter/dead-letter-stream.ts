@@ -50,13 +50,17 @@ export interface ReplayResult {
   jobId: string;
 }
 
-export interface BulkReplayOptions extends OperatorContext {
+/** The entries a bulk replay or discard acts on: `ids` (narrowed by `filter` if given), else `filter`. */
+export interface BulkOptions extends OperatorContext {
   ids?: string[];
   filter?: DeadLetterFilter;
-  /** At most this many entries are replayed (default 100, max 10000). */
+  /** At most this many entries are acted on (default 100, max 10000). */
   limit?: number;
+  /** Say what would be done, and do nothing. */
   dryRun?: boolean;
 }
+
+export type BulkReplayOptions = BulkOptions;
 
 export interface BulkReplayResult {
   dryRun: boolean;
@@ -69,6 +73,17 @@ export interface BulkReplayResult {
   /** Ids that were asked for but are not in the dead-letter stream. */
   missing: string[];
   replayedIds: string[];
+}
+
+export interface BulkDiscardResult {
+  dryRun: boolean;
+  matched: number;
+  discarded: number;
+  byGroup: Record<string, number>;
+  byReason: Record<string, number>;
+  /** Ids that were asked for but are not in the dead-letter stream. */
+  missing: string[];
+  discardedIds: string[];
 }
 
 /**
@@ -198,8 +213,63 @@ export class DeadLetterStream {
   }
 
   async replayMany(options: BulkReplayOptions): Promise<BulkReplayResult> {
-    const limit = clamp(options.limit ?? 100, 1, 10_000);
     const dryRun = options.dryRun ?? false;
+    const { entries, missing } = await this.select(options);
+    const result: BulkReplayResult = {
+      dryRun,
+      matched: entries.length,
+      replayed: 0,
+      ...tally(entries),
+      invalidToday: [],
+      missing,
+      replayedIds: [],
+    };
+    for (const entry of entries) {
+      const invalid = this.schemaProblem(entry);
+      if (invalid) result.invalidToday.push({ id: entry.id, error: invalid });
+    }
+    if (dryRun) return result;
+    for (const entry of entries) {
+      try {
+        await this.replayEntry(entry, options);
+        result.replayed++;
+        result.replayedIds.push(entry.id);
+      } catch (err) {
+        // Another operator got there first; it is not ours to count.
+        if (!(err instanceof ConflictError || err instanceof NotFoundError)) throw err;
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Discards in bulk what `replayMany` would replay (same selection, limit and dry run), each
+   * entry with its audit record. An entry another operator replayed or discarded meanwhile is
+   * left out of `discarded`.
+   */
+  async discardMany(options: BulkOptions): Promise<BulkDiscardResult> {
+    const dryRun = options.dryRun ?? false;
+    const { entries, missing } = await this.select(options);
+    const result: BulkDiscardResult = {
+      dryRun,
+      matched: entries.length,
+      discarded: 0,
+      ...tally(entries),
+      missing,
+      discardedIds: [],
+    };
+    if (dryRun) return result;
+    for (const entry of entries) {
+      if (!(await this.remove(entry, 'discard', options))) continue;
+      result.discarded++;
+      result.discardedIds.push(entry.id);
+    }
+    return result;
+  }
+
+  /** The entries a bulk action picks, at most `limit`; asked-for ids that are not there go to `missing`. */
+  private async select(options: BulkOptions): Promise<{ entries: DeadLetterEntry[]; missing: string[] }> {
+    const limit = clamp(options.limit ?? 100, 1, 10_000);
     const missing: string[] = [];
     let entries: DeadLetterEntry[] = [];
     if (options.ids && options.ids.length > 0) {
@@ -222,34 +292,7 @@ export class DeadLetterStream {
         cursor = page.nextCursor;
       } while (cursor && entries.length < limit);
     }
-    const result: BulkReplayResult = {
-      dryRun,
-      matched: entries.length,
-      replayed: 0,
-      byGroup: {},
-      byReason: {},
-      invalidToday: [],
-      missing,
-      replayedIds: [],
-    };
-    for (const entry of entries) {
-      result.byGroup[entry.group] = (result.byGroup[entry.group] ?? 0) + 1;
-      result.byReason[entry.reason] = (result.byReason[entry.reason] ?? 0) + 1;
-      const invalid = this.schemaProblem(entry);
-      if (invalid) result.invalidToday.push({ id: entry.id, error: invalid });
-    }
-    if (dryRun) return result;
-    for (const entry of entries) {
-      try {
-        await this.replayEntry(entry, options);
-        result.replayed++;
-        result.replayedIds.push(entry.id);
-      } catch (err) {
-        // Another operator got there first; it is not ours to count.
-        if (!(err instanceof ConflictError || err instanceof NotFoundError)) throw err;
-      }
-    }
-    return result;
+    return { entries, missing };
   }
 
   /** Deletes an entry for good, with an audit record. */
@@ -467,6 +510,17 @@ function assertId(id: string, field = 'id'): void {
       { field, message: 'not a stream entry id' },
     ]);
   }
+}
+
+/** How many of `entries` each group failed, and how many have each reason. */
+function tally(entries: readonly DeadLetterEntry[]): Pick<BulkReplayResult, 'byGroup' | 'byReason'> {
+  const byGroup: Record<string, number> = {};
+  const byReason: Record<string, number> = {};
+  for (const entry of entries) {
+    byGroup[entry.group] = (byGroup[entry.group] ?? 0) + 1;
+    byReason[entry.reason] = (byReason[entry.reason] ?? 0) + 1;
+  }
+  return { byGroup, byReason };
 }
 
 function clamp(n: number, min: number, max: number): number {

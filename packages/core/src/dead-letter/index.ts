@@ -1,4 +1,6 @@
 export {
+  type BulkDiscardResult,
+  type BulkOptions,
   type BulkReplayOptions,
   type BulkReplayResult,
   DeadLetterStream,

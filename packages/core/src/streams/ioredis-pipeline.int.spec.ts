@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupPrefix, testRedisUrl, uniquePrefix } from '../testing/index';
+import { StreamfleetKeys } from './keys';
 
 /**
  * patches/ioredis@6.0.0.patch builds pipelines from a Pipeline subclass kept per client, with
@@ -25,7 +26,7 @@ describe('ioredis pipelines (patched)', () => {
     (await pipeline.exec())?.map(([err, value]) => err ?? value);
 
   it('runs scripts defined before and after earlier pipelines, and a redefined one as redefined', async () => {
-    const key = `${prefix}:k`;
+    const key = new StreamfleetKeys(prefix).stream('k');
     redis.defineCommand('sfEcho', { numberOfKeys: 0, lua: 'return "one:" .. ARGV[1]' });
     const first = redis.pipeline() as unknown as Record<string, (...a: unknown[]) => unknown> & {
       exec(): Promise<[Error | null, unknown][] | null>;

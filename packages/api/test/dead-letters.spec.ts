@@ -2,13 +2,12 @@ import {
   createEvent,
   type EventCatalog,
   type EventEnvelope,
-  encodeEvent,
   Fleet,
   loadConfig,
   NonRetryableError,
   StreamProducer,
 } from '@streamfleet/core';
-import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
+import { cleanupPrefix, deadLetterInput, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, buildApp } from '../src/app';
 import { ADMIN_TOKEN, adminHeaders, createHarness, type Harness, testCatalog } from './harness';
@@ -495,18 +494,7 @@ describe('POST /admin/dlq/discard', () => {
       payload: payload as Record<string, unknown>,
     });
   const deadLetter = (group: string, reason: 'invalid-event' | 'non-retryable') =>
-    h.deps.deadLetters.write({
-      group,
-      stream: 'things',
-      entryId: '1-0',
-      fields: encodeEvent(createEvent({ type: 'test.thing', data: { name: group } })),
-      reason,
-      attempts: 1,
-      replayCount: 0,
-      lastError: { name: 'Error', message: 'boom' },
-      failures: [],
-      firstFailedAt: new Date().toISOString(),
-    });
+    h.deps.deadLetters.write(deadLetterInput(group, reason, { type: 'test.thing', data: { name: group } }));
 
   beforeAll(async () => {
     h = await createHarness();

@@ -1,10 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeEvent } from '../events/codec';
-import { createEvent } from '../events/envelope';
 import { StreamfleetKeys } from '../streams/keys';
 import { streamIdTime } from '../streams/reply';
-import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '../testing/index';
+import { cleanupPrefix, deadLetterInput, testRedisUrl, uniquePrefix, waitFor } from '../testing/index';
 import { DeadLetterStream } from './dead-letter-stream';
 import type { DeadLetterEntry, DeadLetterFilter, DeadLetterReason } from './types';
 
@@ -14,19 +12,7 @@ let redis: Redis;
 let dlq: DeadLetterStream;
 
 async function write(group: string, type: string, reason: DeadLetterReason): Promise<string> {
-  const event = createEvent({ type, data: { n: 1 } });
-  const { id } = await dlq.write({
-    group,
-    stream: 'things',
-    entryId: '1-0',
-    fields: encodeEvent(event),
-    reason,
-    attempts: 1,
-    replayCount: 0,
-    lastError: { name: 'Error', message: 'boom' },
-    failures: [],
-    firstFailedAt: new Date().toISOString(),
-  });
+  const { id } = await dlq.write(deadLetterInput(group, reason, { type, data: { n: 1 } }));
   return id;
 }
 

@@ -3,11 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, ValidationError } from '../errors/index';
 import { EventCatalog } from '../events/catalog';
-import { encodeEvent } from '../events/codec';
-import { createEvent } from '../events/envelope';
 import { RetryQueues } from '../retry/retry-queues';
 import { StreamfleetKeys } from '../streams/keys';
-import { cleanupPrefix, testRedisUrl, uniquePrefix } from '../testing/index';
+import { cleanupPrefix, deadLetterInput, testRedisUrl, uniquePrefix } from '../testing/index';
 import { DeadLetterStream } from './dead-letter-stream';
 import type { DeadLetterInput } from './types';
 
@@ -24,19 +22,15 @@ let queues: RetryQueues;
 let dlq: DeadLetterStream;
 
 function input(group: string, reason: DeadLetterInput['reason'], n: number | string = 1): DeadLetterInput {
-  const event = createEvent({ type: 'thing.happened', data: { n } });
-  return {
+  return deadLetterInput(
     group,
-    stream: 'things',
-    entryId: `${Date.now()}-0`,
-    fields: encodeEvent(event),
     reason,
-    attempts: 3,
-    replayCount: 0,
-    lastError: { name: 'Error', message: 'boom' },
-    failures: [],
-    firstFailedAt: new Date().toISOString(),
-  };
+    { type: 'thing.happened', data: { n } },
+    {
+      entryId: `${Date.now()}-0`,
+      attempts: 3,
+    },
+  );
 }
 
 beforeAll(() => {

@@ -62,27 +62,25 @@ export interface BulkOptions extends OperatorContext {
 
 export type BulkReplayOptions = BulkOptions;
 
-export interface BulkReplayResult {
+/** What a bulk replay or discard picked: in a dry run, what it would act on. */
+export interface BulkSelection {
   dryRun: boolean;
   matched: number;
-  replayed: number;
   byGroup: Record<string, number>;
   byReason: Record<string, number>;
-  /** Entries that would fail today's schema (they would come straight back as invalid-event). */
-  invalidToday: { id: string; error: string }[];
   /** Ids that were asked for but are not in the dead-letter stream. */
   missing: string[];
+}
+
+export interface BulkReplayResult extends BulkSelection {
+  replayed: number;
+  /** Entries that would fail today's schema (they would come straight back as invalid-event). */
+  invalidToday: { id: string; error: string }[];
   replayedIds: string[];
 }
 
-export interface BulkDiscardResult {
-  dryRun: boolean;
-  matched: number;
+export interface BulkDiscardResult extends BulkSelection {
   discarded: number;
-  byGroup: Record<string, number>;
-  byReason: Record<string, number>;
-  /** Ids that were asked for but are not in the dead-letter stream. */
-  missing: string[];
   discardedIds: string[];
 }
 
@@ -213,22 +211,13 @@ export class DeadLetterStream {
   }
 
   async replayMany(options: BulkReplayOptions): Promise<BulkReplayResult> {
-    const dryRun = options.dryRun ?? false;
-    const { entries, missing } = await this.select(options);
-    const result: BulkReplayResult = {
-      dryRun,
-      matched: entries.length,
-      replayed: 0,
-      ...tally(entries),
-      invalidToday: [],
-      missing,
-      replayedIds: [],
-    };
+    const { entries, selection } = await this.select(options);
+    const result: BulkReplayResult = { ...selection, replayed: 0, invalidToday: [], replayedIds: [] };
     for (const entry of entries) {
       const invalid = this.schemaProblem(entry);
       if (invalid) result.invalidToday.push({ id: entry.id, error: invalid });
     }
-    if (dryRun) return result;
+    if (result.dryRun) return result;
     for (const entry of entries) {
       try {
         await this.replayEntry(entry, options);
@@ -248,17 +237,9 @@ export class DeadLetterStream {
    * left out of `discarded`.
    */
   async discardMany(options: BulkOptions): Promise<BulkDiscardResult> {
-    const dryRun = options.dryRun ?? false;
-    const { entries, missing } = await this.select(options);
-    const result: BulkDiscardResult = {
-      dryRun,
-      matched: entries.length,
-      discarded: 0,
-      ...tally(entries),
-      missing,
-      discardedIds: [],
-    };
-    if (dryRun) return result;
+    const { entries, selection } = await this.select(options);
+    const result: BulkDiscardResult = { ...selection, discarded: 0, discardedIds: [] };
+    if (result.dryRun) return result;
     for (const entry of entries) {
       if (!(await this.remove(entry, 'discard', options))) continue;
       result.discarded++;
@@ -267,8 +248,11 @@ export class DeadLetterStream {
     return result;
   }
 
-  /** The entries a bulk action picks, at most `limit`; asked-for ids that are not there go to `missing`. */
-  private async select(options: BulkOptions): Promise<{ entries: DeadLetterEntry[]; missing: string[] }> {
+  /**
+   * The entries a bulk action picks, at most `limit`, and their counts by group and reason;
+   * asked-for ids that are not there go to `missing`.
+   */
+  private async select(options: BulkOptions): Promise<{ entries: DeadLetterEntry[]; selection: BulkSelection }> {
     const limit = clamp(options.limit ?? 100, 1, 10_000);
     const missing: string[] = [];
     let entries: DeadLetterEntry[] = [];
@@ -292,7 +276,14 @@ export class DeadLetterStream {
         cursor = page.nextCursor;
       } while (cursor && entries.length < limit);
     }
-    return { entries, missing };
+    const byGroup: Record<string, number> = {};
+    const byReason: Record<string, number> = {};
+    for (const entry of entries) {
+      byGroup[entry.group] = (byGroup[entry.group] ?? 0) + 1;
+      byReason[entry.reason] = (byReason[entry.reason] ?? 0) + 1;
+    }
+    const dryRun = options.dryRun ?? false;
+    return { entries, selection: { dryRun, matched: entries.length, byGroup, byReason, missing } };
   }
 
   /** Deletes an entry for good, with an audit record. */
@@ -510,17 +501,6 @@ function assertId(id: string, field = 'id'): void {
       { field, message: 'not a stream entry id' },
     ]);
   }
-}
-
-/** How many of `entries` each group failed, and how many have each reason. */
-function tally(entries: readonly DeadLetterEntry[]): Pick<BulkReplayResult, 'byGroup' | 'byReason'> {
-  const byGroup: Record<string, number> = {};
-  const byReason: Record<string, number> = {};
-  for (const entry of entries) {
-    byGroup[entry.group] = (byGroup[entry.group] ?? 0) + 1;
-    byReason[entry.reason] = (byReason[entry.reason] ?? 0) + 1;
-  }
-  return { byGroup, byReason };
 }
 
 function clamp(n: number, min: number, max: number): number {

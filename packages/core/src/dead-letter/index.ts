@@ -3,6 +3,7 @@ export {
   type BulkOptions,
   type BulkReplayOptions,
   type BulkReplayResult,
+  type BulkSelection,
   DeadLetterStream,
   type DeadLetterStreamOptions,
   type ReplayResult,

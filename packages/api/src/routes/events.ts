@@ -45,7 +45,8 @@ const metadataSchema = z
   })
   .meta({ description: 'Tracing metadata carried on the stream entry' });
 
-function eventInputSchema(catalog: EventCatalog) {
+/** The body of one event; `open` is the catalog's types anyone may post. */
+function eventInputSchema(catalog: EventCatalog, open: readonly string[]) {
   // The example is an event anyone may post: never one a service publishes through its outbox.
   const first = catalog.definitionsList().find((d) => d.producedBy === undefined);
   return z
@@ -55,7 +56,7 @@ function eventInputSchema(catalog: EventCatalog) {
         .max(200)
         .regex(TYPE_PATTERN, 'must be a dotted lower-case event type, e.g. order.created')
         .meta({
-          description: `Event type. Accepted types: ${catalog.openTypes().join(', ') || 'none registered'}`,
+          description: `Event type. Accepted types: ${open.join(', ') || 'none registered'}`,
           example: first?.type,
         }),
       schemaVersion: z
@@ -135,9 +136,9 @@ function batchAnswer(results: Accepted[]) {
 export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   const { catalog, producer } = ctx.deps;
   const idempotency = new IdempotencyStore(ctx.deps.redis, ctx.keys, ctx.deps.idempotencyTtlSeconds ?? 24 * 3600);
-  const input = eventInputSchema(catalog);
-  const routeConfig = limitedBy(ctx.limits.ingest);
   const open = catalog.openTypes();
+  const input = eventInputSchema(catalog, open);
+  const routeConfig = limitedBy(ctx.limits.ingest);
   const acceptedTypes = () =>
     open.length > 0 ? `accepted types: ${open.join(', ')}` : 'this server accepts no event types from outside';
 

@@ -22,18 +22,22 @@ describe('loadConfig', () => {
       RETRY_BASE_DELAY_MS: '10',
       RETRY_MAX_DELAY_MS: '100',
       VISIBILITY_TIMEOUT_MS: '500',
+      HANDLER_TIMEOUT_MS: '0',
       RETRY_OVERRIDES: '{"payment":{"maxAttempts":7}}',
       WORKER_GROUPS: 'inventory, payment',
     });
     expect(config.retry).toMatchObject({ maxAttempts: 5, baseDelayMs: 10, maxDelayMs: 100 });
     expect(config.retry.overrides).toEqual({ payment: { maxAttempts: 7 } });
     expect(config.consumer.visibilityTimeoutMs).toBe(500);
+    expect(config.consumer.handlerTimeoutMs).toBe(0);
+    expect(loadConfig({}).consumer.handlerTimeoutMs).toBe(300_000);
     expect(config.workerGroups).toEqual(['inventory', 'payment']);
   });
 
   it.each([
     ['RETRY_MAX_ATTEMPTS', 'abc'],
     ['RETRY_MAX_ATTEMPTS', '0'],
+    ['HANDLER_TIMEOUT_MS', '-1'],
     ['REDIS_URL', 'not a url'],
     ['PORT', '70000'],
     ['STREAMFLEET_PREFIX', 'has spaces'],
@@ -133,6 +137,7 @@ describe('loadConfig', () => {
     expect(MAX_DURATION_MS + 10_000).toBeLessThanOrEqual(2 ** 31 - 1);
     const timers = [
       'VISIBILITY_TIMEOUT_MS',
+      'HANDLER_TIMEOUT_MS',
       'SHUTDOWN_TIMEOUT_MS',
       'RETRY_BASE_DELAY_MS',
       'RETRY_MAX_DELAY_MS',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { StreamfleetError } from '../errors/index';
+import { DEFAULT_HANDLER_TIMEOUT_MS } from '../streams/handler';
 
 /**
  * The longest any millisecond setting may be: 24 days. Every `*_MS` value ends up in a
@@ -84,6 +85,7 @@ export const configSchema = z
       .pipe(z.record(z.string(), retryOverride)),
     VISIBILITY_TIMEOUT_MS: durationMs(100).default(30_000),
     MAX_DELIVERIES: int(1, 1000).default(5),
+    HANDLER_TIMEOUT_MS: durationMs(0).default(DEFAULT_HANDLER_TIMEOUT_MS),
     CONSUMER_CONCURRENCY: int(1, 10_000).default(50),
     CONSUMER_BATCH_SIZE: int(1, 10_000).default(200),
     CONSUMER_BLOCK_MS: int(10, 60_000).default(2000),
@@ -177,6 +179,8 @@ export interface Config {
   consumer: {
     visibilityTimeoutMs: number;
     maxDeliveries: number;
+    /** 0: handlers never time out. */
+    handlerTimeoutMs: number;
     concurrency: number;
     batchSize: number;
     blockMs: number;
@@ -248,6 +252,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     consumer: {
       visibilityTimeoutMs: e.VISIBILITY_TIMEOUT_MS,
       maxDeliveries: e.MAX_DELIVERIES,
+      handlerTimeoutMs: e.HANDLER_TIMEOUT_MS,
       concurrency: e.CONSUMER_CONCURRENCY,
       batchSize: e.CONSUMER_BATCH_SIZE,
       blockMs: e.CONSUMER_BLOCK_MS,

@@ -36,6 +36,17 @@ export class NonRetryableError extends StreamfleetError {
   }
 }
 
+/**
+ * A handler did not settle within its group's timeout (`handlerTimeoutMs`). Retryable: the
+ * attempt counts as failed, the entry goes on to its retry job, and the handler's
+ * `context.signal` is aborted with this error so it can stop its work.
+ */
+export class HandlerTimeoutError extends StreamfleetError {
+  constructor(readonly timeoutMs: number) {
+    super('HANDLER_TIMEOUT', `the handler did not finish within ${timeoutMs} ms`, { details: { timeoutMs } });
+  }
+}
+
 /** An optimistic-concurrency check failed (expected version did not match). */
 export class ConcurrencyError extends StreamfleetError {
   constructor(message: string, details?: Record<string, unknown>) {

@@ -134,6 +134,7 @@ export class Fleet {
         deadLetters: this.deadLetters,
         maxDeliveries,
         concurrency: this.options.retryConcurrency ?? 10,
+        ...(c.handlerTimeoutMs === undefined ? {} : { handlerTimeoutMs: c.handlerTimeoutMs }),
         logger: this.logger,
         ...(this.options.observer ? { observer: this.options.observer } : {}),
       });

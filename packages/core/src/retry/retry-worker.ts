@@ -2,12 +2,18 @@ import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
-import { briefError, type ErrorSummary, isNonRetryable, summariseError } from '../errors/index';
+import { briefError, type ErrorSummary, HandlerTimeoutError, isNonRetryable, summariseError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent } from '../events/codec';
+import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import { isRedisUnavailable } from '../streams/connection';
-import type { GroupDefinition, GroupObserver, HandlerContext } from '../streams/handler';
+import {
+  DEFAULT_HANDLER_TIMEOUT_MS,
+  type GroupDefinition,
+  type GroupObserver,
+  type HandlerContext,
+} from '../streams/handler';
 import type { StreamfleetKeys } from '../streams/keys';
 import { settleWithin } from '../timing';
 import type { RetryPolicy } from './retry-policy';
@@ -27,6 +33,8 @@ export interface RetryWorkerOptions {
   /** A job whose runs died with their worker this many times goes to the dead-letter stream (`max-deliveries`). */
   maxDeliveries: number;
   concurrency?: number;
+  /** An attempt running longer than this (ms) fails with a `HandlerTimeoutError`; 0: no limit. The group's `timeoutMs` overrides it. Default: 300 000. */
+  handlerTimeoutMs?: number;
   logger?: Logger;
   observer?: GroupObserver;
 }
@@ -39,12 +47,17 @@ export interface RetryWorkerOptions {
 export class RetryWorker {
   private worker: Worker<RetryJobData> | undefined;
   private readonly logger: Logger;
+  private readonly timeoutMs: number;
   /** Jobs being processed by this worker, and `close()` waiting for them to be none. */
   private running = 0;
   private idle: (() => void) | undefined;
 
   constructor(private readonly options: RetryWorkerOptions) {
     this.logger = (options.logger ?? silentLogger).child({ group: options.definition.group, component: 'retry' });
+    this.timeoutMs = Math.max(
+      0,
+      options.definition.timeoutMs ?? options.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS,
+    );
   }
 
   start(): void {
@@ -160,7 +173,7 @@ export class RetryWorker {
     const context = new RetryContext(definition.group, data, attempt, this.logger, where);
     const started = performance.now();
     try {
-      await definition.handler(event, context);
+      await this.runHandler(event, context);
       observer?.handled?.(definition.group, performance.now() - started);
       this.logger.debug(where, 'retry succeeded');
     } catch (err) {
@@ -179,6 +192,29 @@ export class RetryWorker {
       await job.updateData({ ...data, failures });
       observer?.retried?.(definition.group);
       throw err;
+    }
+  }
+
+  /**
+   * Runs the handler, failing the attempt with a `HandlerTimeoutError` (and aborting the
+   * context's signal) once it runs past the timeout; a late outcome is only logged.
+   */
+  private async runHandler(event: EventEnvelope, context: RetryContext): Promise<void> {
+    const result = this.options.definition.handler(event, context);
+    if (this.timeoutMs === 0) return await result;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new HandlerTimeoutError(this.timeoutMs);
+        context.timeOut(err);
+        this.logger.warn({ ...context.where, timeoutMs: this.timeoutMs }, 'handler timed out');
+        reject(err);
+      }, this.timeoutMs);
+    });
+    try {
+      await Promise.race([result, timedOut]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -246,13 +282,14 @@ export function failure(attempt: number, err: unknown): FailureRecord {
 class RetryContext implements HandlerContext {
   readonly deliveryCount = 1;
   private childLogger: Logger | undefined;
+  private abort: AbortController | undefined;
 
   constructor(
     readonly group: string,
     private readonly data: RetryJobData,
     readonly attempt: number,
     private readonly baseLogger: Logger,
-    private readonly bindings: Record<string, unknown>,
+    readonly where: Record<string, unknown>,
   ) {}
 
   get stream(): string {
@@ -268,7 +305,17 @@ class RetryContext implements HandlerContext {
   }
 
   get logger(): Logger {
-    this.childLogger ??= this.baseLogger.child(this.bindings);
+    this.childLogger ??= this.baseLogger.child(this.where);
     return this.childLogger;
+  }
+
+  get signal(): AbortSignal {
+    this.abort ??= new AbortController();
+    return this.abort.signal;
+  }
+
+  timeOut(reason: Error): void {
+    this.abort ??= new AbortController();
+    this.abort.abort(reason);
   }
 }

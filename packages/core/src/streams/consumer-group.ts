@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { DeadLetterReason } from '../dead-letter/types';
-import { briefError, isNonRetryable, MaxDeliveriesError, summariseError } from '../errors/index';
+import { briefError, HandlerTimeoutError, isNonRetryable, MaxDeliveriesError, summariseError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent } from '../events/codec';
 import type { EventEnvelope } from '../events/envelope';
@@ -11,7 +11,7 @@ import type { RetryPolicy } from '../retry/retry-policy';
 import type { RetryQueues } from '../retry/retry-queues';
 import { failure } from '../retry/retry-worker';
 import { settleWithin } from '../timing';
-import type { GroupDefinition, GroupObserver, HandlerContext } from './handler';
+import { DEFAULT_HANDLER_TIMEOUT_MS, type GroupDefinition, type GroupObserver, type HandlerContext } from './handler';
 import { type Keyed, KeyedLimiter } from './keyed-limiter';
 import type { StreamfleetKeys } from './keys';
 import {
@@ -44,6 +44,13 @@ export interface ConsumerTuning {
   claimIntervalMs?: number;
   /** Consumers idle this long with nothing pending are removed from the group. */
   consumerIdleTimeoutMs?: number;
+  /**
+   * A handler running longer than this (ms) has failed its attempt (`HandlerTimeoutError`,
+   * retryable) and its `context.signal` is aborted: a hung call cannot hold an entry and a
+   * concurrency slot for ever. 0: no timeout. Default: 300 000 (5 minutes); a group's
+   * `timeoutMs` overrides it.
+   */
+  handlerTimeoutMs?: number;
 }
 
 export interface ConsumerGroupOptions extends ConsumerTuning {
@@ -97,6 +104,7 @@ export class ConsumerGroup {
   private readonly maxDeliveries: number;
   private readonly claimIntervalMs: number;
   private readonly consumerIdleTimeoutMs: number;
+  private readonly handlerTimeoutMs: number;
 
   private running = false;
   /** `close()` stopped waiting: entries still queued for a handler are left pending, unstarted. */
@@ -116,6 +124,11 @@ export class ConsumerGroup {
   private claimLoopDone: Promise<void> | undefined;
   private readonly sleepers = new Set<() => void>();
   private lastConsumerSweep = 0;
+  /** Handlers running, oldest first (only with a handler timeout), and the timer that times them out. */
+  private readonly handling = new Set<Delivery>();
+  private timeoutSweep: NodeJS.Timeout | undefined;
+  /** The sweep's clock (ms since the epoch), read once per sweep rather than once per handler. */
+  private sweptAt = Date.now();
 
   constructor(private readonly options: ConsumerGroupOptions) {
     const d = options.definition;
@@ -141,6 +154,7 @@ export class ConsumerGroup {
     this.maxDeliveries = options.maxDeliveries ?? 5;
     this.claimIntervalMs = options.claimIntervalMs ?? Math.max(50, Math.floor(this.visibilityTimeoutMs / 4));
     this.consumerIdleTimeoutMs = options.consumerIdleTimeoutMs ?? Math.max(10 * this.visibilityTimeoutMs, 60_000);
+    this.handlerTimeoutMs = Math.max(0, d.timeoutMs ?? options.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS);
     this.logger = (options.logger ?? silentLogger).child({
       group: this.group,
       consumer: this.consumer,
@@ -161,6 +175,13 @@ export class ConsumerGroup {
     this.running = true;
     this.readLoopDone = this.readLoop();
     this.claimLoopDone = this.claimLoop();
+    if (this.handlerTimeoutMs > 0) {
+      // Checked ten times per timeout, at most every second; a handler times out within one sweep
+      // of it, either way: a timer or a clock read per handler would cost the happy path.
+      const every = Math.min(1000, Math.max(10, Math.floor(this.handlerTimeoutMs / 10)));
+      this.timeoutSweep = setInterval(() => this.timeOutHandlers(), every);
+      this.timeoutSweep.unref();
+    }
     this.logger.info('consumer started');
   }
 
@@ -216,6 +237,7 @@ export class ConsumerGroup {
         this.logger.warn({ inFlight: this.inFlight }, 'closing with handlers still running');
       }
     }
+    clearInterval(this.timeoutSweep);
     await this.flushAcks();
     if (this.ownsReader) this.reader.disconnect();
     // Leaving with nothing pending: leave the group too, so it lists only live consumers.
@@ -360,6 +382,10 @@ export class ConsumerGroup {
       return;
     }
     const started = this.observer?.handled ? performance.now() : 0;
+    if (this.handlerTimeoutMs > 0) {
+      delivery.startedAt = this.sweptAt;
+      this.handling.add(delivery);
+    }
     let result: unknown;
     try {
       result = this.handler(delivery.event, delivery);
@@ -376,6 +402,11 @@ export class ConsumerGroup {
   }
 
   private succeed(delivery: Delivery, started: number): void {
+    if (delivery.timedOut) {
+      this.settledLate(delivery);
+      return;
+    }
+    this.handling.delete(delivery);
     try {
       this.ack(delivery.entryId);
       if (this.observer?.handled) this.observer.handled(this.group, performance.now() - started);
@@ -391,6 +422,12 @@ export class ConsumerGroup {
    * stays in flight until its retry job (or dead letter) is stored and it is acked.
    */
   private async fail(delivery: Delivery, err: unknown): Promise<void> {
+    if (delivery.timedOut) return this.settledLate(delivery, err);
+    this.handling.delete(delivery);
+    return this.failed(delivery, err);
+  }
+
+  private async failed(delivery: Delivery, err: unknown): Promise<void> {
     this.limiter.release(delivery.key);
     try {
       this.observer?.failed?.(this.group);
@@ -400,6 +437,45 @@ export class ConsumerGroup {
     } finally {
       this.done(delivery.batch, delivery.index);
     }
+  }
+
+  /**
+   * Fails the attempts of handlers running past the timeout: each entry goes on to its retry
+   * job (acked once that is stored) and its slot to the next entry, while the handler, which
+   * cannot be stopped from outside, gets its signal aborted and its outcome ignored.
+   */
+  private timeOutHandlers(): void {
+    this.sweptAt = Date.now();
+    const startedBy = this.sweptAt - this.handlerTimeoutMs;
+    for (const delivery of this.handling) {
+      // Oldest first: the first one still in time ends the sweep.
+      if (delivery.startedAt > startedBy) return;
+      this.handling.delete(delivery);
+      const err = new HandlerTimeoutError(this.handlerTimeoutMs);
+      delivery.timeOut(err);
+      this.logger.warn(
+        {
+          entryId: delivery.entryId,
+          eventId: delivery.event.id,
+          eventType: delivery.event.type,
+          timeoutMs: this.handlerTimeoutMs,
+        },
+        'handler timed out',
+      );
+      void this.failed(delivery, err);
+    }
+  }
+
+  /** A timed-out handler settled after all: its entry has moved on, so the outcome is only logged. */
+  private settledLate(delivery: Delivery, err?: unknown): void {
+    this.logger.info(
+      {
+        entryId: delivery.entryId,
+        eventId: delivery.event.id,
+        ...(err === undefined ? {} : { error: briefError(err) }),
+      },
+      `handler ${err === undefined ? 'finished' : 'failed'} after its timeout; the outcome is ignored`,
+    );
   }
 
   private finish(delivery: Delivery): void {
@@ -694,7 +770,12 @@ interface DeliveryScope {
  */
 class Delivery implements HandlerContext, Keyed {
   readonly key: string;
+  /** When its handler started, by the timeout sweep's clock; set only where handlers time out. */
+  startedAt = 0;
+  /** Its handler ran past the timeout: the entry has moved on without it. */
+  timedOut = false;
   private childLogger: Logger | undefined;
+  private abort: AbortController | undefined;
 
   constructor(
     private readonly scope: DeliveryScope,
@@ -739,5 +820,17 @@ class Delivery implements HandlerContext, Keyed {
       entryId: this.entryId,
     });
     return this.childLogger;
+  }
+
+  /** Built only if the handler asks for it. */
+  get signal(): AbortSignal {
+    this.abort ??= new AbortController();
+    return this.abort.signal;
+  }
+
+  timeOut(reason: Error): void {
+    this.timedOut = true;
+    this.abort ??= new AbortController();
+    this.abort.abort(reason);
   }
 }

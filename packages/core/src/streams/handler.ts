@@ -3,6 +3,12 @@ import type { EventEnvelope } from '../events/envelope';
 import type { Logger } from '../logging/index';
 import type { RetryPolicyOptions } from '../retry/retry-policy';
 
+/**
+ * How long a handler may run before its attempt counts as failed (`HandlerTimeoutError`) and
+ * its entry moves on to a retry: 5 minutes, Kafka's `max.poll.interval.ms`.
+ */
+export const DEFAULT_HANDLER_TIMEOUT_MS = 300_000;
+
 /** What a handler learns about the delivery it is running for. */
 export interface HandlerContext {
   readonly group: string;
@@ -17,6 +23,11 @@ export interface HandlerContext {
   readonly replayCount: number;
   /** Child logger carrying group, consumer, stream, eventId and eventType. */
   readonly logger: Logger;
+  /**
+   * Aborted (with a `HandlerTimeoutError`) once the attempt has run longer than the group's
+   * handler timeout; its outcome no longer counts then. Pass it to `fetch` and the like.
+   */
+  readonly signal: AbortSignal;
 }
 
 /**
@@ -38,6 +49,8 @@ export interface GroupDefinition {
   retry?: Partial<RetryPolicyOptions>;
   /** Handlers running at once in one process (entries of one aggregate still run in order). */
   concurrency?: number;
+  /** Overrides the fleet's `handlerTimeoutMs` for this group (0: no timeout). */
+  timeoutMs?: number;
 }
 
 /** Hooks for metrics. Called synchronously on the hot path: keep them cheap. */

@@ -14,5 +14,6 @@ export function handlerContext(group: string): HandlerContext {
     deliveryCount: 1,
     replayCount: 0,
     logger: silentLogger,
+    signal: new AbortController().signal,
   };
 }

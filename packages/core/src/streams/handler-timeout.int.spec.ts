@@ -1,0 +1,127 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { HandlerTimeoutError } from '../errors/index';
+import type { FleetOptions } from '../fleet/fleet';
+import { waitFor } from '../testing/index';
+import { group, n, nonEmpty, pendingCount, THING_STREAM as STREAM, ThingFleets, thing } from '../testing/thing-fleet';
+import type { GroupDefinition, HandlerContext } from './handler';
+
+const world = new ThingFleets({
+  retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100, jitter: 0 },
+  consumer: { blockMs: 100, visibilityTimeoutMs: 5000, maxDeliveries: 3, handlerTimeoutMs: 150 },
+});
+const startFleet = (groups: GroupDefinition[], overrides: Partial<FleetOptions> = {}) => world.start(groups, overrides);
+
+/** Settles once the attempt's signal is aborted, with the abort's reason. */
+const aborted = (ctx: HandlerContext) =>
+  new Promise<unknown>((resolve) => ctx.signal.addEventListener('abort', () => resolve(ctx.signal.reason)));
+
+beforeAll(() => world.connect());
+
+afterEach(async () => {
+  await world.cleanUp();
+});
+
+afterAll(() => world.disconnect());
+
+describe('handler timeout', () => {
+  it('a hung handler fails its attempt: its slot goes to the next entry, its signal is aborted, the entry is retried and acked', async () => {
+    world.newTest();
+    const handled: string[] = [];
+    const reasons: unknown[] = [];
+    const fleet = await startFleet([
+      group(
+        'a',
+        async (e, ctx) => {
+          if (n(e) === 1 && ctx.attempt === 1) {
+            reasons.push(await aborted(ctx));
+            return new Promise<void>(() => undefined); // hangs for good
+          }
+          handled.push(`${n(e)}@${ctx.attempt}`);
+        },
+        { concurrency: 1 },
+      ),
+    ]);
+    await fleet.producer.publish(STREAM, thing(1));
+    await fleet.producer.publish(STREAM, thing(2));
+    // One slot, held by the hung handler until its timeout; then entry 2 runs, and entry 1's retry.
+    await waitFor(() => handled.length === 2, { message: 'entry 2, then entry 1 retried' });
+    expect(handled.sort()).toEqual(['1@2', '2@1']);
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toBeInstanceOf(HandlerTimeoutError);
+    expect(reasons[0]).toMatchObject({ code: 'HANDLER_TIMEOUT', timeoutMs: 150 });
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'both acked' });
+    await waitFor(async () => (await fleet.retryQueues.counts('a')).completed === 1, { message: 'retry job done' });
+    expect(await fleet.deadLetters.length()).toBe(0);
+  });
+
+  it('a timed-out handler that fails later changes nothing: one retry job, no dead letter', async () => {
+    world.newTest();
+    const attempts: number[] = [];
+    let lateFailure = false;
+    const fleet = await startFleet([
+      group('a', async (_e, ctx) => {
+        attempts.push(ctx.attempt);
+        if (ctx.attempt > 1) return;
+        await aborted(ctx);
+        lateFailure = true;
+        throw new Error('gave up once aborted');
+      }),
+    ]);
+    await fleet.producer.publish(STREAM, thing(1));
+    await waitFor(async () => (await fleet.retryQueues.counts('a')).completed === 1, { message: 'retry job done' });
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'acked' });
+    expect(lateFailure).toBe(true);
+    expect(attempts).toEqual([1, 2]);
+    const c = await fleet.retryQueues.counts('a');
+    expect(c.waiting + c.delayed + c.active + c.failed + c.completed).toBe(1);
+    expect(await fleet.deadLetters.length()).toBe(0);
+  });
+
+  it('retry attempts time out too: a handler that always hangs is dead-lettered, every attempt a HandlerTimeoutError', async () => {
+    world.newTest();
+    let calls = 0;
+    const fleet = await startFleet([
+      group('a', async (_e, ctx) => {
+        calls++;
+        // Returns once aborted: an outcome after the timeout, which counts for nothing.
+        await aborted(ctx);
+      }),
+    ]);
+    await fleet.producer.publish(STREAM, thing(1));
+    const [item] = await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items), {
+      message: 'the dead letter',
+    });
+    const entry = await fleet.deadLetters.get(item?.id as string);
+    expect(entry).toMatchObject({ reason: 'retries-exhausted', attempts: 3 });
+    expect(entry?.lastError).toMatchObject({ name: 'HandlerTimeoutError' });
+    expect(entry?.failures.map((f) => [f.attempt, f.name])).toEqual([
+      [1, 'HandlerTimeoutError'],
+      [2, 'HandlerTimeoutError'],
+      [3, 'HandlerTimeoutError'],
+    ]);
+    expect(calls).toBe(3);
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'acked' });
+  });
+
+  it("a group's timeoutMs overrides the fleet's; 0 lets a slow handler run to its end", async () => {
+    world.newTest();
+    const attempts: number[] = [];
+    const fleet = await startFleet([
+      group(
+        'a',
+        async (_e, ctx) => {
+          attempts.push(ctx.attempt);
+          // Twice the fleet's timeout.
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        },
+        { timeoutMs: 0 },
+      ),
+    ]);
+    await fleet.producer.publish(STREAM, thing(1));
+    await waitFor(async () => attempts.length === 1 && (await pendingCount(fleet, 'a')) === 0, {
+      message: 'handled and acked',
+    });
+    expect(attempts).toEqual([1]);
+    expect(await fleet.retryQueues.counts('a')).toMatchObject({ waiting: 0, delayed: 0, active: 0, completed: 0 });
+  });
+});

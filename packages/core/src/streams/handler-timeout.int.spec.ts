@@ -106,21 +106,38 @@ describe('handler timeout', () => {
   it("a group's timeoutMs overrides the fleet's; 0 lets a slow handler run to its end", async () => {
     world.newTest();
     const attempts: number[] = [];
+    let abortedA = false;
+    let releaseA: () => void = () => undefined;
+    let timedOutB = false;
     const fleet = await startFleet([
       group(
         'a',
         async (_e, ctx) => {
           attempts.push(ctx.attempt);
-          // Twice the fleet's timeout.
-          await new Promise((resolve) => setTimeout(resolve, 300));
+          ctx.signal.addEventListener('abort', () => {
+            abortedA = true;
+          });
+          await new Promise<void>((resolve) => {
+            releaseA = resolve;
+          });
         },
         { timeoutMs: 0 },
       ),
+      // The fleet's timeout, on the same entry at the same time: the clock 'a' is measured against.
+      group('b', async (_e, ctx) => {
+        if (ctx.attempt === 1) {
+          await aborted(ctx);
+          timedOutB = true;
+        }
+      }),
     ]);
     await fleet.producer.publish(STREAM, thing(1));
-    await waitFor(async () => attempts.length === 1 && (await pendingCount(fleet, 'a')) === 0, {
-      message: 'handled and acked',
+    await waitFor(async () => timedOutB && (await fleet.retryQueues.counts('b')).completed === 1, {
+      message: "b timed out and retried: past the fleet's timeout",
     });
+    expect(abortedA).toBe(false);
+    releaseA();
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'a acked' });
     expect(attempts).toEqual([1]);
     expect(await fleet.retryQueues.counts('a')).toMatchObject({ waiting: 0, delayed: 0, active: 0, completed: 0 });
   });

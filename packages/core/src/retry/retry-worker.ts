@@ -209,6 +209,14 @@ export class RetryWorker {
         context.timeOut(err);
         this.logger.warn({ ...context.where, timeoutMs: this.timeoutMs }, 'handler timed out');
         reject(err);
+        Promise.resolve(result).then(
+          () => this.logger.info(context.where, 'handler finished after its timeout; the outcome is ignored'),
+          (late: unknown) =>
+            this.logger.info(
+              { ...context.where, error: briefError(late) },
+              'handler failed after its timeout; the outcome is ignored',
+            ),
+        );
       }, this.timeoutMs);
     });
     try {

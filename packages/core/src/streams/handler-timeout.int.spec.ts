@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HandlerTimeoutError } from '../errors/index';
 import type { FleetOptions } from '../fleet/fleet';
@@ -10,6 +11,13 @@ const world = new ThingFleets({
   consumer: { blockMs: 100, visibilityTimeoutMs: 5000, maxDeliveries: 3, handlerTimeoutMs: 150 },
 });
 const startFleet = (groups: GroupDefinition[], overrides: Partial<FleetOptions> = {}) => world.start(groups, overrides);
+
+/** A logger keeping its lines, and those with message `msg`. */
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  return { logger, withMessage: (msg: string) => lines.filter((l) => l.msg === msg) };
+}
 
 /** Settles once the attempt's signal is aborted, with the abort's reason. */
 const aborted = (ctx: HandlerContext) =>
@@ -54,24 +62,32 @@ describe('handler timeout', () => {
     expect(await fleet.deadLetters.length()).toBe(0);
   });
 
-  it('a timed-out handler that fails later changes nothing: one retry job, no dead letter', async () => {
+  it('a timed-out handler that fails later changes nothing but a log line: one retry job, no dead letter', async () => {
     world.newTest();
     const attempts: number[] = [];
     let lateFailure = false;
-    const fleet = await startFleet([
-      group('a', async (_e, ctx) => {
-        attempts.push(ctx.attempt);
-        if (ctx.attempt > 1) return;
-        await aborted(ctx);
-        lateFailure = true;
-        throw new Error('gave up once aborted');
-      }),
-    ]);
+    const { logger, withMessage } = capturingLogger();
+    const fleet = await startFleet(
+      [
+        group('a', async (_e, ctx) => {
+          attempts.push(ctx.attempt);
+          if (ctx.attempt > 1) return;
+          await aborted(ctx);
+          lateFailure = true;
+          throw new Error('gave up once aborted');
+        }),
+      ],
+      { logger },
+    );
     await fleet.producer.publish(STREAM, thing(1));
     await waitFor(async () => (await fleet.retryQueues.counts('a')).completed === 1, { message: 'retry job done' });
     await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'acked' });
     expect(lateFailure).toBe(true);
     expect(attempts).toEqual([1, 2]);
+    expect(withMessage('handler timed out')).toHaveLength(1);
+    expect(withMessage('handler failed after its timeout; the outcome is ignored')).toMatchObject([
+      { error: { name: 'Error', message: 'gave up once aborted' } },
+    ]);
     const c = await fleet.retryQueues.counts('a');
     expect(c.waiting + c.delayed + c.active + c.failed + c.completed).toBe(1);
     expect(await fleet.deadLetters.length()).toBe(0);
@@ -80,13 +96,17 @@ describe('handler timeout', () => {
   it('retry attempts time out too: a handler that always hangs is dead-lettered, every attempt a HandlerTimeoutError', async () => {
     world.newTest();
     let calls = 0;
-    const fleet = await startFleet([
-      group('a', async (_e, ctx) => {
-        calls++;
-        // Returns once aborted: an outcome after the timeout, which counts for nothing.
-        await aborted(ctx);
-      }),
-    ]);
+    const { logger, withMessage } = capturingLogger();
+    const fleet = await startFleet(
+      [
+        group('a', async (_e, ctx) => {
+          calls++;
+          // Returns once aborted: an outcome after the timeout, which counts for nothing.
+          await aborted(ctx);
+        }),
+      ],
+      { logger },
+    );
     await fleet.producer.publish(STREAM, thing(1));
     const [item] = await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items), {
       message: 'the dead letter',
@@ -101,6 +121,15 @@ describe('handler timeout', () => {
     ]);
     expect(calls).toBe(3);
     await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'acked' });
+    // Each attempt timed out and then returned: the first in the consumer loop, two in the retry worker.
+    expect(withMessage('handler timed out').map((l) => l.component ?? 'consumer')).toEqual([
+      'consumer',
+      'retry',
+      'retry',
+    ]);
+    await waitFor(() => withMessage('handler finished after its timeout; the outcome is ignored').length === 3, {
+      message: 'three late finishes logged',
+    });
   });
 
   it("a group's timeoutMs overrides the fleet's; 0 lets a slow handler run to its end", async () => {

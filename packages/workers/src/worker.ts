@@ -117,6 +117,7 @@ export class Worker {
       observer: {
         handled: (group, ms) => observerTarget?.handled(group, ms),
         failed: (group) => observerTarget?.failed(group),
+        timedOut: (group) => observerTarget?.timedOut(group),
         retried: (group) => observerTarget?.retried(group),
         deadLettered: (group, reason) => observerTarget?.deadLettered(group, reason),
       },

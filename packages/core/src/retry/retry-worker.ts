@@ -207,6 +207,7 @@ export class RetryWorker {
       timer = setTimeout(() => {
         const err = new HandlerTimeoutError(this.timeoutMs);
         context.timeOut(err);
+        this.options.observer?.timedOut?.(this.options.definition.group);
         this.logger.warn({ ...context.where, timeoutMs: this.timeoutMs }, 'handler timed out');
         reject(err);
         Promise.resolve(result).then(

@@ -453,6 +453,7 @@ export class ConsumerGroup {
       this.handling.delete(delivery);
       const err = new HandlerTimeoutError(this.handlerTimeoutMs);
       delivery.timeOut(err);
+      this.observer?.timedOut?.(this.group);
       this.logger.warn(
         {
           entryId: delivery.entryId,

@@ -97,6 +97,11 @@ describe('handler timeout', () => {
     world.newTest();
     let calls = 0;
     const { logger, withMessage } = capturingLogger();
+    const observed = { timedOut: 0, failed: 0 };
+    const observer = {
+      timedOut: () => void observed.timedOut++,
+      failed: () => void observed.failed++,
+    };
     const fleet = await startFleet(
       [
         group('a', async (_e, ctx) => {
@@ -105,7 +110,7 @@ describe('handler timeout', () => {
           await aborted(ctx);
         }),
       ],
-      { logger },
+      { logger, observer },
     );
     await fleet.producer.publish(STREAM, thing(1));
     const [item] = await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items), {
@@ -120,6 +125,7 @@ describe('handler timeout', () => {
       [3, 'HandlerTimeoutError'],
     ]);
     expect(calls).toBe(3);
+    expect(observed).toEqual({ timedOut: 3, failed: 3 });
     await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'acked' });
     // Each attempt timed out and then returned: the first in the consumer loop, two in the retry worker.
     expect(withMessage('handler timed out').map((l) => l.component ?? 'consumer')).toEqual([

@@ -57,6 +57,8 @@ export interface GroupDefinition {
 export interface GroupObserver {
   handled?(group: string, durationMs: number): void;
   failed?(group: string): void;
+  /** A handler ran past its timeout (its attempt is also counted as `failed`). */
+  timedOut?(group: string): void;
   retried?(group: string): void;
   deadLettered?(group: string, reason: DeadLetterReason): void;
 }

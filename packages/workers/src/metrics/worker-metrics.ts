@@ -29,6 +29,7 @@ export class WorkerMetrics implements GroupObserver {
   readonly registry = new Registry();
   private readonly processed: Counter<'group'>;
   private readonly failures: Counter<'group'>;
+  private readonly timeouts: Counter<'group'>;
   private readonly retries: Counter<'group'>;
   private readonly deadLetters: Counter<'group' | 'reason'>;
   private readonly duration: Histogram<'group'>;
@@ -44,6 +45,12 @@ export class WorkerMetrics implements GroupObserver {
     this.failures = new Counter({
       name: 'streamfleet_events_failed_total',
       help: 'Handler failures, by group.',
+      labelNames: ['group'],
+      registers,
+    });
+    this.timeouts = new Counter({
+      name: 'streamfleet_handler_timeouts_total',
+      help: 'Handler attempts that ran past the handler timeout (each also counted as a failure), by group.',
       labelNames: ['group'],
       registers,
     });
@@ -70,6 +77,7 @@ export class WorkerMetrics implements GroupObserver {
       // Zero series from the start, so rate() works from the first scrape.
       this.processed.inc({ group }, 0);
       this.failures.inc({ group }, 0);
+      this.timeouts.inc({ group }, 0);
       this.retries.inc({ group }, 0);
     }
 
@@ -115,6 +123,10 @@ export class WorkerMetrics implements GroupObserver {
 
   failed(group: string): void {
     this.failures.inc({ group });
+  }
+
+  timedOut(group: string): void {
+    this.timeouts.inc({ group });
   }
 
   retried(group: string): void {

@@ -15,4 +15,21 @@ describe('WorkerMetrics', () => {
     expect(names).toContain('streamfleet_worker_nodejs_eventloop_lag_seconds');
     expect(names.filter((n) => !n.startsWith('streamfleet_'))).toEqual([]);
   });
+
+  it('counts handler timeouts by group, from zero for every group it runs', async () => {
+    const metrics = new WorkerMetrics({
+      redis,
+      keys: new StreamfleetKeys('wm-timeouts'),
+      groups: [
+        { group: 'payment', stream: 'orders' },
+        { group: 'inventory', stream: 'orders' },
+      ],
+      defaultMetrics: false,
+    });
+    metrics.timedOut('payment');
+    metrics.timedOut('payment');
+    const text = await metrics.registry.getSingleMetricAsString('streamfleet_handler_timeouts_total');
+    expect(text).toContain('streamfleet_handler_timeouts_total{group="payment"} 2');
+    expect(text).toContain('streamfleet_handler_timeouts_total{group="inventory"} 0');
+  });
 });

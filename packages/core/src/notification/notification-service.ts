@@ -86,6 +86,7 @@ export function createNotificationGroup(options: NotificationGroupOptions): Grou
   async function deliver(
     event: EventEnvelope,
     payload: unknown,
+    cancel: AbortSignal,
   ): Promise<{ delivered: boolean; status: number | null }> {
     if (!options.webhookUrl) return { delivered: false, status: null };
     let response: Response;
@@ -94,7 +95,8 @@ export function createNotificationGroup(options: NotificationGroupOptions): Grou
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': event.id },
         body: JSON.stringify(payload),
-        signal: AbortSignal.timeout(timeoutMs),
+        // Given up at our timeout, or at the handler's (its attempt has failed by then).
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), cancel]),
       });
     } catch (err) {
       throw new NotificationDeliveryError(`webhook unreachable: ${(err as Error).message}`, { cause: err });
@@ -110,7 +112,7 @@ export function createNotificationGroup(options: NotificationGroupOptions): Grou
     group,
     stream: ORDERS_STREAM,
     types: [OrderEventType.confirmed, OrderEventType.cancelled],
-    handler: async (event) => {
+    handler: async (event, context) => {
       const data = event.data as { orderId: string; customerId: string; reason?: string };
       // Redeliveries of what was handled end here, without a slot or the order's lock.
       const [done] = await sql`select 1 from notifications where event_id = ${event.id}`;
@@ -156,7 +158,7 @@ export function createNotificationGroup(options: NotificationGroupOptions): Grou
             }
           }
           // A throw rolls back the (group, event id) record too: the retry sends again.
-          const result = await deliver(event, payload);
+          const result = await deliver(event, payload, context.signal);
           await record(tx, 'sent', result, null);
         });
       };

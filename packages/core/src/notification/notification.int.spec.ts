@@ -87,6 +87,14 @@ describe('notification group', () => {
       expect(elapsed).toBeLessThan(5000); // the 150 ms timeout, not the 5 s default
       expect(held).toHaveLength(1);
       expect(await listNotifications(sql, 'o-n3')).toEqual([]);
+      // The handler's own timeout (its signal) gives the call up too, long before the webhook timeout.
+      const patient = createNotificationGroup({ sql, webhookUrl: url, timeoutMs: 60_000 });
+      const attempt = new AbortController();
+      const sending = patient.handler(event, { ...ctx, signal: attempt.signal });
+      await waitFor(() => held.length === 2, { message: 'the webhook called again' });
+      attempt.abort(new Error('handler timed out'));
+      await expect(sending).rejects.toBeInstanceOf(NotificationDeliveryError);
+      expect(await listNotifications(sql, 'o-n3')).toEqual([]);
     } finally {
       for (const answer of held) answer();
       silent.closeAllConnections();

@@ -9,6 +9,8 @@ export interface ChargeRequest {
   currency: string;
   /** Same key, same outcome: a retried charge never charges twice. */
   idempotencyKey: string;
+  /** Cancels the call, e.g. the handler's `context.signal` once its attempt has timed out. */
+  signal?: AbortSignal;
 }
 
 export type ChargeResult = { status: 'succeeded'; chargeId: string } | { status: 'declined'; reason: string };
@@ -17,6 +19,7 @@ export interface RefundRequest {
   chargeId: string;
   amount: number;
   idempotencyKey: string;
+  signal?: AbortSignal;
 }
 
 /**
@@ -141,7 +144,7 @@ export class HttpPaymentGateway implements PaymentGateway {
   }
 
   async charge(request: ChargeRequest): Promise<ChargeResult> {
-    const { status, body } = await this.post('/charges', request.idempotencyKey, {
+    const { status, body } = await this.post('/charges', request.idempotencyKey, request.signal, {
       orderId: request.orderId,
       customerId: request.customerId,
       amount: request.amount,
@@ -155,7 +158,7 @@ export class HttpPaymentGateway implements PaymentGateway {
   }
 
   async refund(request: RefundRequest): Promise<{ refundId: string }> {
-    const { body } = await this.post('/refunds', request.idempotencyKey, {
+    const { body } = await this.post('/refunds', request.idempotencyKey, request.signal, {
       chargeId: request.chargeId,
       amount: request.amount,
     });
@@ -167,15 +170,17 @@ export class HttpPaymentGateway implements PaymentGateway {
   private async post(
     path: string,
     idempotencyKey: string,
+    cancel: AbortSignal | undefined,
     payload: unknown,
   ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
     let response: Response;
     try {
       response = await this.fetch(`${this.baseUrl}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey },
         body: JSON.stringify(payload),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: cancel ? AbortSignal.any([timeout, cancel]) : timeout,
       });
     } catch (err) {
       throw new PaymentGatewayUnavailableError(`payment gateway unreachable: ${(err as Error).message}`, {

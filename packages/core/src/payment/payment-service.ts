@@ -104,6 +104,7 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
         amount: d.total,
         currency: d.currency,
         idempotencyKey: event.id,
+        signal: context.signal,
       });
       await sql.begin(async (tx) => {
         if (!(await markProcessed(tx, group, event.id))) return;
@@ -123,6 +124,7 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
               chargeId: result.chargeId,
               amount: d.total,
               idempotencyKey: `refund:${event.id}`,
+              signal: context.signal,
             });
             await tx`
               update payments set status = 'refunded', amount = ${d.total}, currency = ${d.currency},
@@ -168,7 +170,7 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
     });
   }
 
-  async function onCancelled(event: EventEnvelope<string, OrderCancelledData>): Promise<void> {
+  async function onCancelled(event: EventEnvelope<string, OrderCancelledData>, context: HandlerContext): Promise<void> {
     const orderId = event.data.orderId;
     const payment = await getPayment(sql, orderId);
     if (payment?.status === 'succeeded' && payment.chargeId) {
@@ -176,6 +178,7 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
         chargeId: payment.chargeId,
         amount: payment.amount,
         idempotencyKey: event.id,
+        signal: context.signal,
       });
       await sql.begin(async (tx) => {
         if (!(await markProcessed(tx, group, event.id))) return;
@@ -220,7 +223,7 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
       if (event.type === OrderEventType.inventoryReserved) {
         await onReserved(event as EventEnvelope<string, InventoryReservedData>, context);
       } else if (event.type === OrderEventType.cancelled) {
-        await onCancelled(event as EventEnvelope<string, OrderCancelledData>);
+        await onCancelled(event as EventEnvelope<string, OrderCancelledData>, context);
       }
     },
   };

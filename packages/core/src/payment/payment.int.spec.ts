@@ -88,6 +88,17 @@ describe('HttpPaymentGateway', () => {
     await expect(new HttpPaymentGateway({ baseUrl: base }).charge(charge)).rejects.toBeInstanceOf(NonRetryableError);
   });
 
+  it("a cancelled call (the handler's signal, aborted at its timeout) is retryable", async () => {
+    next = () => ({ status: 200, hang: true });
+    const cancel = new AbortController();
+    const charging = new HttpPaymentGateway({ baseUrl: base, timeoutMs: 60_000 }).charge({
+      ...charge,
+      signal: cancel.signal,
+    });
+    cancel.abort(new Error('handler timed out'));
+    await expect(charging).rejects.toBeInstanceOf(PaymentGatewayUnavailableError);
+  });
+
   it('a 2xx whose body stalls or is cut off is retryable: the charge may have happened', async () => {
     for (const partial of ['stall', 'cut'] as const) {
       next = () => ({ status: 200, partial });

@@ -51,6 +51,8 @@ export interface ConsumerTuning {
    * `timeoutMs` overrides it.
    */
   handlerTimeoutMs?: number;
+  /** How often a consumer asks whether an operator paused its group (`GroupPauses`). Default: 1000. */
+  pauseCheckMs?: number;
 }
 
 export interface ConsumerGroupOptions extends ConsumerTuning {
@@ -105,8 +107,13 @@ export class ConsumerGroup {
   private readonly claimIntervalMs: number;
   private readonly consumerIdleTimeoutMs: number;
   private readonly handlerTimeoutMs: number;
+  private readonly pauseCheckMs: number;
 
   private running = false;
+  /** An operator paused the group (`GroupPauses`): read and claim nothing new. */
+  private paused = false;
+  /** The read loop saw the pause and sends no reads (none is outstanding). */
+  private stoppedReading = false;
   /** `close()` stopped waiting: entries still queued for a handler are left pending, unstarted. */
   private abandoned = false;
   private inFlight = 0;
@@ -122,6 +129,7 @@ export class ConsumerGroup {
   private readerId: number | undefined;
   private readLoopDone: Promise<void> | undefined;
   private claimLoopDone: Promise<void> | undefined;
+  private pauseLoopDone: Promise<void> | undefined;
   private readonly sleepers = new Set<() => void>();
   private lastConsumerSweep = 0;
   /** Handlers running, oldest first (only with a handler timeout), and the timer that times them out. */
@@ -155,6 +163,7 @@ export class ConsumerGroup {
     this.claimIntervalMs = options.claimIntervalMs ?? Math.max(50, Math.floor(this.visibilityTimeoutMs / 4));
     this.consumerIdleTimeoutMs = options.consumerIdleTimeoutMs ?? Math.max(10 * this.visibilityTimeoutMs, 60_000);
     this.handlerTimeoutMs = Math.max(0, d.timeoutMs ?? options.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS);
+    this.pauseCheckMs = Math.max(10, options.pauseCheckMs ?? 1000);
     this.logger = (options.logger ?? silentLogger).child({
       group: this.group,
       consumer: this.consumer,
@@ -172,9 +181,11 @@ export class ConsumerGroup {
     if (this.running) return;
     await this.ensureGroup();
     this.readerId = Number(await this.reader.client('ID'));
+    await this.checkPaused();
     this.running = true;
     this.readLoopDone = this.readLoop();
     this.claimLoopDone = this.claimLoop();
+    this.pauseLoopDone = this.pauseLoop();
     if (this.handlerTimeoutMs > 0) {
       // Checked ten times per timeout, at most every second; a handler times out within one sweep
       // of it, either way: a timer or a clock read per handler would cost the happy path.
@@ -223,7 +234,7 @@ export class ConsumerGroup {
     for (const wake of this.sleepers) wake();
     this.capacityWaiter?.();
     for (const id of await this.readerIds()) await this.redis.client('UNBLOCK', id).catch(() => undefined);
-    await Promise.all([this.readLoopDone, this.claimLoopDone]);
+    await Promise.all([this.readLoopDone, this.claimLoopDone, this.pauseLoopDone]);
     const timeoutMs = options.timeoutMs ?? 30_000;
     if (this.inFlight > 0) {
       // Failed entries waiting for company to store their retry jobs: no more is coming.
@@ -268,6 +279,17 @@ export class ConsumerGroup {
     let failures = 0;
     let next: Promise<XReadGroupReply> | undefined;
     while (this.running || next) {
+      if (!next && this.paused) {
+        // Paused by an operator: nothing new is read until the group is resumed (or closed).
+        if (!this.stoppedReading) this.logger.info('group paused: reading nothing new');
+        this.stoppedReading = true;
+        await this.pause(this.pauseCheckMs);
+        continue;
+      }
+      if (this.stoppedReading) {
+        this.stoppedReading = false;
+        this.logger.info('group resumed: reading again');
+      }
       if (!next) {
         if (this.inFlight + this.batchSize > this.maxInFlight) {
           // Failed entries stay in flight until their retry jobs are stored: store them now
@@ -593,7 +615,7 @@ export class ConsumerGroup {
       if (!this.running) break;
       try {
         await this.heartbeat();
-        await this.claimIdle();
+        if (!this.paused) await this.claimIdle();
         if (Date.now() - this.lastConsumerSweep >= Math.min(this.consumerIdleTimeoutMs, 60_000)) {
           this.lastConsumerSweep = Date.now();
           await this.removeIdleConsumers();
@@ -616,6 +638,27 @@ export class ConsumerGroup {
     for (const batch of this.openBatches) if (batch.startedAt <= threshold) batch.forEachOpen((id) => slow.push(id));
     if (slow.length === 0) return;
     await this.redis.xclaim(this.streamKey, this.group, this.consumer, 0, ...slow, 'JUSTID');
+  }
+
+  /** Asks Redis now and then whether the group is paused (one SISMEMBER, off the hot path). */
+  private async pauseLoop(): Promise<void> {
+    while (this.running) {
+      await this.pause(this.pauseCheckMs);
+      if (!this.running) break;
+      try {
+        await this.checkPaused();
+      } catch (err) {
+        this.logger.debug({ err }, 'could not check whether the group is paused');
+      }
+    }
+  }
+
+  private async checkPaused(): Promise<void> {
+    const paused = (await this.redis.sismember(this.options.keys.pausedGroups, this.group)) === 1;
+    if (paused === this.paused) return;
+    this.paused = paused;
+    // Resumed: the read loop need not wait out its pause.
+    if (!paused) for (const wake of this.sleepers) wake();
   }
 
   /** Claims entries whose consumer went quiet for longer than the visibility timeout. */

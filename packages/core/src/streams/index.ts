@@ -1,6 +1,13 @@
 export { createRedis, isRedisUnavailable } from './connection';
 export { ConsumerGroup, type ConsumerGroupOptions, type ConsumerTuning } from './consumer-group';
-export type { EventHandler, GroupDefinition, GroupObserver, HandlerContext } from './handler';
+export { GroupPauses } from './group-pauses';
+export {
+  DEFAULT_HANDLER_TIMEOUT_MS,
+  type EventHandler,
+  type GroupDefinition,
+  type GroupObserver,
+  type HandlerContext,
+} from './handler';
 export { KeyedLimiter } from './keyed-limiter';
 export { StreamfleetKeys } from './keys';
 export { type PublishTarget, StreamProducer, type StreamProducerOptions } from './producer';

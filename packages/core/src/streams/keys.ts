@@ -51,6 +51,11 @@ export class StreamfleetKeys {
     return `${this.root}:dlq:marker-gone:${marker}`;
   }
 
+  /** Set of consumer groups an operator paused: their consumers read nothing new until resumed. */
+  get pausedGroups(): string {
+    return `${this.root}:paused`;
+  }
+
   /** Audit stream of operator actions (replay, discard). */
   get audit(): string {
     return `${this.root}:audit`;

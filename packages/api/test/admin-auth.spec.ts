@@ -8,6 +8,8 @@ const ADMIN_ROUTES = [
   ['DELETE', '/admin/dlq/1-0'],
   ['POST', '/admin/dlq/replay'],
   ['GET', '/admin/groups'],
+  ['POST', '/admin/groups/payment/pause'],
+  ['POST', '/admin/groups/payment/resume'],
   ['GET', '/admin/retries'],
   ['GET', '/admin/retries/payment'],
   ['GET', '/admin/audit'],

@@ -8,6 +8,7 @@ import {
   StreamProducer,
 } from '@streamfleet/core';
 import { cleanupPrefix, deadLetterInput, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, buildApp } from '../src/app';
 import { ADMIN_TOKEN, adminHeaders, createHarness, type Harness, testCatalog } from './harness';
@@ -543,5 +544,84 @@ describe('POST /admin/dlq/discard', () => {
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(res.json().errors.map((e: { field: string }) => e.field)).toContain('filter');
     expect(await h.redis.xlen(h.keys.deadLetter)).toBe(before);
+  });
+});
+
+describe('pausing a group through the admin API', () => {
+  const prefix = uniquePrefix('api-pause');
+  const url = testRedisUrl();
+  const seen: Record<string, string[]> = { [WORKER]: [], [AUDITOR]: [] };
+  const logged: { msg?: string; group?: string }[] = [];
+  let fleet: Fleet;
+  let app: ApiApp;
+  const admin = (method: 'GET' | 'POST', path: string, headers = {}) =>
+    app.inject({ method, url: path, headers: { ...adminHeaders, ...headers } });
+  const groupsNow = async () => {
+    const { streams } = (await admin('GET', '/admin/groups')).json();
+    const things = streams.find((s: { stream: string }) => s.stream === 'things');
+    return Object.fromEntries(things.groups.map((g: { group: string }) => [g.group, g]));
+  };
+
+  beforeAll(async () => {
+    const catalog = testCatalog();
+    fleet = new Fleet({
+      redisUrl: url,
+      prefix,
+      catalog,
+      groups: [WORKER, AUDITOR].map((group) => ({
+        group,
+        stream: 'things',
+        handler: (event: EventEnvelope) => void seen[group]?.push(event.id),
+      })),
+      consumer: { blockMs: 50, visibilityTimeoutMs: 5000, pauseCheckMs: 20 },
+      logger: pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line)) }),
+    });
+    await fleet.start();
+    app = await appOver(fleet, catalog, url, prefix);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await fleet?.close();
+    await cleanupPrefix(url, prefix);
+  });
+
+  it('pauses and resumes a group in every worker: /admin/groups shows it, its events wait in the stream', async () => {
+    const pause = await admin('POST', `/admin/groups/${AUDITOR}/pause`, { 'x-actor': 'alice' });
+    expect(pause.statusCode).toBe(200);
+    expect(pause.json()).toEqual({ group: AUDITOR, paused: true, changed: true });
+    expect((await admin('POST', `/admin/groups/${AUDITOR}/pause`)).json()).toMatchObject({ changed: false });
+    expect(await groupsNow()).toMatchObject({ [AUDITOR]: { paused: true }, [WORKER]: { paused: false } });
+    // The answer does not wait for the workers: each notices within its pauseCheckMs.
+    await waitFor(() => logged.some((l) => l.group === AUDITOR && l.msg === 'group paused: reading nothing new'), {
+      message: 'the auditor stopped reading',
+    });
+
+    // The worker group goes on; the paused auditor leaves the events in the stream (its lag).
+    const posted: string[] = [];
+    for (const name of ['a', 'b']) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/events',
+        payload: { type: 'test.thing', aggregateId: name, data: { name } },
+      });
+      posted.push(res.json().eventId);
+    }
+    await waitFor(() => seen[WORKER]?.length === 2, { message: 'the worker group handled both' });
+    await waitFor(async () => (await groupsNow())[AUDITOR].lag === 2, { message: 'both waiting for the auditor' });
+    expect(seen[AUDITOR]).toEqual([]);
+
+    const resume = await admin('POST', `/admin/groups/${AUDITOR}/resume`);
+    expect(resume.json()).toEqual({ group: AUDITOR, paused: false, changed: true });
+    await waitFor(() => seen[AUDITOR]?.length === 2, { message: 'the auditor handled both once resumed' });
+    expect(seen[AUDITOR]).toEqual(posted);
+    expect((await groupsNow())[AUDITOR]).toMatchObject({ paused: false, lag: 0 });
+  });
+
+  it('refuses an unknown group with a problem naming the field', async () => {
+    const res = await admin('POST', '/admin/groups/nobody/pause');
+    expect(res.statusCode).toBe(404);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json().errors).toEqual([{ field: 'params.group', message: 'unknown consumer group' }]);
   });
 });

@@ -19,6 +19,8 @@ const ROUTES = [
   ['post', '/admin/dlq/discard'],
   ['get', '/admin/audit'],
   ['get', '/admin/groups'],
+  ['post', '/admin/groups/{group}/pause'],
+  ['post', '/admin/groups/{group}/resume'],
   ['get', '/admin/retries'],
   ['get', '/admin/retries/{group}'],
 ] as const;

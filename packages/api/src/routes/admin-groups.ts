@@ -1,10 +1,10 @@
-import { fieldsToRecord, infoList, isNoGroupError, RetryPolicy } from '@streamfleet/core';
+import { fieldsToRecord, GroupPauses, infoList, isNoGroupError, RetryPolicy } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { adminAuth } from '../http/admin-auth';
+import { actorOf, adminAuth } from '../http/admin-auth';
 import { ApiProblem, problemResponses } from '../http/problem';
 import { limitedBy, type RouteContext } from '../route-context';
-import { adminProblems, adminSecurity, nameSchema } from './admin-schemas';
+import { actorHeaders, adminProblems, adminSecurity, nameSchema } from './admin-schemas';
 
 const consumerSchema = z.object({
   name: z.string(),
@@ -24,6 +24,7 @@ const groupSchema = z.object({
   lastDeliveredId: z.string(),
   retrying: z.number().int().meta({ description: 'Retry jobs waiting, delayed or running' }),
   deadLettered: z.number().int().meta({ description: 'Entries of this group in the dead-letter stream' }),
+  paused: z.boolean().meta({ description: 'Paused by an operator: its consumers read nothing new' }),
 });
 
 const streamSchema = z.object({
@@ -104,6 +105,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
   // preParsing: after the rate limiter (onRequest), so token guessing is limited too; before any body is read.
   app.addHook('preParsing', adminAuth(ctx.config.adminToken));
   const config = limitedBy(ctx.limits.admin);
+  const pauses = new GroupPauses(redis, ctx.keys, retryQueues);
 
   const streamNames = async () => (await redis.smembers(ctx.keys.streams)).sort();
 
@@ -139,7 +141,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
       },
     },
     async () => {
-      const deadByGroup = await deadLetters.countsByGroup();
+      const [deadByGroup, paused] = await Promise.all([deadLetters.countsByGroup(), pauses.paused()]);
       const streams = await Promise.all(
         (await streamNames()).map(async (stream) => {
           const infos = await groupsOf(stream);
@@ -160,6 +162,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
                 lastDeliveredId: String(info['last-delivered-id'] ?? ''),
                 retrying: retry.waiting + retry.delayed + retry.active,
                 deadLettered: deadByGroup[group] ?? 0,
+                paused: paused.has(group),
               };
             }),
           );
@@ -198,6 +201,58 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
   /** As this API's environment configures it (RETRY_MAX_ATTEMPTS, RETRY_OVERRIDES). */
   const maxAttemptsOf = (group: string) =>
     RetryPolicy.forGroup(ctx.config.retry, ctx.config.retry.overrides, group).maxAttempts;
+
+  const pauseHeaders = z.looseObject({
+    'x-actor': actorHeaders.shape['x-actor'].meta({
+      description: 'Who is acting, written to the API’s log line of the change (default `admin`)',
+    }),
+  });
+  const pauseResult = z.object({
+    group: z.string(),
+    paused: z.boolean(),
+    changed: z.boolean().meta({ description: 'false when the group already was in that state' }),
+  });
+  const pauseActions = {
+    pause: {
+      summary: 'Pause a consumer group, in every worker',
+      description:
+        'Its consumers read and claim nothing new (each notices within a second); handlers already running finish ' +
+        'and are acked; its retry queue is paused too, so no retry starts and due ones wait. New events wait in ' +
+        'the stream (see `lag` in /admin/groups), and other groups of the stream go on. For when what the group ' +
+        'calls is down: its events wait instead of using up their attempts. 404 if no such group is known.',
+      paused: true,
+    },
+    resume: {
+      summary: 'Resume a paused consumer group',
+      description:
+        'Its consumers read again, from where they stopped, and its retry queue runs. 404 if no such group is known.',
+      paused: false,
+    },
+  } as const;
+  for (const [action, { summary, description, paused }] of Object.entries(pauseActions)) {
+    app.post(
+      `/admin/groups/:group/${action}`,
+      {
+        config,
+        schema: {
+          tags: ['groups'],
+          summary,
+          description,
+          security: adminSecurity,
+          headers: pauseHeaders,
+          params: z.strictObject({ group: nameSchema }),
+          response: { 200: pauseResult, ...adminProblems, ...problemResponses(404) },
+        },
+      },
+      async (request) => {
+        const { group } = request.params;
+        await checkGroup(group, 'params.group', 404);
+        const changed = paused ? await pauses.pause(group) : await pauses.resume(group);
+        request.log.info({ group, actor: actorOf(request), changed }, paused ? 'group paused' : 'group resumed');
+        return { group, paused, changed };
+      },
+    );
+  }
 
   app.get(
     '/admin/retries',

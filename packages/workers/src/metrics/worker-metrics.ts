@@ -111,6 +111,17 @@ export class WorkerMetrics implements GroupObserver {
         if (length !== undefined) this.set(length);
       },
     });
+    new Gauge({
+      name: 'streamfleet_group_paused',
+      help: 'Whether an operator paused the group (1) or not (0): POST /admin/groups/:group/pause.',
+      labelNames: ['group'],
+      registers,
+      async collect() {
+        const paused = await self.withTimeout(self.options.redis.smembers(self.options.keys.pausedGroups));
+        if (paused === undefined) return;
+        for (const { group } of self.options.groups) this.set({ group }, paused.includes(group) ? 1 : 0);
+      },
+    });
     void pending;
     if (options.defaultMetrics !== false)
       collectDefaultMetrics({ register: this.registry, prefix: 'streamfleet_worker_' });

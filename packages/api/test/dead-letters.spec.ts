@@ -7,8 +7,14 @@ import {
   NonRetryableError,
   StreamProducer,
 } from '@streamfleet/core';
-import { cleanupPrefix, deadLetterInput, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
-import { pino } from 'pino';
+import {
+  capturingLogger,
+  cleanupPrefix,
+  deadLetterInput,
+  testRedisUrl,
+  uniquePrefix,
+  waitFor,
+} from '@streamfleet/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, buildApp } from '../src/app';
 import { ADMIN_TOKEN, adminHeaders, createHarness, type Harness, testCatalog } from './harness';
@@ -551,7 +557,7 @@ describe('pausing a group through the admin API', () => {
   const prefix = uniquePrefix('api-pause');
   const url = testRedisUrl();
   const seen: Record<string, string[]> = { [WORKER]: [], [AUDITOR]: [] };
-  const logged: { msg?: string; group?: string }[] = [];
+  const log = capturingLogger();
   let fleet: Fleet;
   let app: ApiApp;
   const admin = (method: 'GET' | 'POST', path: string, headers = {}) =>
@@ -574,7 +580,7 @@ describe('pausing a group through the admin API', () => {
         handler: (event: EventEnvelope) => void seen[group]?.push(event.id),
       })),
       consumer: { blockMs: 50, visibilityTimeoutMs: 5000, pauseCheckMs: 20 },
-      logger: pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line)) }),
+      logger: log.logger,
     });
     await fleet.start();
     app = await appOver(fleet, catalog, url, prefix);
@@ -593,7 +599,7 @@ describe('pausing a group through the admin API', () => {
     expect((await admin('POST', `/admin/groups/${AUDITOR}/pause`)).json()).toMatchObject({ changed: false });
     expect(await groupsNow()).toMatchObject({ [AUDITOR]: { paused: true }, [WORKER]: { paused: false } });
     // The answer does not wait for the workers: each notices within its pauseCheckMs.
-    await waitFor(() => logged.some((l) => l.group === AUDITOR && l.msg === 'group paused: reading nothing new'), {
+    await waitFor(() => log.withMessage('group paused: reading nothing new', AUDITOR).length === 1, {
       message: 'the auditor stopped reading',
     });
 

@@ -1,11 +1,10 @@
 import type { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, NonRetryableError } from '../errors/index';
 import { encodeEvent } from '../events/codec';
 import type { Fleet, FleetOptions } from '../fleet/fleet';
 import { RetryQueues } from '../retry/retry-queues';
-import { waitFor } from '../testing/index';
+import { capturingLogger, waitFor } from '../testing/index';
 import { group, n, nonEmpty, pendingCount, THING_STREAM as STREAM, ThingFleets, thing } from '../testing/thing-fleet';
 import type { EventHandler, GroupDefinition, HandlerContext } from './handler';
 import { StreamTrimmer } from './stream-trimmer';
@@ -79,8 +78,7 @@ describe('consumer group loop', () => {
 
   it('logs an expected failure in one short line per attempt (name and message, no stack), and the dead letter with its error', async () => {
     world.newTest();
-    const lines: Record<string, unknown>[] = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const { logger, withMessage: byMessage } = capturingLogger();
     const fleet = await startFleet(
       [
         group('a', () => {
@@ -91,7 +89,6 @@ describe('consumer group loop', () => {
     );
     await fleet.producer.publish(STREAM, thing(1));
     await waitFor(async () => (await fleet.deadLetters.length()) === 1, { message: 'dead-lettered' });
-    const byMessage = (msg: string) => lines.filter((l) => l.msg === msg);
     await waitFor(() => byMessage('event dead-lettered').length === 1, { message: 'the dead-letter line' });
     const failures = [
       ...byMessage('handler failed; retry scheduled'),

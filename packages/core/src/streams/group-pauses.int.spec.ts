@@ -1,9 +1,8 @@
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeEvent } from '../events/codec';
 import type { Fleet } from '../fleet/fleet';
 import { RetryQueues } from '../retry/retry-queues';
-import { waitFor } from '../testing/index';
+import { capturingLogger, waitFor } from '../testing/index';
 import { group, n, THING_STREAM as STREAM, ThingFleets, thing } from '../testing/thing-fleet';
 import { GroupPauses } from './group-pauses';
 import { StreamfleetKeys } from './keys';
@@ -13,13 +12,6 @@ const world = new ThingFleets({
   retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 1000, jitter: 0 },
   consumer: { blockMs: 100, visibilityTimeoutMs: 5000, claimIntervalMs: 50, pauseCheckMs: 20 },
 });
-
-/** A logger keeping its lines; `seen(msg, group)` counts a message logged for a group. */
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-  return { logger, seen: (msg: string, g: string) => lines.filter((l) => l.msg === msg && l.group === g).length };
-}
 
 /** XINFO GROUPS of the test stream, by group name. */
 async function groupInfo(fleet: Fleet, name: string) {
@@ -39,7 +31,7 @@ describe('pausing a group', () => {
   it('a paused group reads nothing new while the others go on; resumed, it handles what waited', async () => {
     world.newTest();
     const seenBy: Record<string, number[]> = { a: [], b: [] };
-    const { logger, seen } = capturingLogger();
+    const { logger, withMessage } = capturingLogger();
     const fleet = await world.start(
       [group('a', (e) => void seenBy.a?.push(n(e))), group('b', (e) => void seenBy.b?.push(n(e)))],
       { logger },
@@ -52,7 +44,9 @@ describe('pausing a group', () => {
     expect(await pauses.pause('a')).toBe(false);
     expect(await pauses.paused()).toEqual(new Set(['a']));
     // Logged once the read loop has stopped: the read it had sent before it saw the pause is done.
-    await waitFor(() => seen('group paused: reading nothing new', 'a') === 1, { message: 'a stopped reading' });
+    await waitFor(() => withMessage('group paused: reading nothing new', 'a').length === 1, {
+      message: 'a stopped reading',
+    });
 
     await fleet.producer.publish(STREAM, thing(2));
     await fleet.producer.publish(STREAM, thing(3));
@@ -61,13 +55,13 @@ describe('pausing a group', () => {
     await waitFor(() => seenBy.b?.length === 4, { message: 'b handled 4, in a read of its own' });
     expect(seenBy.a).toEqual([1]);
     expect((await groupInfo(fleet, 'a'))?.lag).toBe(3);
-    expect(seen('group paused: reading nothing new', 'b')).toBe(0);
+    expect(withMessage('group paused: reading nothing new', 'b').length).toBe(0);
 
     expect(await pauses.resume('a')).toBe(true);
     expect(await pauses.resume('a')).toBe(false);
     await waitFor(() => seenBy.a?.length === 4, { message: 'a handled what waited once resumed' });
     expect(seenBy.a).toEqual([1, 2, 3, 4]);
-    expect(seen('group resumed: reading again', 'a')).toBe(1);
+    expect(withMessage('group resumed: reading again', 'a').length).toBe(1);
     expect(await pauses.paused()).toEqual(new Set());
   });
 
@@ -103,7 +97,7 @@ describe('pausing a group', () => {
   it('a consumer that starts while its group is paused knows it before its first read, and reads once resumed', async () => {
     world.newTest();
     const handled: number[] = [];
-    const { logger, seen } = capturingLogger();
+    const { logger, withMessage } = capturingLogger();
     const keys = new StreamfleetKeys(world.prefix);
     const queues = new RetryQueues({ connection: world.redis, keys });
     try {
@@ -112,7 +106,7 @@ describe('pausing a group', () => {
       await world.redis.xadd(keys.stream(STREAM), '*', ...encodeEvent(thing(1)));
       await world.start([group('a', (e) => void handled.push(n(e)))], { logger });
       // Logged by start(), before the read loop began.
-      expect(seen('group paused: reading nothing new', 'a')).toBe(1);
+      expect(withMessage('group paused: reading nothing new', 'a').length).toBe(1);
       await pauses.resume('a');
       await waitFor(() => handled.length === 1, { message: 'handled once resumed' });
       expect(handled).toEqual([1]);

@@ -1,8 +1,7 @@
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HandlerTimeoutError } from '../errors/index';
 import type { FleetOptions } from '../fleet/fleet';
-import { waitFor } from '../testing/index';
+import { capturingLogger, waitFor } from '../testing/index';
 import { group, n, nonEmpty, pendingCount, THING_STREAM as STREAM, ThingFleets, thing } from '../testing/thing-fleet';
 import type { GroupDefinition, HandlerContext } from './handler';
 
@@ -11,13 +10,6 @@ const world = new ThingFleets({
   consumer: { blockMs: 100, visibilityTimeoutMs: 5000, maxDeliveries: 3, handlerTimeoutMs: 150 },
 });
 const startFleet = (groups: GroupDefinition[], overrides: Partial<FleetOptions> = {}) => world.start(groups, overrides);
-
-/** A logger keeping its lines, and those with message `msg`. */
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-  return { logger, withMessage: (msg: string) => lines.filter((l) => l.msg === msg) };
-}
 
 /** Settles once the attempt's signal is aborted, with the abort's reason. */
 const aborted = (ctx: HandlerContext) =>

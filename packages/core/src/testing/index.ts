@@ -10,6 +10,7 @@ import { createPostgres, type PostgresOptions, type Sql } from '../store/client'
 import { migrate } from '../store/migrations';
 import { StreamfleetKeys } from '../streams/keys';
 
+export { type CapturingLogger, capturingLogger, type LogLine } from './capturing-logger';
 export { deadLetterInput } from './dead-letter-input';
 export { type FleetWithRelayOptions, startFleetWithRelay } from './fleet-with-relay';
 export { handlerContext } from './handler-context';

@@ -609,20 +609,37 @@ export class ConsumerGroup {
     await this.ackFlush;
   }
 
-  private async claimLoop(): Promise<void> {
-    while (this.running) {
-      await this.pause(this.claimIntervalMs);
-      if (!this.running) break;
-      try {
+  private claimLoop(): Promise<void> {
+    return this.every(
+      this.claimIntervalMs,
+      async () => {
         await this.heartbeat();
         if (!this.paused) await this.claimIdle();
         if (Date.now() - this.lastConsumerSweep >= Math.min(this.consumerIdleTimeoutMs, 60_000)) {
           this.lastConsumerSweep = Date.now();
           await this.removeIdleConsumers();
         }
-      } catch (err) {
+      },
+      async (err) => {
         if (isNoGroupError(err)) await this.ensureGroup().catch(() => undefined);
         else this.logger.error({ err }, 'claim tick failed');
+      },
+    );
+  }
+
+  /** Runs `tick` every `intervalMs` while the loop runs; a tick that fails goes to `failed`, and the next one runs. */
+  private async every(
+    intervalMs: number,
+    tick: () => Promise<void>,
+    failed: (err: unknown) => Promise<void> | void,
+  ): Promise<void> {
+    while (this.running) {
+      await this.pause(intervalMs);
+      if (!this.running) break;
+      try {
+        await tick();
+      } catch (err) {
+        await failed(err);
       }
     }
   }
@@ -641,16 +658,12 @@ export class ConsumerGroup {
   }
 
   /** Asks Redis now and then whether the group is paused (one SISMEMBER, off the hot path). */
-  private async pauseLoop(): Promise<void> {
-    while (this.running) {
-      await this.pause(this.pauseCheckMs);
-      if (!this.running) break;
-      try {
-        await this.checkPaused();
-      } catch (err) {
-        this.logger.debug({ err }, 'could not check whether the group is paused');
-      }
-    }
+  private pauseLoop(): Promise<void> {
+    return this.every(
+      this.pauseCheckMs,
+      () => this.checkPaused(),
+      (err) => this.logger.debug({ err }, 'could not check whether the group is paused'),
+    );
   }
 
   private async checkPaused(): Promise<void> {

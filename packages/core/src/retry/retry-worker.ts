@@ -9,10 +9,11 @@ import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import { isRedisUnavailable } from '../streams/connection';
 import {
-  DEFAULT_HANDLER_TIMEOUT_MS,
   type GroupDefinition,
   type GroupObserver,
   type HandlerContext,
+  handlerTimeoutOf,
+  TimedAttempt,
 } from '../streams/handler';
 import type { StreamfleetKeys } from '../streams/keys';
 import { settleWithin } from '../timing';
@@ -54,10 +55,7 @@ export class RetryWorker {
 
   constructor(private readonly options: RetryWorkerOptions) {
     this.logger = (options.logger ?? silentLogger).child({ group: options.definition.group, component: 'retry' });
-    this.timeoutMs = Math.max(
-      0,
-      options.definition.timeoutMs ?? options.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS,
-    );
+    this.timeoutMs = handlerTimeoutOf(options.definition, options.handlerTimeoutMs);
   }
 
   start(): void {
@@ -288,10 +286,9 @@ export function failure(attempt: number, err: unknown): FailureRecord {
 }
 
 /** Handler context of a retry attempt. The child logger is built only if a handler logs. */
-class RetryContext implements HandlerContext {
+class RetryContext extends TimedAttempt implements HandlerContext {
   readonly deliveryCount = 1;
   private childLogger: Logger | undefined;
-  private abort: AbortController | undefined;
 
   constructor(
     readonly group: string,
@@ -299,7 +296,9 @@ class RetryContext implements HandlerContext {
     readonly attempt: number,
     private readonly baseLogger: Logger,
     readonly where: Record<string, unknown>,
-  ) {}
+  ) {
+    super();
+  }
 
   get stream(): string {
     return this.data.stream;
@@ -316,15 +315,5 @@ class RetryContext implements HandlerContext {
   get logger(): Logger {
     this.childLogger ??= this.baseLogger.child(this.where);
     return this.childLogger;
-  }
-
-  get signal(): AbortSignal {
-    this.abort ??= new AbortController();
-    return this.abort.signal;
-  }
-
-  timeOut(reason: Error): void {
-    this.abort ??= new AbortController();
-    this.abort.abort(reason);
   }
 }

@@ -11,7 +11,13 @@ import type { RetryPolicy } from '../retry/retry-policy';
 import type { RetryQueues } from '../retry/retry-queues';
 import { failure } from '../retry/retry-worker';
 import { settleWithin } from '../timing';
-import { DEFAULT_HANDLER_TIMEOUT_MS, type GroupDefinition, type GroupObserver, type HandlerContext } from './handler';
+import {
+  type GroupDefinition,
+  type GroupObserver,
+  type HandlerContext,
+  handlerTimeoutOf,
+  TimedAttempt,
+} from './handler';
 import { type Keyed, KeyedLimiter } from './keyed-limiter';
 import type { StreamfleetKeys } from './keys';
 import {
@@ -162,7 +168,7 @@ export class ConsumerGroup {
     this.maxDeliveries = options.maxDeliveries ?? 5;
     this.claimIntervalMs = options.claimIntervalMs ?? Math.max(50, Math.floor(this.visibilityTimeoutMs / 4));
     this.consumerIdleTimeoutMs = options.consumerIdleTimeoutMs ?? Math.max(10 * this.visibilityTimeoutMs, 60_000);
-    this.handlerTimeoutMs = Math.max(0, d.timeoutMs ?? options.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS);
+    this.handlerTimeoutMs = handlerTimeoutOf(d, options.handlerTimeoutMs);
     this.pauseCheckMs = Math.max(10, options.pauseCheckMs ?? 1000);
     this.logger = (options.logger ?? silentLogger).child({
       group: this.group,
@@ -825,14 +831,11 @@ interface DeliveryScope {
  * One entry on its way through a handler: what the limiter schedules (keyed by aggregate)
  * and the handler's context. The child logger is built only if a handler logs.
  */
-class Delivery implements HandlerContext, Keyed {
+class Delivery extends TimedAttempt implements HandlerContext, Keyed {
   readonly key: string;
   /** When its handler started, by the timeout sweep's clock; set only where handlers time out. */
   startedAt = 0;
-  /** Its handler ran past the timeout: the entry has moved on without it. */
-  timedOut = false;
   private childLogger: Logger | undefined;
-  private abort: AbortController | undefined;
 
   constructor(
     private readonly scope: DeliveryScope,
@@ -843,6 +846,7 @@ class Delivery implements HandlerContext, Keyed {
     readonly event: EventEnvelope,
     readonly deliveryCount: number,
   ) {
+    super();
     this.key = event.aggregateId ?? event.id;
   }
 
@@ -877,17 +881,5 @@ class Delivery implements HandlerContext, Keyed {
       entryId: this.entryId,
     });
     return this.childLogger;
-  }
-
-  /** Built only if the handler asks for it. */
-  get signal(): AbortSignal {
-    this.abort ??= new AbortController();
-    return this.abort.signal;
-  }
-
-  timeOut(reason: Error): void {
-    this.timedOut = true;
-    this.abort ??= new AbortController();
-    this.abort.abort(reason);
   }
 }

@@ -62,3 +62,29 @@ export interface GroupObserver {
   retried?(group: string): void;
   deadLettered?(group: string, reason: DeadLetterReason): void;
 }
+
+/** The handler timeout a group runs with: its own `timeoutMs`, else the fleet's, else the default; 0 = none. */
+export function handlerTimeoutOf(definition: Pick<GroupDefinition, 'timeoutMs'>, fleetTimeoutMs?: number): number {
+  return Math.max(0, definition.timeoutMs ?? fleetTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS);
+}
+
+/**
+ * What a handler context needs to time out: `signal`, built only if the handler asks for it,
+ * and `timeOut`, which aborts it and marks the attempt as given up.
+ */
+export abstract class TimedAttempt {
+  /** The attempt ran past its timeout: its outcome no longer counts. */
+  timedOut = false;
+  private abort: AbortController | undefined;
+
+  get signal(): AbortSignal {
+    this.abort ??= new AbortController();
+    return this.abort.signal;
+  }
+
+  timeOut(reason: Error): void {
+    this.timedOut = true;
+    this.abort ??= new AbortController();
+    this.abort.abort(reason);
+  }
+}

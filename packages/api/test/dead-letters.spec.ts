@@ -1,8 +1,8 @@
 import {
   createEvent,
-  type EventCatalog,
   type EventEnvelope,
   Fleet,
+  type FleetOptions,
   loadConfig,
   NonRetryableError,
   StreamProducer,
@@ -19,8 +19,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, buildApp } from '../src/app';
 import { ADMIN_TOKEN, adminHeaders, createHarness, type Harness, testCatalog } from './harness';
 
-/** The API over a running fleet's connections, as `server.ts` wires it. */
-async function appOver(fleet: Fleet, catalog: EventCatalog, url: string, prefix: string): Promise<ApiApp> {
+/** A running `Fleet` on the test catalog and the API over its connections, as `server.ts` wires them. */
+interface FleetApi {
+  fleet: Fleet;
+  app: ApiApp;
+  /** Closes both and deletes the prefix's keys. */
+  close(): Promise<void>;
+}
+
+async function startFleetApi(
+  url: string,
+  prefix: string,
+  options: Omit<FleetOptions, 'redisUrl' | 'prefix' | 'catalog'>,
+): Promise<FleetApi> {
+  const catalog = testCatalog();
+  const fleet = new Fleet({ redisUrl: url, prefix, catalog, ...options });
+  await fleet.start();
   const app = buildApp(loadConfig({ REDIS_URL: url, STREAMFLEET_PREFIX: prefix, ADMIN_TOKEN }), {
     redis: fleet.redis,
     catalog,
@@ -29,7 +43,15 @@ async function appOver(fleet: Fleet, catalog: EventCatalog, url: string, prefix:
     retryQueues: fleet.retryQueues,
   });
   await app.ready();
-  return app;
+  return {
+    fleet,
+    app,
+    async close() {
+      await app.close();
+      await fleet.close();
+      await cleanupPrefix(url, prefix);
+    },
+  };
 }
 
 const WORKER = 'thing-worker';
@@ -46,6 +68,7 @@ describe('dead-letter admin through the engine', () => {
   const handled = { [WORKER]: new Map<string, number>(), [AUDITOR]: new Map<string, number>() };
   const count = (group: keyof typeof handled, eventId: string) => handled[group].get(eventId) ?? 0;
   let failing = true;
+  let running: FleetApi | undefined;
   let fleet: Fleet;
   let app: ApiApp;
   const eventIds: string[] = [];
@@ -64,14 +87,10 @@ describe('dead-letter admin through the engine', () => {
   };
 
   beforeAll(async () => {
-    const catalog = testCatalog();
     const record = (group: keyof typeof handled) => (event: EventEnvelope) => {
       handled[group].set(event.id, count(group, event.id) + 1);
     };
-    fleet = new Fleet({
-      redisUrl: url,
-      prefix,
-      catalog,
+    running = await startFleetApi(url, prefix, {
       groups: [
         {
           group: WORKER,
@@ -86,8 +105,7 @@ describe('dead-letter admin through the engine', () => {
       retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20, jitter: 0 },
       consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
     });
-    await fleet.start();
-    app = await appOver(fleet, catalog, url, prefix);
+    ({ fleet, app } = running);
 
     for (const [name, fail] of [
       ['one', true],
@@ -108,9 +126,7 @@ describe('dead-letter admin through the engine', () => {
   });
 
   afterAll(async () => {
-    await app?.close();
-    await fleet?.close();
-    await cleanupPrefix(url, prefix);
+    await running?.close();
   });
 
   it('lists dead-lettered events, newest first, with summaries', async () => {
@@ -304,6 +320,7 @@ describe('group status and dry run while events are failing', () => {
   const url = testRedisUrl();
   const SLOW = 'slow-worker';
   const LATE = 'late-group';
+  let running: FleetApi | undefined;
   let fleet: Fleet;
   let app: ApiApp;
   let invalidEventId = '';
@@ -316,11 +333,7 @@ describe('group status and dry run while events are failing', () => {
   };
 
   beforeAll(async () => {
-    const catalog = testCatalog();
-    fleet = new Fleet({
-      redisUrl: url,
-      prefix,
-      catalog,
+    running = await startFleetApi(url, prefix, {
       groups: [
         {
           group: SLOW,
@@ -335,8 +348,7 @@ describe('group status and dry run while events are failing', () => {
       retry: { maxAttempts: 3, baseDelayMs: 60_000, maxDelayMs: 60_000, jitter: 0 },
       consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
     });
-    await fleet.start();
-    app = await appOver(fleet, catalog, url, prefix);
+    ({ fleet, app } = running);
 
     const ok = await app.inject({
       method: 'POST',
@@ -357,9 +369,7 @@ describe('group status and dry run while events are failing', () => {
   });
 
   afterAll(async () => {
-    await app?.close();
-    await fleet?.close();
-    await cleanupPrefix(url, prefix);
+    await running?.close();
   });
 
   it('reports retrying, lag and dead-lettered per group, and consumers with idle times', async () => {
@@ -558,7 +568,7 @@ describe('pausing a group through the admin API', () => {
   const url = testRedisUrl();
   const seen: Record<string, string[]> = { [WORKER]: [], [AUDITOR]: [] };
   const log = capturingLogger();
-  let fleet: Fleet;
+  let running: FleetApi | undefined;
   let app: ApiApp;
   const admin = (method: 'GET' | 'POST', path: string, headers = {}) =>
     app.inject({ method, url: path, headers: { ...adminHeaders, ...headers } });
@@ -569,11 +579,7 @@ describe('pausing a group through the admin API', () => {
   };
 
   beforeAll(async () => {
-    const catalog = testCatalog();
-    fleet = new Fleet({
-      redisUrl: url,
-      prefix,
-      catalog,
+    running = await startFleetApi(url, prefix, {
       groups: [WORKER, AUDITOR].map((group) => ({
         group,
         stream: 'things',
@@ -582,14 +588,11 @@ describe('pausing a group through the admin API', () => {
       consumer: { blockMs: 50, visibilityTimeoutMs: 5000, pauseCheckMs: 20 },
       logger: log.logger,
     });
-    await fleet.start();
-    app = await appOver(fleet, catalog, url, prefix);
+    ({ app } = running);
   });
 
   afterAll(async () => {
-    await app?.close();
-    await fleet?.close();
-    await cleanupPrefix(url, prefix);
+    await running?.close();
   });
 
   it('pauses and resumes a group in every worker: /admin/groups shows it, its events wait in the stream', async () => {

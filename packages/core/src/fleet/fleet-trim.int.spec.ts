@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeEvent } from '../events/codec';
 import { StreamfleetKeys } from '../streams/keys';
 import { StreamTrimmer } from '../streams/stream-trimmer';
@@ -14,17 +14,13 @@ const world = new ThingFleets({
 });
 let redis: Redis;
 
+world.useHooks();
 beforeAll(() => {
-  world.connect();
   redis = world.redis;
 });
-
-afterEach(async () => {
+afterEach(() => {
   vi.restoreAllMocks();
-  await world.cleanUp();
 });
-
-afterAll(() => world.disconnect());
 
 const entryIds = async (key: string) => (await redis.xrange(key, '-', '+')).map((r) => r[0]);
 const firstEntryId = async (key: string) => (await redis.xrange(key, '-', '+', 'COUNT', 1))[0]?.[0];

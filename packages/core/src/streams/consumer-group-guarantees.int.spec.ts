@@ -6,7 +6,7 @@
  * replay with fresh attempts, and the full content of a dead-letter entry.
  */
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConflictError, NonRetryableError } from '../errors/index';
 import { encodeEvent } from '../events/codec';
 import { createEvent } from '../events/envelope';
@@ -54,17 +54,13 @@ async function retryJobsTotal(fleet: Fleet, groupName: string): Promise<number> 
   return c.waiting + c.delayed + c.active + c.failed + c.completed;
 }
 
+world.useHooks();
 beforeAll(() => {
-  world.connect();
   redis = world.redis;
 });
-
-afterEach(async () => {
+afterEach(() => {
   vi.restoreAllMocks();
-  await world.cleanUp();
 });
-
-afterAll(() => world.disconnect());
 
 describe('streams loop', () => {
   it('never runs more handlers at once than the group concurrency, and does reach it', async () => {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, NonRetryableError } from '../errors/index';
 import { encodeEvent } from '../events/codec';
 import type { Fleet, FleetOptions } from '../fleet/fleet';
@@ -16,16 +16,10 @@ const world = new ThingFleets({
 const startFleet = (groups: GroupDefinition[], overrides: Partial<FleetOptions> = {}) => world.start(groups, overrides);
 let redis: Redis;
 
+world.useHooks();
 beforeAll(() => {
-  world.connect();
   redis = world.redis;
 });
-
-afterEach(async () => {
-  await world.cleanUp();
-});
-
-afterAll(() => world.disconnect());
 
 describe('consumer group loop', () => {
   it('1. success: the handler runs once, the entry is acked, nothing is pending', async () => {

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeEvent } from '../events/codec';
 import type { Fleet } from '../fleet/fleet';
 import { RetryQueues } from '../retry/retry-queues';
@@ -19,13 +19,7 @@ async function groupInfo(fleet: Fleet, name: string) {
   return infos.find((i) => i.name === name);
 }
 
-beforeAll(() => world.connect());
-
-afterEach(async () => {
-  await world.cleanUp();
-});
-
-afterAll(() => world.disconnect());
+world.useHooks();
 
 describe('pausing a group', () => {
   it('a paused group reads nothing new while the others go on; resumed, it handles what waited', async () => {

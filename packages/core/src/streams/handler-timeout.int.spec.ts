@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HandlerTimeoutError } from '../errors/index';
 import type { FleetOptions } from '../fleet/fleet';
 import { capturingLogger, waitFor } from '../testing/index';
@@ -15,13 +15,7 @@ const startFleet = (groups: GroupDefinition[], overrides: Partial<FleetOptions> 
 const aborted = (ctx: HandlerContext) =>
   new Promise<unknown>((resolve) => ctx.signal.addEventListener('abort', () => resolve(ctx.signal.reason)));
 
-beforeAll(() => world.connect());
-
-afterEach(async () => {
-  await world.cleanUp();
-});
-
-afterAll(() => world.disconnect());
+world.useHooks();
 
 describe('handler timeout', () => {
   it('a hung handler fails its attempt: its slot goes to the next entry, its signal is aborted, the entry is retried and acked', async () => {

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { z } from 'zod';
 import { EventCatalog } from '../events/catalog';
 import { createEvent, type EventEnvelope } from '../events/envelope';
@@ -54,6 +55,16 @@ export class ThingFleets {
 
   /** `defaults`: fleet options every `start()` begins from; a test may override them. */
   constructor(private readonly defaults: Partial<FleetOptions>) {}
+
+  /**
+   * Registers the spec file's hooks: connect before its tests, close each test's fleets and
+   * delete its keys after it, disconnect at the end.
+   */
+  useHooks(): void {
+    beforeAll(() => this.connect());
+    afterEach(() => this.cleanUp());
+    afterAll(() => this.disconnect());
+  }
 
   /** Opens the spec's own Redis connection (call from `beforeAll`, once the test servers are up). */
   connect(): void {

@@ -10,6 +10,8 @@ export {
   type RetryJobPage,
   RetryQueues,
   type RetryQueuesOptions,
+  type RunNowResult,
+  type RunNowSkip,
   retryJobId,
 } from './retry-queues';
 export { RetryWorker, type RetryWorkerOptions } from './retry-worker';

@@ -11,11 +11,11 @@ let redis: Redis;
 let queues: RetryQueues | undefined;
 let n = 0;
 
-function jobData(): RetryJobData {
+function jobData(group = GROUP): RetryJobData {
   const eventId = `evt-${++n}`;
   const at = new Date().toISOString();
   return {
-    group: GROUP,
+    group,
     stream: 'things',
     entryId: `${n}-0`,
     fields: ['id', eventId],
@@ -112,5 +112,65 @@ describe('RetryQueues: jobs wait for company, never past their due time', () => 
     queues = undefined;
     await settled;
     expect(await stored(closing)).toBe(true);
+  });
+});
+
+describe('RetryQueues.runNow: delayed jobs made due now', () => {
+  const HOUR = 3_600_000;
+  const idOf = (data: RetryJobData) => retryJobId(data.group, data.eventId, data.replayCount);
+  /** Each job of the group by state, as the admin listing reads it. */
+  async function states(q: RetryQueues, group: string) {
+    const page = await q.list(group);
+    return Object.fromEntries(page.items.map((job) => [job.jobId, { state: job.state, attempts: job.attemptsMade }]));
+  }
+
+  it('makes the chosen delayed jobs due, attempts unchanged, and leaves the rest backing off', async () => {
+    const q = open(0);
+    const a = jobData('chosen');
+    const b = jobData('chosen');
+    const c = jobData('chosen');
+    for (const data of [a, b, c]) await q.schedule(data, HOUR);
+
+    expect(await q.runNow('chosen', [idOf(b), idOf(a)])).toEqual({ promoted: [idOf(b), idOf(a)], skipped: [] });
+
+    expect(await states(q, 'chosen')).toEqual({
+      [idOf(a)]: { state: 'waiting', attempts: 1 },
+      [idOf(b)]: { state: 'waiting', attempts: 1 },
+      [idOf(c)]: { state: 'delayed', attempts: 1 },
+    });
+  });
+
+  it('says which jobs it left alone: already due, or not retrying', async () => {
+    const q = open(0);
+    const due = jobData('skips');
+    const delayed = jobData('skips');
+    await q.schedule(due, 0);
+    await q.schedule(delayed, HOUR);
+
+    expect(await q.runNow('skips', [idOf(due), 'skips.no-such-event', idOf(delayed)])).toEqual({
+      promoted: [idOf(delayed)],
+      skipped: [
+        { jobId: idOf(due), reason: 'not-delayed' },
+        { jobId: 'skips.no-such-event', reason: 'not-found' },
+      ],
+    });
+  });
+
+  it('without ids, makes every delayed job of the group due, and no other group’s', async () => {
+    const q = open(0);
+    const delayed = Array.from({ length: 3 }, () => jobData('every'));
+    for (const data of delayed) await q.schedule(data, HOUR);
+    const due = jobData('every');
+    await q.schedule(due, 0);
+    const other = jobData('elsewhere');
+    await q.schedule(other, HOUR);
+
+    const result = await q.runNow('every');
+
+    expect(result.skipped).toEqual([]);
+    expect(new Set(result.promoted)).toEqual(new Set(delayed.map(idOf)));
+    expect(await q.counts('every')).toMatchObject({ waiting: 4, delayed: 0 });
+    expect(await q.counts('elsewhere')).toMatchObject({ waiting: 0, delayed: 1 });
+    expect(await q.runNow('every')).toEqual({ promoted: [], skipped: [] });
   });
 });

@@ -63,6 +63,22 @@ export interface RetryJobPage {
   nextOffset?: number;
 }
 
+/** A job `runNow` left alone, and why. */
+export interface RunNowSkip {
+  jobId: string;
+  /** `not-delayed`: already due or running; `not-found`: not retrying (never was, or finished). */
+  reason: 'not-delayed' | 'not-found';
+}
+
+export interface RunNowResult {
+  /** Jobs made due now, in the order asked (or, for every delayed job, soonest due first). */
+  promoted: string[];
+  skipped: RunNowSkip[];
+}
+
+/** Jobs promoted at once (their commands share the connection's pipeline). */
+const PROMOTE_CHUNK = 200;
+
 export interface RetryJobListOptions {
   /** Default: every retrying state. */
   states?: readonly RetryingState[];
@@ -308,6 +324,46 @@ export class RetryQueues {
       });
     }
     return offset + limit < total ? { items, total, nextOffset: offset + limit } : { items, total };
+  }
+
+  /**
+   * Makes delayed jobs due now (BullMQ's promote), like Sidekiq's "Retry Now": after an outage
+   * is over, nothing waits out a long backoff. Their attempt counts stay as they are. Without
+   * `jobIds`, every job delayed when the call starts (a job backing off again later is left
+   * to its backoff). A job that is already due or running is `not-delayed`; one that is not
+   * retrying at all (never was, finished, dead-lettered) is `not-found`. In a paused group the
+   * jobs wait for its resume.
+   */
+  async runNow(group: string, jobIds?: readonly string[]): Promise<RunNowResult> {
+    const queue = this.queue(group);
+    const ids = jobIds ?? (await this.connection.zrange(queue.keys.delayed ?? '', '0', '-1'));
+    const result: RunNowResult = { promoted: [], skipped: [] };
+    for (let i = 0; i < ids.length; i += PROMOTE_CHUNK) {
+      const outcomes = await Promise.all(
+        ids.slice(i, i + PROMOTE_CHUNK).map(async (jobId) => ({ jobId, skipped: await this.promote(queue, jobId) })),
+      );
+      for (const { jobId, skipped } of outcomes) {
+        if (skipped) result.skipped.push({ jobId, reason: skipped });
+        else result.promoted.push(jobId);
+      }
+    }
+    return result;
+  }
+
+  /** Promotes one job; says why not when it could not. */
+  private async promote(queue: Queue<RetryJobData>, jobId: string): Promise<RunNowSkip['reason'] | undefined> {
+    const job = await queue.getJob(jobId);
+    if (!job) return 'not-found';
+    try {
+      await job.promote();
+      return undefined;
+    } catch (err) {
+      // BullMQ answers "not in the delayed state" however the job stands; its state tells which.
+      const state = await queue.getJobState(jobId);
+      if (state === 'waiting' || state === 'active' || state === 'prioritized') return 'not-delayed';
+      if (state === 'delayed') throw err;
+      return 'not-found';
+    }
   }
 
   /** Due times (ms) of delayed jobs, from their scores; `undefined` for one that has left the set. */

@@ -12,6 +12,8 @@ const ADMIN_ROUTES = [
   ['POST', '/admin/groups/payment/resume'],
   ['GET', '/admin/retries'],
   ['GET', '/admin/retries/payment'],
+  ['POST', '/admin/retries/payment/run-now'],
+  ['POST', '/admin/retries/payment/payment.evt-1/run-now'],
   ['GET', '/admin/audit'],
 ] as const;
 

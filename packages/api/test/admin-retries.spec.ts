@@ -5,6 +5,7 @@ import {
   type RetryJobData,
   RetryPolicy,
   RetryWorker,
+  retryJobId,
 } from '@streamfleet/core';
 import { waitFor } from '@streamfleet/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -274,5 +275,122 @@ describe('a retry job after a failed retry attempt', () => {
     const due = Date.parse(item?.nextRunAt ?? '');
     expect(due).toBeGreaterThan(failedAt + 50_000);
     expect(due).toBeLessThanOrEqual(failedAt + 60_000);
+  });
+});
+
+/** Sidekiq's "Retry Now": delayed jobs made due at once, run by the group's retry worker. */
+describe('running retries now', () => {
+  const HOUR = 3_600_000;
+  let h: Harness;
+  let worker: RetryWorker;
+  const handled: string[] = [];
+  /** Holds the `held` job's attempt running until the test lets it go. */
+  let release: () => void = () => {};
+  const held = jobData(PAYMENT, 'held');
+  const post = (url: string, body?: unknown) =>
+    h.app.inject({ method: 'POST', url, headers: { ...adminHeaders, 'x-actor': 'alice' }, payload: body as object });
+  const idOf = (data: RetryJobData) => retryJobId(data.group, data.eventId, data.replayCount);
+
+  beforeAll(async () => {
+    h = await createHarness();
+    await h.redis.xgroup('CREATE', h.keys.stream('things'), PAYMENT, '$', 'MKSTREAM');
+    await h.redis.sadd(h.keys.streams, 'things');
+    worker = new RetryWorker({
+      connection: h.redis,
+      keys: h.keys,
+      definition: {
+        group: PAYMENT,
+        stream: 'things',
+        handler: async (event) => {
+          if (event.id === held.eventId) await new Promise<void>((resolve) => (release = resolve));
+          handled.push(event.id);
+        },
+      },
+      catalog: h.deps.catalog,
+      policy: new RetryPolicy({ maxAttempts: 3, baseDelayMs: HOUR, maxDelayMs: HOUR, jitter: 0 }),
+      deadLetters: h.deps.deadLetters,
+      maxDeliveries: 5,
+    });
+    worker.start();
+  });
+  afterAll(async () => {
+    release();
+    await worker?.close();
+    await h?.close();
+  });
+
+  it('runs one delayed job now and leaves the others to their backoff', async () => {
+    const [now, later] = [jobData(PAYMENT, 'now'), jobData(PAYMENT, 'later')];
+    for (const data of [now, later]) await h.deps.retryQueues.schedule(data, HOUR);
+
+    const res = await post(`/admin/retries/${PAYMENT}/${idOf(now)}/run-now`);
+
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toEqual({ group: PAYMENT, jobId: idOf(now), state: 'waiting' });
+    await waitFor(() => handled.includes(now.eventId), { message: 'the promoted job ran' });
+    expect(handled).not.toContain(later.eventId);
+    const listed = await h.app.inject({ method: 'GET', url: `/admin/retries/${PAYMENT}`, headers: adminHeaders });
+    expect((listed.json().items as RetryJobBody[]).map((j) => [j.eventId, j.state])).toEqual([
+      [later.eventId, 'delayed'],
+    ]);
+
+    const again = await post(`/admin/retries/${PAYMENT}/${idOf(now)}/run-now`);
+    expect(again.statusCode).toBe(404);
+    expect(again.json().errors).toEqual([{ field: 'params.jobId', message: 'not a retrying job of this group' }]);
+  });
+
+  it('runs the named jobs, or with {} every delayed job, and says which it skipped', async () => {
+    const [a, b, c] = [jobData(PAYMENT, 'a'), jobData(PAYMENT, 'b'), jobData(PAYMENT, 'c')];
+    for (const data of [a, b, c]) await h.deps.retryQueues.schedule(data, HOUR);
+
+    const named = await post(`/admin/retries/${PAYMENT}/run-now`, { ids: [idOf(a), 'payment.no-such-event'] });
+    expect(named.statusCode, named.body).toBe(200);
+    expect(named.json()).toEqual({
+      group: PAYMENT,
+      promoted: 1,
+      promotedIds: [idOf(a)],
+      skipped: [{ jobId: 'payment.no-such-event', reason: 'not-found' }],
+    });
+    await waitFor(() => handled.includes(a.eventId), { message: 'the named job ran' });
+    expect(handled).not.toContain(b.eventId);
+
+    const every = await post(`/admin/retries/${PAYMENT}/run-now`, {});
+    expect(every.statusCode, every.body).toBe(200);
+    // Every job still delayed: b, c, and the first test's `later`.
+    expect(every.json()).toMatchObject({ promoted: 3, skipped: [] });
+    expect(every.json().promotedIds).toEqual(expect.arrayContaining([idOf(b), idOf(c)]));
+    await waitFor(() => handled.includes(b.eventId) && handled.includes(c.eventId), {
+      message: 'every delayed job ran',
+    });
+    expect((await h.deps.retryQueues.counts(PAYMENT)).delayed).toBe(0);
+  });
+
+  it('refuses a job that is already running, an unknown group and a bad body', async () => {
+    await h.deps.retryQueues.schedule(held, 0);
+    await waitFor(async () => (await h.deps.retryQueues.counts(PAYMENT)).active === 1, {
+      message: 'the held job is running',
+    });
+
+    const running = await post(`/admin/retries/${PAYMENT}/${idOf(held)}/run-now`);
+    expect(running.statusCode).toBe(409);
+    expect(running.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(running.json().errors).toEqual([{ field: 'params.jobId', message: 'already due or running' }]);
+    const bulk = await post(`/admin/retries/${PAYMENT}/run-now`, { ids: [idOf(held)] });
+    expect(bulk.json()).toMatchObject({ promoted: 0, skipped: [{ jobId: idOf(held), reason: 'not-delayed' }] });
+    release();
+    await waitFor(() => handled.includes(held.eventId), { message: 'the held job finished' });
+
+    const unknown = await post('/admin/retries/nobody/run-now', {});
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().errors).toEqual([{ field: 'params.group', message: 'unknown consumer group' }]);
+    for (const [body, field] of [
+      [{ ids: [] }, 'ids'],
+      [{ ids: ['has space'] }, 'ids.0'],
+      [{ every: true }, 'every'],
+    ] as const) {
+      const res = await post(`/admin/retries/${PAYMENT}/run-now`, body);
+      expect(res.statusCode, JSON.stringify(body)).toBe(400);
+      expect(res.json().errors.map((e: { field: string }) => e.field)).toContain(field);
+    }
   });
 });

@@ -23,6 +23,8 @@ const ROUTES = [
   ['post', '/admin/groups/{group}/resume'],
   ['get', '/admin/retries'],
   ['get', '/admin/retries/{group}'],
+  ['post', '/admin/retries/{group}/run-now'],
+  ['post', '/admin/retries/{group}/{jobId}/run-now'],
 ] as const;
 
 // A fixed catalog, so the snapshot does not move when the domain adds event types.

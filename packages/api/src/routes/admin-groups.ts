@@ -97,6 +97,13 @@ const retryJobSchema = z
 
 const MAX_RETRY_PAGE = 500;
 
+const runNowSkipSchema = z.object({
+  jobId: z.string(),
+  reason: z
+    .enum(['not-delayed', 'not-found'])
+    .meta({ description: 'not-delayed: already due or running; not-found: not retrying (never was, or finished)' }),
+});
+
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0) || 0);
 
 /** Consumer groups per stream (XINFO GROUPS / CONSUMERS) and retry queue counts. */
@@ -202,7 +209,8 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
   const maxAttemptsOf = (group: string) =>
     RetryPolicy.forGroup(ctx.config.retry, ctx.config.retry.overrides, group).maxAttempts;
 
-  const pauseHeaders = z.looseObject({
+  /** For actions recorded in the API's log (the audit stream is the dead letters'). */
+  const loggedActorHeaders = z.looseObject({
     'x-actor': actorHeaders.shape['x-actor'].meta({
       description: 'Who is acting, written to the API’s log line of the change (default `admin`)',
     }),
@@ -239,7 +247,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           summary,
           description,
           security: adminSecurity,
-          headers: pauseHeaders,
+          headers: loggedActorHeaders,
           params: z.strictObject({ group: nameSchema }),
           response: { 200: pauseResult, ...adminProblems, ...problemResponses(404) },
         },
@@ -377,6 +385,97 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         items,
         ...(page.nextOffset === undefined ? {} : { nextOffset: page.nextOffset }),
       };
+    },
+  );
+
+  const runNowDescription =
+    'Its attempt counts stay as they are; in a paused group due jobs wait for the resume. For when what the ' +
+    'group calls is back and nothing should wait out its backoff. 404 if no such group is known.';
+
+  app.post(
+    '/admin/retries/:group/run-now',
+    {
+      config,
+      schema: {
+        tags: ['groups'],
+        summary: 'Run a group’s delayed retries now',
+        description:
+          'Makes the delayed jobs named by `ids` (job ids from /admin/retries/{group}), or with `{}` every job of the ' +
+          `group delayed when the call starts, due now: the next free retry worker runs them. ${runNowDescription} ` +
+          'Jobs already due or running, and ids that are not retrying, are listed in `skipped`.',
+        security: adminSecurity,
+        headers: loggedActorHeaders,
+        params: z.strictObject({ group: nameSchema }),
+        body: z
+          .strictObject({
+            ids: z
+              .array(nameSchema)
+              .min(1)
+              .max(MAX_RETRY_PAGE)
+              .optional()
+              .meta({ description: `Job ids, 1-${MAX_RETRY_PAGE}; omit for every delayed job of the group` }),
+          })
+          .meta({ example: { ids: ['payment.0193a6f2-6c1e-7f6a-9d2b-6f1c2e3d4a5b'] } }),
+        response: {
+          200: z.object({
+            group: z.string(),
+            promoted: count('Jobs made due now'),
+            promotedIds: z.array(z.string()),
+            skipped: z.array(runNowSkipSchema),
+          }),
+          ...adminProblems,
+          ...problemResponses(404),
+        },
+      },
+    },
+    async (request) => {
+      const { group } = request.params;
+      await checkGroup(group, 'params.group', 404);
+      const { promoted, skipped } = await retryQueues.runNow(group, request.body.ids);
+      request.log.info(
+        { group, actor: actorOf(request), promoted: promoted.length, skipped: skipped.length },
+        'retries run now',
+      );
+      return { group, promoted: promoted.length, promotedIds: promoted, skipped };
+    },
+  );
+
+  app.post(
+    '/admin/retries/:group/:jobId/run-now',
+    {
+      config,
+      schema: {
+        tags: ['groups'],
+        summary: 'Run one delayed retry now',
+        description:
+          `Makes the job due now: the next free retry worker runs it. ${runNowDescription} 404 if the job is not ` +
+          'retrying (never was, finished or dead-lettered), 409 if it is already due or running.',
+        security: adminSecurity,
+        headers: loggedActorHeaders,
+        params: z.strictObject({ group: nameSchema, jobId: nameSchema }),
+        response: {
+          200: z.object({ group: z.string(), jobId: z.string(), state: z.literal('waiting') }),
+          ...adminProblems,
+          ...problemResponses(404, 409),
+        },
+      },
+    },
+    async (request) => {
+      const { group, jobId } = request.params;
+      await checkGroup(group, 'params.group', 404);
+      const [skip] = (await retryQueues.runNow(group, [jobId])).skipped;
+      if (skip?.reason === 'not-found') {
+        throw new ApiProblem(404, 'NOT_FOUND', `group "${group}" is not retrying a job "${jobId}"`, {
+          errors: [{ field: 'params.jobId', message: 'not a retrying job of this group' }],
+        });
+      }
+      if (skip) {
+        throw new ApiProblem(409, 'RETRY_NOT_DELAYED', `job "${jobId}" is already due or running`, {
+          errors: [{ field: 'params.jobId', message: 'already due or running' }],
+        });
+      }
+      request.log.info({ group, jobId, actor: actorOf(request) }, 'retry run now');
+      return { group, jobId, state: 'waiting' as const };
     },
   );
 };

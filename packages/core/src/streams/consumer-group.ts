@@ -239,7 +239,7 @@ export class ConsumerGroup {
     this.running = false;
     for (const wake of this.sleepers) wake();
     this.capacityWaiter?.();
-    for (const id of await this.readerIds()) await this.redis.client('UNBLOCK', id).catch(() => undefined);
+    await this.unblockReader();
     await Promise.all([this.readLoopDone, this.claimLoopDone, this.pauseLoopDone]);
     const timeoutMs = options.timeoutMs ?? 30_000;
     if (this.inFlight > 0) {
@@ -331,7 +331,7 @@ export class ConsumerGroup {
       const entries = reply?.[0]?.[1];
       if (!entries || entries.length === 0) continue;
       const batch = this.openBatch(entries);
-      if (this.running && this.inFlight + this.batchSize <= this.maxInFlight) next = this.read();
+      if (this.running && !this.paused && this.inFlight + this.batchSize <= this.maxInFlight) next = this.read();
       for (let i = 0; i < entries.length; i++) {
         if ((entries[i] as StreamEntry)[1]) this.dispatch(batch, i, 1);
         else this.done(batch, i);
@@ -676,8 +676,19 @@ export class ConsumerGroup {
     const paused = (await this.redis.sismember(this.options.keys.pausedGroups, this.group)) === 1;
     if (paused === this.paused) return;
     this.paused = paused;
-    // Resumed: the read loop need not wait out its pause.
-    if (!paused) for (const wake of this.sleepers) wake();
+    if (paused) {
+      // A read blocked on a quiet stream would hand over whatever arrives in its BLOCK time:
+      // wake it (it answers nothing, as on a timeout). No read is sent while paused.
+      if (this.running) await this.unblockReader();
+    } else {
+      // Resumed: the read loop need not wait out its pause.
+      for (const wake of this.sleepers) wake();
+    }
+  }
+
+  /** Ends the reader's blocked XREADGROUP, if it is in one (CLIENT UNBLOCK: it answers nothing). */
+  private async unblockReader(): Promise<void> {
+    for (const id of await this.readerIds()) await this.redis.client('UNBLOCK', id).catch(() => undefined);
   }
 
   /** Claims entries whose consumer went quiet for longer than the visibility timeout. */

@@ -8,9 +8,10 @@ import { GroupPauses } from './group-pauses';
 import { StreamfleetKeys } from './keys';
 import { infoList } from './reply';
 
+const CONSUMER = { blockMs: 100, visibilityTimeoutMs: 5000, claimIntervalMs: 50, pauseCheckMs: 20 };
 const world = new ThingFleets({
   retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 1000, jitter: 0 },
-  consumer: { blockMs: 100, visibilityTimeoutMs: 5000, claimIntervalMs: 50, pauseCheckMs: 20 },
+  consumer: CONSUMER,
 });
 
 /** XINFO GROUPS of the test stream, by group name. */
@@ -57,6 +58,68 @@ describe('pausing a group', () => {
     expect(seenBy.a).toEqual([1, 2, 3, 4]);
     expect(withMessage('group resumed: reading again', 'a').length).toBe(1);
     expect(await pauses.paused()).toEqual(new Set());
+  });
+
+  it('a group paused under steady traffic stops reading, while the others go on', async () => {
+    world.newTest();
+    const seenBy: Record<string, number[]> = { a: [], b: [] };
+    const { logger, withMessage } = capturingLogger();
+    const fleet = await world.start(
+      [group('a', (e) => void seenBy.a?.push(n(e))), group('b', (e) => void seenBy.b?.push(n(e)))],
+      { logger },
+    );
+    const pauses = new GroupPauses(fleet.redis, fleet.keys, fleet.retryQueues);
+    // Load, not a wait: an event every few milliseconds, so every read of the group finds entries.
+    let producing = true;
+    let published = 0;
+    const producer = (async () => {
+      while (producing) {
+        await fleet.producer.publish(STREAM, thing(++published));
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    })();
+    try {
+      await waitFor(() => (seenBy.a?.length ?? 0) >= 20, { message: 'a handling the traffic' });
+      await pauses.pause('a');
+      await waitFor(() => withMessage('group paused: reading nothing new', 'a').length === 1, {
+        message: 'a stopped reading although every read finds entries',
+      });
+      const readWhenPaused = (await groupInfo(fleet, 'a'))?.['entries-read'];
+      const bAtPause = seenBy.b?.length ?? 0;
+      await waitFor(() => (seenBy.b?.length ?? 0) >= bAtPause + 50, { message: 'b handled 50 more' });
+      expect((await groupInfo(fleet, 'a'))?.['entries-read']).toBe(readWhenPaused);
+    } finally {
+      producing = false;
+      await producer;
+    }
+    await pauses.resume('a');
+    await waitFor(() => seenBy.a?.length === published, { message: 'a handled everything once resumed' });
+  });
+
+  it('a consumer blocked in a read when its group is paused is woken: an event after the pause waits', async () => {
+    world.newTest();
+    const seenBy: Record<string, number[]> = { a: [], b: [] };
+    const { logger, withMessage } = capturingLogger();
+    const fleet = await world.start(
+      [group('a', (e) => void seenBy.a?.push(n(e))), group('b', (e) => void seenBy.b?.push(n(e)))],
+      // A read blocks for a minute: longer than any wait below.
+      { logger, consumer: { ...CONSUMER, blockMs: 60_000 } },
+    );
+    const pauses = new GroupPauses(fleet.redis, fleet.keys, fleet.retryQueues);
+    await fleet.producer.publish(STREAM, thing(1));
+    await waitFor(() => seenBy.a?.length === 1 && seenBy.b?.length === 1, { message: 'both groups handled 1' });
+
+    await pauses.pause('a');
+    await waitFor(() => withMessage('group paused: reading nothing new', 'a').length === 1, {
+      message: 'a stopped reading without waiting out its blocked read',
+    });
+    await fleet.producer.publish(STREAM, thing(2));
+    await waitFor(() => seenBy.b?.length === 2, { message: 'b handled 2' });
+    expect(seenBy.a).toEqual([1]);
+    expect((await groupInfo(fleet, 'a'))?.lag).toBe(1);
+
+    await pauses.resume('a');
+    await waitFor(() => seenBy.a?.length === 2, { message: 'a handled 2 once resumed' });
   });
 
   it("a paused group's retry jobs wait, past their due time, until it resumes", async () => {

@@ -240,6 +240,36 @@ describe('consumer group loop', () => {
     await waitFor(async () => (await pendingCount(fleet, 'a')) === 0);
   });
 
+  it('5b. an invalid event is dead-lettered only by the groups that handle the type it names', async () => {
+    world.newTest();
+    const seenBy: Record<string, number[]> = { things: [], others: [], all: [] };
+    const fleet = await startFleet([
+      group('things', (e) => void seenBy.things?.push(n(e)), { types: ['thing.happened'] }),
+      group('others', (e) => void seenBy.others?.push(n(e)), { types: ['other.happened'] }),
+      group('all', (e) => void seenBy.all?.push(n(e))),
+    ]);
+    const key = fleet.keys.stream(STREAM);
+    const badThing = await redis.xadd(key, '*', ...encodeEvent({ ...thing(1), data: { n: 'one' } }));
+    const noType = await redis.xadd(key, '*', 'hello', 'world');
+    await fleet.producer.publish(STREAM, thing(3));
+    await waitFor(() => seenBy.things?.length === 1 && seenBy.all?.length === 1, { message: 'thing 3 handled' });
+    // A dead letter is written together with its entry's XACK: nothing pending, every one is there.
+    for (const g of ['things', 'others', 'all']) await waitFor(async () => (await pendingCount(fleet, g)) === 0);
+
+    const { items } = await fleet.deadLetters.list();
+    const label = (entryId: string) => (entryId === badThing ? 'bad thing' : entryId === noType ? 'no type' : entryId);
+    // The bad `thing.happened`: by the group that handles it and the one that handles all; the
+    // entry naming no type: by every group, since none can tell it is not theirs.
+    expect(items.map((i) => `${i.group}: ${label(i.entryId)}`).sort()).toEqual([
+      'all: bad thing',
+      'all: no type',
+      'others: no type',
+      'things: bad thing',
+      'things: no type',
+    ]);
+    expect(seenBy.others).toEqual([]);
+  });
+
   it('close() lets in-flight handlers finish and acks them before it resolves', async () => {
     world.newTest();
     let release: () => void = () => undefined;

@@ -4,7 +4,7 @@ import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { DeadLetterReason } from '../dead-letter/types';
 import { briefError, HandlerTimeoutError, isNonRetryable, MaxDeliveriesError, summariseError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
-import { decodeEvent } from '../events/codec';
+import { decodeEvent, fieldsToRecord } from '../events/codec';
 import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import type { RetryPolicy } from '../retry/retry-policy';
@@ -370,6 +370,16 @@ export class ConsumerGroup {
     try {
       event = decodeEvent(fields, this.options.catalog);
     } catch (err) {
+      if (this.types) {
+        // Not this group's to judge: a type it does not handle would have been acked unread.
+        // An entry naming no type could be anyone's, so every group dead-letters that.
+        const type = fieldsToRecord(fields).type;
+        if (type !== undefined && !this.types.has(type)) {
+          this.ack(id);
+          this.done(batch, index);
+          return;
+        }
+      }
       this.track(batch, index, this.deadLetter(id, fields, 'invalid-event', err, 1));
       return;
     }

@@ -65,6 +65,7 @@ export class Worker {
       redis,
       keys,
       groups: definitions.map((d) => ({ group: d.group, stream: d.stream })),
+      retryQueues: fleet.retryQueues,
       ...(options.defaultMetrics === undefined ? {} : { defaultMetrics: options.defaultMetrics }),
     });
     this.health =

@@ -1,4 +1,4 @@
-import { StreamfleetKeys } from '@streamfleet/core';
+import { type RetryJobData, RetryQueues, StreamfleetKeys } from '@streamfleet/core';
 import { cleanupPrefix, testRedisUrl, uniquePrefix } from '@streamfleet/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,5 +35,40 @@ describe('WorkerMetrics at scrape time', () => {
     expect(await metrics.registry.getSingleMetricAsString('streamfleet_group_paused')).toContain(
       'streamfleet_group_paused{group="payment"} 0',
     );
+  });
+
+  it('reports how many events each of its groups is retrying, from its BullMQ retry queue', async () => {
+    const queues = new RetryQueues({ connection: redis, keys, lingerMs: 0 });
+    try {
+      const metrics = new WorkerMetrics({
+        redis,
+        keys,
+        groups: [
+          { group: 'payment', stream: 'orders' },
+          { group: 'inventory', stream: 'orders' },
+        ],
+        retryQueues: queues,
+        defaultMetrics: false,
+      });
+      const job = (eventId: string): RetryJobData => ({
+        group: 'payment',
+        stream: 'orders',
+        entryId: '1-0',
+        fields: ['id', eventId],
+        eventId,
+        type: 'order.created',
+        attemptOffset: 1,
+        replayCount: 0,
+        firstFailedAt: '2026-01-01T00:00:00.000Z',
+        failures: [],
+      });
+      await queues.schedule(job('due'), 0);
+      await queues.schedule(job('later'), 3_600_000);
+      const text = await metrics.registry.getSingleMetricAsString('streamfleet_group_retrying');
+      expect(text).toContain('streamfleet_group_retrying{group="payment"} 2');
+      expect(text).toContain('streamfleet_group_retrying{group="inventory"} 0');
+    } finally {
+      await queues.close();
+    }
   });
 });

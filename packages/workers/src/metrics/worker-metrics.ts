@@ -1,4 +1,4 @@
-import type { DeadLetterReason, GroupObserver, StreamfleetKeys } from '@streamfleet/core';
+import type { DeadLetterReason, GroupObserver, RetryQueues, StreamfleetKeys } from '@streamfleet/core';
 import { infoList } from '@streamfleet/core';
 import type { Redis } from 'ioredis';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -9,6 +9,8 @@ export interface WorkerMetricsOptions {
   keys: StreamfleetKeys;
   /** The groups this process runs, with their streams: the gauges cover these. */
   groups: readonly { group: string; stream: string }[];
+  /** The fleet's retry queues, for the retrying gauge (absent: no such gauge). */
+  retryQueues?: Pick<RetryQueues, 'counts'>;
   /** A scrape must not hang while Redis is down: gauges give up after this. */
   collectTimeoutMs?: number;
   /**
@@ -23,7 +25,7 @@ export interface WorkerMetricsOptions {
  * The worker's Prometheus metrics in a registry of its own (never prom-client's global one,
  * so several fleets or tests in one process don't collide). It is the fleet's
  * `GroupObserver`: the engine calls it on the hot path, where it only bumps counters.
- * Pending, lag and dead-letter length are read from Redis at scrape time.
+ * Pending, lag, retrying, paused and dead-letter length are read from Redis at scrape time.
  */
 export class WorkerMetrics implements GroupObserver {
   readonly registry = new Registry();
@@ -122,6 +124,23 @@ export class WorkerMetrics implements GroupObserver {
         for (const { group } of self.options.groups) this.set({ group }, paused.includes(group) ? 1 : 0);
       },
     });
+    const { retryQueues } = options;
+    if (retryQueues) {
+      new Gauge({
+        name: 'streamfleet_group_retrying',
+        help: 'Events a group is retrying: its retry jobs waiting, delayed or running (GET /admin/retries).',
+        labelNames: ['group'],
+        registers,
+        async collect() {
+          await Promise.all(
+            self.options.groups.map(async ({ group }) => {
+              const c = await self.withTimeout(retryQueues.counts(group).catch(() => undefined));
+              if (c) this.set({ group }, c.waiting + c.delayed + c.active);
+            }),
+          );
+        },
+      });
+    }
     void pending;
     if (options.defaultMetrics !== false)
       collectDefaultMetrics({ register: this.registry, prefix: 'streamfleet_worker_' });

@@ -16,11 +16,26 @@ export interface EventDefinition {
    * Unset: any producer may post the type.
    */
   producedBy?: string;
+  /**
+   * Turns `data` of the previous version (`schemaVersion - 1`, already valid under its schema)
+   * into this version's. With upcasters, consumers get every event of the type at the newest
+   * version the chain reaches (see `EventCatalog.read`), so handlers know one shape; the
+   * stream, retry jobs and dead letters keep the event as it was written.
+   */
+  upcast?: (previous: unknown) => unknown;
 }
 
 interface Registered {
   definition: EventDefinition;
   validator: z.ZodType;
+  /** The next version, when it has an upcaster from this one. */
+  next?: Registered;
+}
+
+/** An event's data after `EventCatalog.read`: valid, at the version the upcasters brought it to. */
+export interface ReadData {
+  schemaVersion: number;
+  data: unknown;
 }
 
 const TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
@@ -47,6 +62,12 @@ export class EventCatalog {
     this.versions.set(definition.type, versions);
     versions.set(definition.schemaVersion, { definition, validator: z.compile(definition.schema) });
     this.latest.set(definition.type, Math.max(this.latest.get(definition.type) ?? 0, definition.schemaVersion));
+    // Versions may be registered in any order: link each to a next version that upcasts from it.
+    for (const [version, registered] of versions) {
+      const next = versions.get(version + 1);
+      if (next?.definition.upcast) registered.next = next;
+      else delete registered.next;
+    }
     return this;
   }
 
@@ -81,8 +102,43 @@ export class EventCatalog {
 
   /** Validates `data` for a type and version; returns the parsed data or throws. */
   validate(type: string, schemaVersion: number, data: unknown, pathPrefix = 'data'): unknown {
-    const validator = this.registered(type, schemaVersion)?.validator;
-    if (!validator) {
+    return this.parse(this.known(type, schemaVersion), data, pathPrefix);
+  }
+
+  /**
+   * What a consumer reads: `data` validated for its type and version, then upcast one version
+   * at a time (each result validated against that version's schema) as far as the chain of
+   * upcasters goes. Data that fails a schema, or an upcaster that throws, is a
+   * `ValidationError`: such an event is dead-lettered as `invalid-event`, and a replay after
+   * the fix reads it again from what was written.
+   */
+  read(type: string, schemaVersion: number, data: unknown): ReadData {
+    let registered = this.known(type, schemaVersion);
+    let value = this.parse(registered, data, 'data');
+    while (registered.next) {
+      const next: Registered = registered.next;
+      const step = `upcasting ${type} v${registered.definition.schemaVersion} to v${next.definition.schemaVersion}`;
+      let upcast: unknown;
+      try {
+        upcast = (next.definition.upcast as (previous: unknown) => unknown)(value);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        throw new ValidationError(`${step} failed: ${message}`, [{ field: 'data', message: `${step} failed` }]);
+      }
+      try {
+        value = this.parse(next, upcast, 'data');
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        throw new ValidationError(`${step} gave ${err.message}`, err.issues);
+      }
+      registered = next;
+    }
+    return { schemaVersion: registered.definition.schemaVersion, data: value };
+  }
+
+  private known(type: string, schemaVersion: number): Registered {
+    const registered = this.registered(type, schemaVersion);
+    if (!registered) {
       const known = this.latest.has(type);
       throw new ValidationError(
         known
@@ -91,12 +147,17 @@ export class EventCatalog {
         [{ field: known ? 'schemaVersion' : 'type', message: known ? 'unknown schema version' : 'unknown event type' }],
       );
     }
-    const result = validator.safeParse(data);
+    return registered;
+  }
+
+  private parse(registered: Registered, data: unknown, pathPrefix: string): unknown {
+    const result = registered.validator.safeParse(data);
     if (!result.success) {
       const issues: FieldIssue[] = result.error.issues.map((issue) => ({
         field: [pathPrefix, ...issue.path.map(String)].join('.'),
         message: issue.message,
       }));
+      const { type, schemaVersion } = registered.definition;
       throw new ValidationError(`invalid data for ${type} v${schemaVersion}: ${describe(issues)}`, issues);
     }
     return result.data;

@@ -58,7 +58,8 @@ const MAX_TEXT = 200;
  * is never retried.
  *
  * The envelope is checked by hand rather than with zod: this runs once per entry on the
- * hot path, and the fields are flat strings. `data` goes through the catalog's schema.
+ * hot path, and the fields are flat strings. `data` goes through the catalog's schema, and
+ * its upcasters when the type has newer versions: the envelope says the version it is at.
  */
 export function decodeEvent(fields: readonly string[], catalog: EventCatalog): EventEnvelope {
   let id: string | undefined;
@@ -134,8 +135,7 @@ export function decodeEvent(fields: readonly string[], catalog: EventCatalog): E
     }
   }
   if (issues) throw new ValidationError(`invalid event envelope: ${describe(issues)}`, issues);
-  const version = Number(schemaVersion);
-  const data = catalog.validate(type as string, version, parsedJson);
+  const { schemaVersion: version, data } = catalog.read(type as string, Number(schemaVersion), parsedJson);
   let metadata: EventMetadata = NO_METADATA;
   if (correlationId || causationId || traceparent) {
     const m: { -readonly [K in keyof EventMetadata]: EventMetadata[K] } = {};

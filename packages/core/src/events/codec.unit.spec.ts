@@ -67,3 +67,92 @@ describe('event codec', () => {
     expect(() => decodeEvent(notJson, catalog)).toThrow(/data: not valid JSON/);
   });
 });
+
+describe('event versions: upcasting on read', () => {
+  // v1 { n }, v2 adds a unit, v3 renames n to count; v4 has no upcaster, so the chain ends at v3.
+  const versioned = () =>
+    new EventCatalog()
+      .register({ type: 'thing.counted', schemaVersion: 1, stream: 's', schema: z.strictObject({ n: z.number() }) })
+      .register({
+        type: 'thing.counted',
+        schemaVersion: 3,
+        stream: 's',
+        schema: z.strictObject({ count: z.number(), unit: z.string() }),
+        upcast: (d) => {
+          const { n, unit } = d as { n: number; unit: string };
+          return { count: n, unit };
+        },
+      })
+      .register({
+        type: 'thing.counted',
+        schemaVersion: 2,
+        stream: 's',
+        schema: z.strictObject({ n: z.number(), unit: z.string() }),
+        upcast: (d) => ({ ...(d as object), unit: 'each' }),
+      });
+  const written = (schemaVersion: number, data: unknown) =>
+    encodeEvent(createEvent({ type: 'thing.counted', schemaVersion, data, aggregateId: 'a-1' }));
+
+  it('hands consumers every version brought up to the newest the upcasters reach, registered in any order', () => {
+    const catalog = versioned();
+    expect(decodeEvent(written(1, { n: 2 }), catalog)).toMatchObject({
+      schemaVersion: 3,
+      data: { count: 2, unit: 'each' },
+      aggregateId: 'a-1',
+    });
+    expect(decodeEvent(written(2, { n: 2, unit: 'kg' }), catalog)).toMatchObject({
+      schemaVersion: 3,
+      data: { count: 2, unit: 'kg' },
+    });
+    expect(decodeEvent(written(3, { count: 5, unit: 'kg' }), catalog).data).toEqual({ count: 5, unit: 'kg' });
+
+    catalog.register({
+      type: 'thing.counted',
+      schemaVersion: 4,
+      stream: 's',
+      schema: z.strictObject({ c: z.number() }),
+    });
+    expect(decodeEvent(written(1, { n: 2 }), catalog).schemaVersion).toBe(3);
+    expect(decodeEvent(written(4, { c: 1 }), catalog)).toMatchObject({ schemaVersion: 4, data: { c: 1 } });
+  });
+
+  it('checks the written data against its own version first, and each upcaster’s result against the next', () => {
+    const catalog = versioned();
+    expect(() => decodeEvent(written(1, { n: 'two' }), catalog)).toThrow(/invalid data for thing.counted v1: data.n/);
+
+    catalog.register({
+      type: 'thing.counted',
+      schemaVersion: 2,
+      stream: 's',
+      schema: z.strictObject({ n: z.number(), unit: z.string() }),
+      upcast: (d) => ({ ...(d as object), unit: 7 }),
+    });
+    expect(() => decodeEvent(written(1, { n: 2 }), catalog)).toThrow(
+      /upcasting thing.counted v1 to v2 gave invalid data for thing.counted v2: data.unit/,
+    );
+
+    catalog.register({
+      type: 'thing.counted',
+      schemaVersion: 2,
+      stream: 's',
+      schema: z.strictObject({ n: z.number(), unit: z.string() }),
+      upcast: () => {
+        throw new Error('no unit known');
+      },
+    });
+    try {
+      decodeEvent(written(1, { n: 2 }), catalog);
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ValidationError);
+      expect((err as ValidationError).message).toBe('upcasting thing.counted v1 to v2 failed: no unit known');
+      expect((err as ValidationError).issues).toEqual([
+        { field: 'data', message: 'upcasting thing.counted v1 to v2 failed' },
+      ]);
+    }
+  });
+
+  it('leaves producers alone: validate() checks the version written, without upcasting', () => {
+    expect(versioned().validate('thing.counted', 1, { n: 2 })).toEqual({ n: 2 });
+  });
+});

@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { ConflictError, NonRetryableError } from '../errors/index';
+import { EventCatalog } from '../events/catalog';
 import { encodeEvent } from '../events/codec';
 import type { Fleet, FleetOptions } from '../fleet/fleet';
 import { RetryQueues } from '../retry/retry-queues';
@@ -268,6 +270,40 @@ describe('consumer group loop', () => {
       'things: no type',
     ]);
     expect(seenBy.others).toEqual([]);
+  });
+
+  it('5c. a group reads an event written at an old version upcast to the newest, on retries too', async () => {
+    world.newTest();
+    const catalog = new EventCatalog()
+      .register({ type: 'thing.happened', schemaVersion: 1, stream: STREAM, schema: z.strictObject({ n: z.number() }) })
+      .register({
+        type: 'thing.happened',
+        schemaVersion: 2,
+        stream: STREAM,
+        schema: z.strictObject({ n: z.number(), label: z.string() }),
+        upcast: (d) => ({ ...(d as { n: number }), label: `thing ${(d as { n: number }).n}` }),
+      });
+    const seen: { attempt: number; schemaVersion: number; data: unknown }[] = [];
+    const fleet = await startFleet(
+      [
+        group('a', (e, ctx) => {
+          seen.push({ attempt: ctx.attempt, schemaVersion: e.schemaVersion, data: e.data });
+          throw new Error('always');
+        }),
+      ],
+      { catalog },
+    );
+    const entryId = await redis.xadd(fleet.keys.stream(STREAM), '*', ...encodeEvent(thing(7)));
+
+    const [dead] = await waitFor(async () => nonEmpty((await fleet.deadLetters.list()).items));
+    const upcast = { schemaVersion: 2, data: { n: 7, label: 'thing 7' } };
+    expect(seen).toEqual([1, 2, 3].map((attempt) => ({ attempt, ...upcast })));
+    // Kept as written: a replay reads it through today's upcasters again.
+    expect(dead).toMatchObject({ entryId, reason: 'retries-exhausted' });
+    expect((await fleet.deadLetters.get(dead?.id as string))?.event).toMatchObject({
+      schemaVersion: '1',
+      data: '{"n":7}',
+    });
   });
 
   it('close() lets in-flight handlers finish and acks them before it resolves', async () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { ConflictError, type ErrorSummary, NotFoundError, ValidationError } from '../errors/index';
+import { ConflictError, DomainError, type ErrorSummary, NotFoundError, ValidationError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent, fieldsToRecord } from '../events/codec';
 import type { RetryQueues } from '../retry/retry-queues';
@@ -28,6 +28,13 @@ const TOMBSTONE_TTL_SECONDS = 7 * 24 * 3600;
 const AUDIT_MAX_LEN = 100_000;
 /** A list call reads at most this many entries before handing back a cursor. */
 const SCAN_BUDGET = 5000;
+/**
+ * An entry keeps at most this many failure records, the newest: replays carry the history
+ * on, and an event replayed into failure again and again must not grow its entry for ever.
+ */
+export const MAX_FAILURE_HISTORY = 50;
+/** Bulk actions by ids look them up this many at a time. */
+const LOOKUP_CHUNK = 500;
 
 type DeadLetterRedis = Redis & {
   sfWriteDeadLetter(...args: string[]): Promise<[string, number]>;
@@ -39,7 +46,7 @@ export interface DeadLetterStreamOptions {
   keys: StreamfleetKeys;
   /** Needed for replay: the dead event goes back to its group's retry queue. */
   retryQueues?: RetryQueues;
-  /** Needed for the dry-run check of whether entries still pass today's schemas. */
+  /** Needed to check that entries still pass today's schemas before replaying them (else none is checked). */
   catalog?: EventCatalog;
 }
 
@@ -50,11 +57,14 @@ export interface ReplayResult {
   jobId: string;
 }
 
-/** The entries a bulk replay or discard acts on: `ids` (narrowed by `filter` if given), else `filter`. */
+/**
+ * The entries a bulk replay or discard acts on: `ids` (narrowed by `filter` if given: the
+ * same conditions, time range included, as a list or a bulk action by filter), else `filter`.
+ */
 export interface BulkOptions extends OperatorContext {
   ids?: string[];
   filter?: DeadLetterFilter;
-  /** At most this many entries are acted on (default 100, max 10000). */
+  /** At most this many entries are acted on (default 100, max 10000); `more` says if others matched. */
   limit?: number;
   /** Say what would be done, and do nothing. */
   dryRun?: boolean;
@@ -65,16 +75,29 @@ export type BulkReplayOptions = BulkOptions;
 /** What a bulk replay or discard picked: in a dry run, what it would act on. */
 export interface BulkSelection {
   dryRun: boolean;
+  /** Entries picked (at most `limit`). */
   matched: number;
+  /** More entries matched than `limit`: they were left alone. */
+  more: boolean;
+  /**
+   * The picked entries' ids: newest first by filter, in the order asked by ids. A discard
+   * acts on each (a dry run would); a replay on each but those in `invalidToday`.
+   */
+  matchedIds: string[];
   byGroup: Record<string, number>;
   byReason: Record<string, number>;
   /** Ids that were asked for but are not in the dead-letter stream. */
   missing: string[];
+  /** Ids that were asked for and are in the dead-letter stream, but that the filter leaves out. */
+  notMatching: string[];
 }
 
 export interface BulkReplayResult extends BulkSelection {
   replayed: number;
-  /** Entries that would fail today's schema (they would come straight back as invalid-event). */
+  /**
+   * Picked entries whose event fails today's schema: a replay would bring them straight back
+   * as invalid-event, so none is replayed, dry run or not; they stay in the dead-letter stream.
+   */
   invalidToday: { id: string; error: string }[];
   replayedIds: string[];
 }
@@ -115,6 +138,7 @@ export class DeadLetterStream {
     const record = fieldsToRecord(input.fields);
     const eventId = record.id ?? `entry:${input.entryId}`;
     const now = new Date().toISOString();
+    const failures = input.failures.slice(-MAX_FAILURE_HISTORY).map((f) => withRound(f, input.replayCount));
     const fields: string[] = [
       'group',
       input.group,
@@ -137,7 +161,7 @@ export class DeadLetterStream {
       'error',
       JSON.stringify(input.lastError),
       'failures',
-      JSON.stringify(input.failures),
+      JSON.stringify(failures),
       'firstFailedAt',
       input.firstFailedAt,
       'deadLetteredAt',
@@ -188,6 +212,7 @@ export class DeadLetterStream {
         const [id, fields] = rows[i] as [string, string[]];
         scanned++;
         const entry = parseEntry(id, fields);
+        // The range read already keeps to `from`/`to`; `matches` is the one whole definition.
         if (!matches(entry, filter)) continue;
         items.push(entry);
         if (items.length === limit) {
@@ -203,22 +228,42 @@ export class DeadLetterStream {
     }
   }
 
-  /** Replays one entry to the group that failed it. Rejects an id already replayed or discarded. */
+  /**
+   * Replays one entry to the group that failed it. Rejects an id already replayed or
+   * discarded, and (a `DomainError`, `DLQ_EVENT_INVALID`) an entry whose event fails today's
+   * schema: it would come straight back as invalid-event, so it stays where it is.
+   */
   async replay(id: string, context: OperatorContext): Promise<ReplayResult> {
     const entry = await this.get(id);
     if (!entry) throw await this.goneError(id);
+    const decoded = this.decode(entry);
+    if (decoded && !decoded.ok) {
+      throw new DomainError(
+        'DLQ_EVENT_INVALID',
+        `dead-letter entry ${id} was not replayed: its event fails today's schema (${decoded.error}), so it ` +
+          'would come straight back as invalid-event',
+        { details: { id, envelopeError: { message: decoded.error, errors: decoded.issues } } },
+      );
+    }
     return this.replayEntry(entry, context);
   }
 
+  /**
+   * Replays the picked entries, each audited, except those whose event fails today's schema
+   * (`invalidToday`: they stay in the dead-letter stream). An entry another operator replayed
+   * or discarded meanwhile is left out of `replayed`.
+   */
   async replayMany(options: BulkReplayOptions): Promise<BulkReplayResult> {
     const { entries, selection } = await this.select(options);
     const result: BulkReplayResult = { ...selection, replayed: 0, invalidToday: [], replayedIds: [] };
+    const replayable: DeadLetterEntry[] = [];
     for (const entry of entries) {
       const invalid = this.schemaProblem(entry);
       if (invalid) result.invalidToday.push({ id: entry.id, error: invalid });
+      else replayable.push(entry);
     }
     if (result.dryRun) return result;
-    for (const entry of entries) {
+    for (const entry of replayable) {
       try {
         await this.replayEntry(entry, options);
         result.replayed++;
@@ -249,41 +294,61 @@ export class DeadLetterStream {
   }
 
   /**
-   * The entries a bulk action picks, at most `limit`, and their counts by group and reason;
-   * asked-for ids that are not there go to `missing`.
+   * The entries a bulk action picks, at most `limit`, their counts by group and reason, and
+   * whether more matched. By ids, every id is looked up: the first `limit` that exist and
+   * match are picked, ids not there go to `missing`, ids the filter leaves out to `notMatching`.
    */
   private async select(options: BulkOptions): Promise<{ entries: DeadLetterEntry[]; selection: BulkSelection }> {
     const limit = clamp(options.limit ?? 100, 1, 10_000);
+    const filter = options.filter ?? {};
     const missing: string[] = [];
+    const notMatching: string[] = [];
+    // Picked beyond `limit` (by filter, one past it is read) to tell whether more matched.
     let entries: DeadLetterEntry[] = [];
     if (options.ids && options.ids.length > 0) {
       for (const id of options.ids) assertId(id);
       // A repeated id is one entry: counted once, and it takes one `limit` slot.
       const ids = [...new Set(options.ids)];
-      for (const id of ids.slice(0, limit)) {
-        const entry = await this.get(id);
-        if (entry && matches(entry, options.filter ?? {})) entries.push(entry);
-        else if (!entry) missing.push(id);
+      for (let i = 0; i < ids.length; i += LOOKUP_CHUNK) {
+        const chunk = ids.slice(i, i + LOOKUP_CHUNK);
+        const found = await Promise.all(chunk.map((id) => this.get(id)));
+        chunk.forEach((id, j) => {
+          const entry = found[j];
+          if (!entry) missing.push(id);
+          else if (!matches(entry, filter)) notMatching.push(id);
+          else entries.push(entry);
+        });
       }
     } else {
       let cursor: string | undefined;
       do {
-        const page = await this.list(options.filter ?? {}, {
-          limit: Math.min(1000, limit - entries.length),
+        const page = await this.list(filter, {
+          limit: Math.min(1000, limit + 1 - entries.length),
           ...(cursor ? { cursor } : {}),
         });
         entries = entries.concat(page.items);
         cursor = page.nextCursor;
-      } while (cursor && entries.length < limit);
+      } while (cursor && entries.length <= limit);
     }
+    const more = entries.length > limit;
+    entries = entries.slice(0, limit);
     const byGroup: Record<string, number> = {};
     const byReason: Record<string, number> = {};
     for (const entry of entries) {
       byGroup[entry.group] = (byGroup[entry.group] ?? 0) + 1;
       byReason[entry.reason] = (byReason[entry.reason] ?? 0) + 1;
     }
-    const dryRun = options.dryRun ?? false;
-    return { entries, selection: { dryRun, matched: entries.length, byGroup, byReason, missing } };
+    const selection: BulkSelection = {
+      dryRun: options.dryRun ?? false,
+      matched: entries.length,
+      more,
+      matchedIds: entries.map((e) => e.id),
+      byGroup,
+      byReason,
+      missing,
+      notMatching,
+    };
+    return { entries, selection };
   }
 
   /** Deletes an entry for good, with an audit record. */
@@ -341,7 +406,9 @@ export class DeadLetterStream {
     const fields = Object.entries(entry.event).flat();
     const replayCount = entry.replayCount + 1;
     // Job first, removal second: a crash in between leaves the entry listed, and a second
-    // replay of it maps to the same job id, so the group still runs it once.
+    // replay of it maps to the same job id, so the group still runs it once. The job carries
+    // the entry's history (each record naming its round) and first failure time, so a dead
+    // letter of the replay keeps every attempt; its own attempts start again at 1.
     const jobId = await this.retryQueues.schedule(
       {
         group: entry.group,
@@ -352,8 +419,8 @@ export class DeadLetterStream {
         type: entry.type,
         attemptOffset: 0,
         replayCount,
-        firstFailedAt: new Date().toISOString(),
-        failures: [],
+        firstFailedAt: entry.firstFailedAt || new Date().toISOString(),
+        failures: entry.failures,
       },
       0,
     );
@@ -422,8 +489,8 @@ export class DeadLetterStream {
   }
 
   /**
-   * Decodes the entry's event as a consumer would today (the same check a bulk replay's dry
-   * run reports in `invalidToday`). `undefined` when this stream was built without a catalog.
+   * Decodes the entry's event as a consumer would today: the check by which `replay` refuses
+   * an entry and a bulk replay skips it (`invalidToday`). `undefined` without a catalog.
    */
   decode(entry: DeadLetterEntry): DeadLetterDecoding | undefined {
     if (!this.catalog) return undefined;
@@ -447,6 +514,7 @@ function marker(group: string, eventId: string, replayCount: number): string {
 
 function parseEntry(id: string, fields: string[]): DeadLetterEntry {
   const r = fieldsToRecord(fields);
+  const replayCount = Number(r.replayCount ?? 0);
   const entry: DeadLetterEntry = {
     id,
     group: r.group ?? '',
@@ -458,9 +526,9 @@ function parseEntry(id: string, fields: string[]): DeadLetterEntry {
       ? (r.reason as DeadLetterReason)
       : 'retries-exhausted',
     attempts: Number(r.attempts ?? 0),
-    replayCount: Number(r.replayCount ?? 0),
+    replayCount,
     lastError: parseJson<ErrorSummary>(r.error, { name: 'Error', message: '' }),
-    failures: parseJson<FailureRecord[]>(r.failures, []),
+    failures: parseFailures(r.failures, replayCount),
     firstFailedAt: r.firstFailedAt ?? '',
     deadLetteredAt: r.deadLetteredAt ?? '',
     event: parseJson<Record<string, string>>(r.event, {}),
@@ -478,12 +546,29 @@ function upperBound(cursor: string | undefined, to: Date | undefined): string {
   return to === undefined ? '+' : String(to.getTime());
 }
 
+/**
+ * Whether an entry passes a filter: the one definition, for lists and for bulk actions by
+ * filter or by ids. The time range is on the dead-lettered time, the entry id's millisecond.
+ */
 function matches(entry: DeadLetterEntry, filter: DeadLetterFilter): boolean {
+  const at = streamIdTime(entry.id);
   return (
     (filter.group === undefined || entry.group === filter.group) &&
     (filter.type === undefined || entry.type === filter.type) &&
-    (filter.reason === undefined || entry.reason === filter.reason)
+    (filter.reason === undefined || entry.reason === filter.reason) &&
+    (filter.from === undefined || at >= filter.from.getTime()) &&
+    (filter.to === undefined || at <= filter.to.getTime())
   );
+}
+
+/** The record with its round named: a record without one belongs to the round of what holds it. */
+function withRound(failure: FailureRecord, replayCount: number): FailureRecord {
+  return failure.replay === undefined ? { ...failure, replay: replayCount } : failure;
+}
+
+function parseFailures(raw: string | undefined, replayCount: number): FailureRecord[] {
+  const failures = parseJson<unknown>(raw, []);
+  return Array.isArray(failures) ? failures.map((f: FailureRecord) => withRound(f, replayCount)) : [];
 }
 
 function parseJson<T>(raw: string | undefined, fallback: T): T {

@@ -6,6 +6,7 @@ export {
   type BulkSelection,
   DeadLetterStream,
   type DeadLetterStreamOptions,
+  MAX_FAILURE_HISTORY,
   type ReplayResult,
 } from './dead-letter-stream';
 export * from './types';

@@ -6,10 +6,18 @@ export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 
 /** One failed attempt: when, and what it threw. */
 export interface FailureRecord {
+  /** Attempt number within its round: attempts restart at 1 after a replay. */
   attempt: number;
   at: string;
   name: string;
   message: string;
+  /**
+   * The round the attempt belongs to: 0 for the original deliveries, n for the n-th replay.
+   * Absent means the round of whatever holds the record (its entry's or retry job's
+   * `replayCount`), as in entries written before rounds were recorded; entries read back
+   * from the dead-letter stream always carry it.
+   */
+  replay?: number;
 }
 
 /** What every dead letter records of the failure, as written and as read back. */
@@ -22,7 +30,12 @@ interface DeadLetterRecord {
   attempts: number;
   replayCount: number;
   lastError: ErrorSummary;
+  /**
+   * Every failed attempt of every round (original deliveries and each replay), oldest
+   * first; only the last `MAX_FAILURE_HISTORY` (50) are kept.
+   */
   failures: FailureRecord[];
+  /** When the event first failed in this group: kept across replays. */
   firstFailedAt: string;
 }
 
@@ -43,6 +56,10 @@ export interface DeadLetterEntry extends DeadLetterRecord {
   event: Record<string, string>;
 }
 
+/**
+ * Which entries an action picks. All given conditions must hold; the list and the bulk
+ * actions (by filter or by ids) read it the same way.
+ */
 export interface DeadLetterFilter {
   group?: string;
   type?: string;

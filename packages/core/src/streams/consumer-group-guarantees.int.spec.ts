@@ -313,7 +313,14 @@ describe('dead letters from the engine', () => {
       { attempt: 3, replay: 1 },
     ]);
     expect(second).toMatchObject({ group: 'b', reason: 'retries-exhausted', attempts: 3, replayCount: 1 });
-    expect(second?.failures.map((f) => f.attempt)).toEqual([1, 2, 3]);
+    expect(second?.failures.map((f) => [f.replay, f.attempt])).toEqual([
+      [0, 1],
+      [0, 2],
+      [0, 3],
+      [1, 1],
+      [1, 2],
+      [1, 3],
+    ]);
     expect(await fleet.deadLetters.length()).toBe(1);
     // Group a saw the event once, and never had a retry job.
     expect(a).toEqual([5]);

@@ -394,3 +394,30 @@ describe('running retries now', () => {
     }
   });
 });
+
+describe('a replayed event being retried', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('shows the last error of its own round, not the one that dead-lettered it before the replay', async () => {
+    const earlier: FailureRecord[] = [1, 2, 3].map((attempt) => ({
+      attempt,
+      replay: 0,
+      at: '2026-01-01T00:00:00.000Z',
+      name: 'Error',
+      message: `first round, attempt ${attempt}`,
+    }));
+    const replayed = jobData(PAYMENT, 'replayed', { replayCount: 1, failures: earlier });
+    await h.deps.retryQueues.schedule(replayed, 3_600_000);
+    const res = await h.app.inject({ method: 'GET', url: `/admin/retries/${PAYMENT}`, headers: adminHeaders });
+    expect(res.statusCode, res.body).toBe(200);
+    const [item] = res.json().items as RetryJobBody[];
+    expect(item).toMatchObject({ eventId: replayed.eventId, replayCount: 1, attemptsMade: 0 });
+    expect(item?.lastError).toBeUndefined();
+  });
+});

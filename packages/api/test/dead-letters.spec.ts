@@ -412,6 +412,125 @@ describe('group status and dry run while events are failing', () => {
     expect(JSON.parse(detail.event.data)).toEqual({ name: 42 });
     expect(await fleet.retryQueues.counts(SLOW)).toMatchObject({ delayed: 1, waiting: 0 });
   });
+
+  it('a real replay leaves the entry failing today’s schema where it is: bulk lists it, single answers 422', async () => {
+    const [entry] = (await admin('GET', '/admin/dlq')).items;
+    const bulk = await admin('POST', '/admin/dlq/replay', { ids: [entry.id] });
+    expect(bulk).toMatchObject({
+      dryRun: false,
+      matched: 1,
+      matchedIds: [entry.id],
+      replayed: 0,
+      replayedIds: [],
+      invalidToday: [{ id: entry.id, error: expect.stringContaining('name') }],
+    });
+
+    const one = await app.inject({ method: 'POST', url: `/admin/dlq/${entry.id}/replay`, headers: adminHeaders });
+    expect(one.statusCode).toBe(422);
+    expect(one.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(one.json()).toMatchObject({
+      code: 'DLQ_EVENT_INVALID',
+      detail: expect.stringContaining('invalid-event'),
+      details: { id: entry.id, envelopeError: { errors: [{ field: 'data.name', message: expect.any(String) }] } },
+    });
+
+    // Still there, the same entry, and nothing was sent to the group or audited.
+    expect((await admin('GET', '/admin/dlq')).items).toEqual([entry]);
+    expect(await fleet.retryQueues.counts(SLOW)).toMatchObject({ delayed: 1, waiting: 0, active: 0 });
+    expect((await admin('GET', '/admin/audit')).items).toEqual([]);
+  });
+});
+
+/**
+ * A group that never gets better: its dead letter is replayed twice through the API, and
+ * each new entry must still show the first failure time and every attempt of every round.
+ */
+describe('failure history across replays through the engine', () => {
+  const prefix = uniquePrefix('api-dlq-history');
+  const url = testRedisUrl();
+  const BROKEN = 'broken-worker';
+  let running: FleetApi | undefined;
+  let app: ApiApp;
+  let calls = 0;
+
+  const admin = async (method: 'GET' | 'POST', path: string, payload?: Record<string, unknown>) => {
+    const res = await app.inject({ method, url: path, headers: adminHeaders, ...(payload ? { payload } : {}) });
+    expect(res.statusCode, `${method} ${path}`).toBe(200);
+    return res.json();
+  };
+  const deadLetterOfRound = (replayCount: number) =>
+    waitFor(
+      async () =>
+        ((await admin('GET', '/admin/dlq')).items as { id: string; replayCount: number }[]).find(
+          (i) => i.replayCount === replayCount,
+        ),
+      { message: `the dead letter of round ${replayCount}` },
+    );
+
+  beforeAll(async () => {
+    running = await startFleetApi(url, prefix, {
+      groups: [
+        {
+          group: BROKEN,
+          stream: 'things',
+          handler: () => {
+            calls++;
+            throw new Error(`still broken #${calls}`);
+          },
+        },
+      ],
+      retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20, jitter: 0 },
+      consumer: { blockMs: 50, visibilityTimeoutMs: 5000 },
+    });
+    ({ app } = running);
+  });
+
+  afterAll(async () => {
+    await running?.close();
+  });
+
+  it('a replay failing again keeps firstFailedAt and the earlier attempts, each failure naming its round', async () => {
+    const posted = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      payload: { type: 'test.thing', data: { name: 'x' } },
+    });
+    expect(posted.statusCode).toBe(202);
+    const first = await admin('GET', `/admin/dlq/${(await deadLetterOfRound(0)).id}`);
+    expect(first.failures).toEqual([
+      { attempt: 1, at: expect.any(String), name: 'Error', message: 'still broken #1', replay: 0 },
+      { attempt: 2, at: expect.any(String), name: 'Error', message: 'still broken #2', replay: 0 },
+    ]);
+
+    await admin('POST', `/admin/dlq/${first.id}/replay`);
+    const second = await admin('GET', `/admin/dlq/${(await deadLetterOfRound(1)).id}`);
+    expect(second).toMatchObject({ attempts: 2, replayCount: 1, firstFailedAt: first.firstFailedAt });
+    expect(
+      second.failures.map((f: { replay: number; attempt: number; message: string }) => [
+        f.replay,
+        f.attempt,
+        f.message,
+      ]),
+    ).toEqual([
+      [0, 1, 'still broken #1'],
+      [0, 2, 'still broken #2'],
+      [1, 1, 'still broken #3'],
+      [1, 2, 'still broken #4'],
+    ]);
+
+    await admin('POST', '/admin/dlq/replay', { ids: [second.id] });
+    const third = await deadLetterOfRound(2);
+    expect(third).toMatchObject({ attempts: 2, firstFailedAt: first.firstFailedAt });
+    const full = await admin('GET', `/admin/dlq/${third.id}`);
+    expect(full.failures.map((f: { replay: number; attempt: number }) => [f.replay, f.attempt])).toEqual([
+      [0, 1],
+      [0, 2],
+      [1, 1],
+      [1, 2],
+      [2, 1],
+      [2, 2],
+    ]);
+  });
 });
 
 /**
@@ -550,6 +669,50 @@ describe('POST /admin/dlq/discard', () => {
       ['discard', 'carol', body.batchId],
       ['discard', 'carol', body.batchId],
     ]);
+  });
+
+  it('ids with a filter: the filter’s time range applies as it does alone, and left-out ids are in notMatching', async () => {
+    const today = await deadLetter('ranged', 'non-retryable');
+    const past = { to: '2020-01-01T00:00:00Z' };
+    const alone = await admin({ filter: { group: 'ranged', ...past }, dryRun: true });
+    expect(alone.json()).toMatchObject({ matched: 0, matchedIds: [] });
+    const dry = await admin({ ids: [today.id, '1-0'], filter: past, dryRun: true });
+    expect(dry.statusCode).toBe(200);
+    expect(dry.json()).toMatchObject({ matched: 0, matchedIds: [], missing: ['1-0'], notMatching: [today.id] });
+
+    const real = await admin({ ids: [today.id], filter: past });
+    expect(real.json()).toMatchObject({ dryRun: false, matched: 0, discarded: 0, notMatching: [today.id] });
+    const replay = await h.app.inject({
+      method: 'POST',
+      url: '/admin/dlq/replay',
+      headers: adminHeaders,
+      payload: { ids: [today.id], filter: { from: new Date(Date.now() + 3600_000).toISOString() } },
+    });
+    expect(replay.json()).toMatchObject({ matched: 0, replayed: 0, notMatching: [today.id] });
+    expect(await h.deps.deadLetters.get(today.id)).toBeDefined();
+
+    const inRange = await admin({
+      ids: [today.id],
+      filter: { to: new Date(Date.now() + 3600_000).toISOString() },
+      dryRun: true,
+    });
+    expect(inRange.json()).toMatchObject({ matched: 1, matchedIds: [today.id], notMatching: [] });
+  });
+
+  it('a dry run shows its scope: the ids it would act on, and whether more matched than limit', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await deadLetter('scoped', 'non-retryable')).id);
+    const newest = [...ids].reverse();
+    const capped = await admin({ filter: { group: 'scoped' }, limit: 2, dryRun: true });
+    expect(capped.json()).toMatchObject({ dryRun: true, matched: 2, more: true, matchedIds: newest.slice(0, 2) });
+    const all = await admin({ filter: { group: 'scoped' }, limit: 3, dryRun: true });
+    expect(all.json()).toMatchObject({ matched: 3, more: false, matchedIds: newest });
+    const byIds = await admin({ ids, limit: 1, dryRun: true });
+    expect(byIds.json()).toMatchObject({ matched: 1, more: true, matchedIds: [ids[0]] });
+    expect(await h.deps.deadLetters.list({ group: 'scoped' })).toMatchObject({ items: { length: 3 } });
+
+    const real = await admin({ filter: { group: 'scoped' }, limit: 2 });
+    expect(real.json()).toMatchObject({ matched: 2, more: true, discardedIds: newest.slice(0, 2) });
   });
 
   it('refuses a body without ids or a filter, naming filter, and discards nothing', async () => {

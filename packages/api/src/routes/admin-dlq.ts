@@ -60,10 +60,22 @@ const bulkSchema = z
 /** What a bulk replay and a bulk discard both answer. */
 const bulkResultShape = {
   dryRun: z.boolean(),
-  matched: z.number().int(),
+  matched: z
+    .number()
+    .int()
+    .meta({ description: 'Entries picked: those `ids` names or `filter` selects, at most `limit`' }),
+  more: z.boolean().meta({ description: 'More entries matched than `limit`: they were left alone (ask again)' }),
+  matchedIds: z.array(z.string()).meta({
+    description:
+      'Ids of the picked entries (newest first by `filter`, in the order asked by `ids`): what a dry run would ' +
+      'act on. A replay leaves out those in `invalidToday`.',
+  }),
   byGroup: z.record(z.string(), z.number().int()),
   byReason: z.record(z.string(), z.number().int()),
   missing: z.array(z.string()).meta({ description: 'Asked-for ids not in the dead-letter stream' }),
+  notMatching: z.array(z.string()).meta({
+    description: 'Asked-for ids in the dead-letter stream that `filter` leaves out (group, type, reason or time)',
+  }),
 };
 
 function bulkOptions(body: z.output<typeof bulkSchema>, actor: string, batchId: string): BulkOptions {
@@ -141,14 +153,17 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         summary: 'Replay one dead-lettered event',
         description:
           'Sends the event back to the group that failed it, and only that group, with fresh attempts; the entry ' +
-          'leaves the dead-letter stream and the replay is audited. 409 if it was already replayed or discarded.',
+          'leaves the dead-letter stream and the replay is audited. If it fails again, its new entry keeps ' +
+          '`firstFailedAt` and the earlier attempts. 409 if it was already replayed or discarded. 422 ' +
+          '`DLQ_EVENT_INVALID` if its event fails today’s schema (a replay would come straight back as ' +
+          '`invalid-event`): nothing changes, and `details.envelopeError` says why.',
         security: adminSecurity,
         headers: actorHeaders,
         params: idParams,
         response: {
           200: z.object({ id: z.string(), group: z.string(), eventId: z.string(), jobId: z.string() }),
           ...adminProblems,
-          ...problemResponses(404, 409),
+          ...problemResponses(404, 409, 422),
         },
       },
     },
@@ -187,8 +202,12 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         tags: ['dead letters'],
         summary: 'Replay dead-lettered events in bulk',
         description:
-          'By `ids` or by `filter` (use `{}` to mean every entry), at most `limit` entries. With `dryRun` nothing ' +
-          'changes: the answer says what would be replayed and which entries would fail today’s schemas.',
+          'By `ids` or by `filter` (use `{}` to mean every entry), at most `limit` entries (`more` says whether ' +
+          'others matched). `ids` with a `filter` picks the ids the filter matches, time range included; the ' +
+          'others are listed in `notMatching`. Entries whose event fails today’s schema are listed in ' +
+          '`invalidToday` and never replayed (they would come straight back as `invalid-event`); they stay in ' +
+          'the dead-letter stream. With `dryRun` nothing changes: the answer says what would be replayed ' +
+          '(`matchedIds` but `invalidToday`).',
         security: adminSecurity,
         headers: actorHeaders,
         body: bulkSchema,
@@ -197,9 +216,11 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
             batchId: z.string().meta({ description: 'Groups this replay’s audit records' }),
             ...bulkResultShape,
             replayed: z.number().int(),
-            invalidToday: z
-              .array(z.object({ id: z.string(), error: z.string() }))
-              .meta({ description: 'Entries whose event fails today’s schema (they would come straight back)' }),
+            invalidToday: z.array(z.object({ id: z.string(), error: z.string() })).meta({
+              description:
+                'Picked entries whose event fails today’s schema: not replayed, dry run or not (they would come ' +
+                'straight back as `invalid-event`), and left in the dead-letter stream, unaudited',
+            }),
             replayedIds: z.array(z.string()),
           }),
           ...adminProblems,
@@ -220,9 +241,10 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         tags: ['dead letters'],
         summary: 'Discard dead-lettered events in bulk',
         description:
-          'Deletes for good, with an audit record each, what the same body would replay: by `ids` or by `filter` ' +
-          '(`{}` is every entry), at most `limit` entries. Try it with `dryRun` first: nothing changes, and the ' +
-          'answer says what would go.',
+          'Deletes for good, with an audit record each, what the same body picks for a replay: by `ids` or by ' +
+          '`filter` (`{}` is every entry), at most `limit` entries (`more` says whether others matched). `ids` ' +
+          'with a `filter` picks the ids the filter matches, time range included; the others are listed in ' +
+          '`notMatching`. Try it with `dryRun` first: nothing changes, and `matchedIds` says what would go.',
         security: adminSecurity,
         headers: actorHeaders,
         body: bulkSchema,

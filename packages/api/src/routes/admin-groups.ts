@@ -355,7 +355,8 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
       const items = page.items.map((job) => {
         const { data } = job;
         const aggregateId = fieldsToRecord(data.fields).aggregateId;
-        const last = data.failures.at(-1);
+        // The job carries the earlier rounds' failures too (each naming its round): this round's last.
+        const last = data.failures.findLast((f) => (f.replay ?? data.replayCount) === data.replayCount);
         return {
           jobId: job.jobId,
           state: job.state,

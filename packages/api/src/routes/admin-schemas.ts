@@ -85,7 +85,7 @@ export const entrySummarySchema = z
     reason: reasonSchema,
     attempts: z.number().int(),
     lastError: z.string().meta({ description: 'Message of the last error' }),
-    firstFailedAt: z.string(),
+    firstFailedAt: z.string().meta({ description: 'When the event first failed in this group, kept across replays' }),
     deadLetteredAt: z.string(),
     replayCount: z.number().int(),
   })
@@ -125,9 +125,25 @@ export const entrySchema = z
     replayCount: z.number().int(),
     lastError: errorSummary,
     failures: z
-      .array(z.object({ attempt: z.number().int(), at: z.string(), name: z.string(), message: z.string() }))
-      .meta({ description: 'Every failed attempt, oldest first' }),
-    firstFailedAt: z.string(),
+      .array(
+        z.object({
+          attempt: z.number().int().meta({ description: 'Attempt number within its round (1 after each replay)' }),
+          at: z.string(),
+          name: z.string(),
+          message: z.string(),
+          replay: z
+            .number()
+            .int()
+            .optional()
+            .meta({ description: 'The round: 0 for the original deliveries, n for the n-th replay' }),
+        }),
+      )
+      .meta({
+        description:
+          'Every failed attempt of every round, the original deliveries and each replay, oldest first; the last ' +
+          '50 are kept (`firstFailedAt` stays the first failure’s time)',
+      }),
+    firstFailedAt: z.string().meta({ description: 'When the event first failed in this group, kept across replays' }),
     deadLetteredAt: z.string(),
     event: z.record(z.string(), z.string()).meta({
       description:

@@ -23,11 +23,17 @@ export interface HealthServerOptions {
   metrics(): Promise<{ contentType: string; body: string }>;
 }
 
+/** The paths served; each answers GET and HEAD. */
+const PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+const ALLOW = 'GET, HEAD';
+
 /**
  * The worker's operational endpoints: `/healthz` (the process is alive), `/readyz` (it is
  * consuming; 503 while starting, shutting down, without Redis or when a group set's check,
  * e.g. Postgres, fails), `/metrics` (Prometheus).
  * Plain `node:http`: three routes do not need a framework, and it keeps the worker light.
+ * Errors are RFC 9457 problems (`application/problem+json`) shaped as the API's are: an
+ * unknown path is 404, another method on a known path 405 with `Allow`.
  */
 export class HealthServer {
   private server: Server | undefined;
@@ -41,15 +47,22 @@ export class HealthServer {
    */
   async listen(): Promise<number | undefined> {
     const server = createServer((req, res) => {
-      void this.handle(req.url ?? '/', req.method ?? 'GET').then(
-        ({ status, contentType, body }) => {
-          res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' });
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      void this.handle(path, req.method ?? 'GET').then(
+        ({ status, contentType, body, headers }) => {
+          res.writeHead(status, { ...headers, 'content-type': contentType, 'cache-control': 'no-store' });
           res.end(req.method === 'HEAD' ? undefined : body);
         },
         (err: unknown) => {
           this.options.logger.error({ err }, 'health endpoint failed');
-          res.writeHead(500, { 'content-type': 'text/plain' });
-          res.end('internal error\n');
+          const { status, contentType, body } = problem(
+            500,
+            'INTERNAL_ERROR',
+            'the endpoint failed; it has been logged',
+            path,
+          );
+          res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' });
+          res.end(req.method === 'HEAD' ? undefined : body);
         },
       );
     });
@@ -77,9 +90,14 @@ export class HealthServer {
     return port;
   }
 
-  private async handle(url: string, method: string): Promise<{ status: number; contentType: string; body: string }> {
-    if (method !== 'GET' && method !== 'HEAD') return text(405, 'method not allowed\n');
-    const path = url.split('?')[0];
+  private async handle(path: string, method: string): Promise<Answer> {
+    if (!PATHS.has(path)) return problem(404, 'ROUTE_NOT_FOUND', `no route ${method} ${path}`, path);
+    if (method !== 'GET' && method !== 'HEAD') {
+      return {
+        ...problem(405, 'METHOD_NOT_ALLOWED', `${path} does not answer ${method}; it answers ${ALLOW}`, path),
+        headers: { allow: ALLOW },
+      };
+    }
     switch (path) {
       case '/healthz':
         return json(200, { status: 'ok' });
@@ -93,7 +111,7 @@ export class HealthServer {
         return { status: 200, contentType: m.contentType, body: m.body };
       }
       default:
-        return text(404, 'not found\n');
+        return problem(404, 'ROUTE_NOT_FOUND', `no route ${method} ${path}`, path);
     }
   }
 
@@ -108,10 +126,22 @@ export class HealthServer {
   }
 }
 
-function json(status: number, value: unknown) {
+interface Answer {
+  status: number;
+  contentType: string;
+  body: string;
+  headers?: Record<string, string>;
+}
+
+function json(status: number, value: unknown): Answer {
   return { status, contentType: 'application/json; charset=utf-8', body: `${JSON.stringify(value)}\n` };
 }
 
-function text(status: number, body: string) {
-  return { status, contentType: 'text/plain; charset=utf-8', body };
+const TITLES: Record<number, string> = { 404: 'Not Found', 405: 'Method Not Allowed', 500: 'Internal Server Error' };
+
+/** A problem document as the API writes them (`type` derived from the code, `errors` per field: none here). */
+function problem(status: 404 | 405 | 500, code: string, detail: string, instance: string): Answer {
+  const type = `/problems/${code.toLowerCase().replaceAll('_', '-')}`;
+  const body = { type, title: TITLES[status], status, detail, code, errors: [], instance };
+  return { status, contentType: 'application/problem+json; charset=utf-8', body: `${JSON.stringify(body)}\n` };
 }

@@ -13,11 +13,14 @@ import {
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiDeps, RateLimitOptions } from './deps';
-import { trackAllowedMethods } from './http/allowed-methods';
+import { KnownRoutes } from './http/allowed-methods';
+import { clientErrorHandler } from './http/client-errors';
 import { errorHandler, sendProblem } from './http/error-handler';
+import { IdempotencyStore } from './http/idempotency';
 import { ApiMetrics } from './http/metrics';
 import { ApiProblem, PROBLEM_CONTENT_TYPE } from './http/problem';
 import { installRateLimits } from './http/rate-limit';
+import { routerErrorHandler } from './http/router-errors';
 import { parseJsonBody } from './http/safe-body';
 import type { RouteContext, RouteRateLimit } from './route-context';
 import { adminDlqRoutes } from './routes/admin-dlq';
@@ -38,6 +41,11 @@ declare module 'fastify' {
     /** Marks the app as shutting down: `/readyz` answers 503 from now on. */
     beginShutdown(): void;
     readonly metrics: ApiMetrics;
+    /**
+     * `Idempotency-Key` handling for POST routes, the built-in ones and plugins' alike:
+     * `app.idempotency.answer(request, reply, work)`.
+     */
+    readonly idempotency: IdempotencyStore;
   }
 }
 
@@ -45,6 +53,8 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024;
 const DEFAULT_INGEST_LIMIT: RateLimitOptions = { max: 6000, timeWindowMs: 60_000 };
 const DEFAULT_ADMIN_LIMIT: RateLimitOptions = { max: 600, timeWindowMs: 60_000 };
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
+/** Longest path parameter the router reads; every route's params schema allows at most this. */
+const MAX_PARAM_LENGTH = 200;
 
 const API_DESCRIPTION = `Event ingestion and dead-letter administration for a streamfleet Redis Streams fleet.
 
@@ -56,6 +66,8 @@ Admin routes need \`Authorization: Bearer <ADMIN_TOKEN>\`. Every response carrie
  * caller (`server.ts`, tests) owns connections and closes them after `app.close()`.
  */
 export function buildApp(config: Config, deps: ApiDeps): ApiApp {
+  const routes = new KnownRoutes();
+  const keys = new StreamfleetKeys(config.prefix);
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -70,7 +82,11 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
     // Fastify's two log lines per request (in, out) at info were most of the logging cost of
     // ingestion. Errors are logged once by the error handler; an access log is kept at debug.
     logController: new LogController({ disableRequestLogging: true }),
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    // What the router and Node's HTTP parser refuse never reaches the error handler: both
+    // are answered as problems too.
+    frameworkErrors: routerErrorHandler(routes, MAX_PARAM_LENGTH),
+    clientErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
 
   // Same validation and serialization as the zod type provider's, on schemas compiled ahead
@@ -91,10 +107,10 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
     serializerCompiler({ ...route, schema: compiledSchema(route.schema) as z.ZodType }),
   );
   app.setErrorHandler(errorHandler);
-  const allowedMethods = trackAllowedMethods(app);
+  routes.track(app);
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
-    const allowed = allowedMethods(path);
+    const allowed = routes.allowedMethods(path);
     const problem =
       allowed.length > 0
         ? new ApiProblem(
@@ -112,6 +128,7 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
   const metrics = new ApiMetrics();
   const lifecycle = { shuttingDown: false };
   app.decorate('metrics', metrics);
+  app.decorate('idempotency', new IdempotencyStore(deps.redis, keys, deps.idempotencyTtlSeconds ?? 24 * 3600));
   app.decorate('beginShutdown', () => {
     lifecycle.shuttingDown = true;
   });
@@ -134,7 +151,9 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
       done();
     });
   }
-  app.removeContentTypeParser('application/json');
+  // JSON is the only body any route takes: Fastify's text/plain parser would hand a route a
+  // string (then refused as "expected object"), where any other media type is a 415.
+  app.removeAllContentTypeParsers();
   // As bytes: a body that is not UTF-8 is refused, not read with U+FFFD put in its place.
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     try {
@@ -177,7 +196,7 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
   const context: RouteContext = {
     config,
     deps,
-    keys: new StreamfleetKeys(config.prefix),
+    keys,
     metrics,
     limits,
     lifecycle,
@@ -202,7 +221,7 @@ function jsonText(contentType: string | undefined, body: Buffer): string {
   const charset = contentType?.includes(';') ? CHARSET.exec(contentType)?.[1]?.toLowerCase() : undefined;
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     throw new ApiProblem(415, 'UNSUPPORTED_MEDIA_TYPE', `JSON bodies are UTF-8; charset=${charset} is not accepted`, {
-      errors: [{ field: 'content-type', message: `charset ${charset} is not accepted; send UTF-8` }],
+      errors: [{ field: 'headers.content-type', message: `charset ${charset} is not accepted; send UTF-8` }],
     });
   }
   if (!isUtf8(body)) {
@@ -231,7 +250,9 @@ function rateLimits(deps: ApiDeps): RouteContext['limits'] {
   const toRoute = (o: RateLimitOptions): RouteRateLimit => ({ max: o.max, timeWindow: o.timeWindowMs });
   return {
     ingest: toRoute(deps.rateLimit?.ingest ?? DEFAULT_INGEST_LIMIT),
-    admin: toRoute(deps.rateLimit?.admin ?? DEFAULT_ADMIN_LIMIT),
+    // One budget per client across every admin route: a token guesser gets `max` tries, not
+    // `max` per route.
+    admin: { ...toRoute(deps.rateLimit?.admin ?? DEFAULT_ADMIN_LIMIT), groupId: 'admin' },
   };
 }
 

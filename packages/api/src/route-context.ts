@@ -17,6 +17,11 @@ export interface RouteContext {
 export interface RouteRateLimit {
   max: number;
   timeWindow: number;
+  /**
+   * Routes with the same `groupId` share one budget per client (as in `@fastify/rate-limit`);
+   * without one, each route counts on its own. Routes of a group must carry the same limit.
+   */
+  groupId?: string;
 }
 
 /** Route `config` applying a rate limit (or none). */

@@ -65,6 +65,40 @@ describe('/v1/inventory/:sku', () => {
     expect(await getStock(sql, decodeURIComponent(sku))).toBeUndefined();
   });
 
+  it('answers a SKU over the router limit (200 characters) as one over 64: 400 naming params.sku', async () => {
+    const over64 = await put('S'.repeat(65), { available: 1 });
+    for (const res of [
+      await put('S'.repeat(300), { available: 1 }),
+      await h.app.inject({ method: 'GET', url: `/v1/inventory/${'S'.repeat(300)}` }),
+    ]) {
+      expect(res.statusCode).toBe(400);
+      expect(res.headers['content-type']).toContain('application/problem+json');
+      expect(res.headers['x-request-id']).toBeTruthy();
+      const problem = res.json();
+      expect(problem).toMatchObject({ status: 400, title: 'Bad Request', code: 'VALIDATION_ERROR' });
+      expect(problem.errors).toEqual(over64.json().errors);
+      expect(problem.errors.map((e: { field: string }) => e.field)).toEqual(['params.sku']);
+    }
+    expect(await getStock(sql, 'S'.repeat(300))).toBeUndefined();
+  });
+
+  it('answers a text/plain body 415 naming headers.content-type, storing nothing', async () => {
+    const res = await h.app.inject({
+      method: 'PUT',
+      url: '/v1/inventory/SKU-text',
+      headers: { 'content-type': 'text/plain' },
+      body: '{"available":5}',
+    });
+    expect(res.statusCode).toBe(415);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(res.json()).toMatchObject({
+      status: 415,
+      title: 'Unsupported Media Type',
+      errors: [{ field: 'headers.content-type' }],
+    });
+    expect(await getStock(sql, 'SKU-text')).toBeUndefined();
+  });
+
   it('rejects a bad SKU on GET with a 400 problem', async () => {
     const res = await h.app.inject({ method: 'GET', url: '/v1/inventory/bad*sku' });
     expect(res.statusCode).toBe(400);

@@ -60,6 +60,13 @@ function expectProblem(res: LightMyRequestResponse, status: number) {
 
 const fields = (problem: { errors: { field: string }[] }) => problem.errors.map((e) => e.field);
 
+/** Orders placed (order.created events stored) for a customer. */
+async function placedFor(customerId: string): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`
+    select count(*)::int as n from events where type = 'order.created' and data->>'customerId' = ${customerId}`;
+  return row?.n ?? 0;
+}
+
 describe('/v1/orders', () => {
   it('places, reads, confirms, cancels and lists an order, and shows its history', async () => {
     const created = await h.app.inject({ method: 'POST', url: '/v1/orders', payload: body });
@@ -394,5 +401,109 @@ describe('/v1/orders', () => {
     const getOne = JSON.stringify(doc.paths['/v1/orders/{id}'].get.responses['200']);
     expect(getOne).toContain('"saga"');
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeTruthy();
+  });
+});
+
+describe('POST /v1/orders with an Idempotency-Key', () => {
+  const place = (key: string, payload: unknown) =>
+    h.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers: { 'idempotency-key': key },
+      payload: payload as Record<string, unknown>,
+    });
+
+  it('places the order once: a repeat gets the first answer (same order, Location) and places nothing', async () => {
+    const customerId = `cust-idem-${Date.now()}`;
+    const key = `order-${customerId}`;
+    const first = await place(key, { customerId, items: body.items });
+    expect(first.statusCode).toBe(201);
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+
+    // The same body with its keys in another order is the same request.
+    const again = await place(key, { items: body.items, customerId });
+    expect(again.statusCode).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(first.json());
+    expect(again.headers.location).toBe(first.headers.location);
+    expect(await placedFor(customerId)).toBe(1);
+
+    // Without the header, the same body places another order.
+    const plain = await h.app.inject({ method: 'POST', url: '/v1/orders', payload: { customerId, items: body.items } });
+    expect(plain.statusCode).toBe(201);
+    expect(plain.json().id).not.toBe(first.json().id);
+    expect(await placedFor(customerId)).toBe(2);
+  });
+
+  it('answers the key reused with another body 422 naming the header, placing nothing', async () => {
+    const customerId = `cust-idem-reuse-${Date.now()}`;
+    const key = `order-${customerId}`;
+    expect((await place(key, { customerId, items: body.items })).statusCode).toBe(201);
+    const other = await place(key, { customerId, items: [{ sku: 'SKU-2', quantity: 1, unitPrice: 100 }] });
+    const problem = expectProblem(other, 422);
+    expect(problem.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(fields(problem)).toEqual(['headers.idempotency-key']);
+    expect(await placedFor(customerId)).toBe(1);
+
+    // A key used for an event is not one for an order either.
+    const eventKey = `event-${customerId}`;
+    const event = await h.app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { 'idempotency-key': eventKey },
+      payload: { type: 'test.thing', data: { name: 'x' } },
+    });
+    expect(event.statusCode).toBe(202);
+    expect(expectProblem(await place(eventKey, { customerId, items: body.items }), 422).code).toBe(
+      'IDEMPOTENCY_KEY_REUSED',
+    );
+    expect(await placedFor(customerId)).toBe(1);
+  });
+
+  it('does not use up the key on a refused order, and refuses a malformed key naming the header', async () => {
+    const customerId = `cust-idem-refused-${Date.now()}`;
+    const key = `order-${customerId}`;
+    const refused = await place(key, { customerId, items: body.items, total: 1 });
+    expect(expectProblem(refused, 422).code).toBe('ORDER_TOTAL_MISMATCH');
+    const placed = await place(key, { customerId, items: body.items });
+    expect(placed.statusCode).toBe(201);
+    expect(placed.headers['idempotent-replayed']).toBeUndefined();
+
+    const malformed = await place('k'.repeat(201), { customerId, items: body.items });
+    expect(fields(expectProblem(malformed, 400))).toEqual(['headers.idempotency-key']);
+    expect(await placedFor(customerId)).toBe(1);
+  });
+
+  it('documents the header on the route', async () => {
+    const doc = (await h.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const parameters = doc.paths['/v1/orders'].post.parameters as { in: string; name: string; description?: string }[];
+    expect(parameters).toContainEqual(
+      expect.objectContaining({ in: 'header', name: 'idempotency-key', description: expect.stringContaining('422') }),
+    );
+  });
+});
+
+describe('order routes and the router', () => {
+  it('answers an id over the router limit (200 characters) as validation does: 400 naming params.id', async () => {
+    for (const url of [`/v1/orders/${'o'.repeat(300)}`, `/v1/orders/${'o'.repeat(300)}/confirm`]) {
+      const method = url.endsWith('confirm') ? 'POST' : 'GET';
+      const problem = expectProblem(await h.app.inject({ method, url }), 400);
+      expect(problem.code, url).toBe('VALIDATION_ERROR');
+      expect(fields(problem), url).toEqual(['params.id']);
+    }
+  });
+
+  it('answers a text/plain order body 415 naming headers.content-type, placing nothing', async () => {
+    const customerId = `cust-text-${Date.now()}`;
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers: { 'content-type': 'text/plain' },
+      body: JSON.stringify({ customerId, items: body.items }),
+    });
+    const problem = expectProblem(res, 415);
+    expect(problem.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    expect(fields(problem)).toEqual(['headers.content-type']);
+    expect(await placedFor(customerId)).toBe(0);
   });
 });

@@ -27,6 +27,12 @@ const fakeOrders: FastifyPluginAsyncZod = async (app) => {
       return { id };
     },
   );
+  // A parameter its schema lets be longer than the router reads (200 characters).
+  app.get(
+    '/notes/:text',
+    { schema: { params: z.strictObject({ text: z.string().max(1000) }), response: { 200: z.object({}) } } },
+    async () => ({}),
+  );
 };
 
 const ordersPlugin: ApiRoutePlugin = {
@@ -86,6 +92,20 @@ describe('extra route plugins and core error mapping', () => {
     expect(unknown.statusCode).toBe(404);
     expect(unknown.headers.allow).toBeUndefined();
     expect(unknown.json().code).toBe('ROUTE_NOT_FOUND');
+  });
+
+  it('answers a parameter the router does not read in full, though its schema would take it, 414 naming it', async () => {
+    const res = await h.app.inject({ method: 'GET', url: `/v1/notes/${'n'.repeat(300)}` });
+    expect(res.statusCode).toBe(414);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.headers['x-request-id']).toBeTruthy();
+    expect(res.json()).toMatchObject({
+      status: 414,
+      title: 'URI Too Long',
+      code: 'URI_TOO_LONG',
+      errors: [{ field: 'params.text', message: 'longer than 200 characters' }],
+    });
+    expect((await h.app.inject({ method: 'GET', url: `/v1/notes/${'n'.repeat(200)}` })).statusCode).toBe(200);
   });
 
   it('hides the message of an unexpected error behind a 500 problem', async () => {

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientKey, FixedWindowLimiter } from '../src/http/rate-limit';
+import { adminHeaders, createHarness, type Harness } from './harness';
 
 describe('FixedWindowLimiter', () => {
   it('counts per client within a window and starts over when it ends', () => {
@@ -25,5 +26,40 @@ describe('clientKey', () => {
     expect(clientKey('2001:db8:1:2:aaaa::1')).toBe(clientKey('2001:db8:1:2:bbbb::2'));
     expect(clientKey('2001:db8:1:2::1')).not.toBe(clientKey('2001:db8:1:3::1'));
     expect(clientKey('::ffff:10.0.0.1')).toBe('10.0.0.1');
+  });
+});
+
+describe('the admin rate limit', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness({
+      deps: { rateLimit: { admin: { max: 3, timeWindowMs: 60_000 } } },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('is one budget per client across every admin route: token guessing gets max tries in all', async () => {
+    const guess = { authorization: 'Bearer not-the-admin-token-at-all' };
+    const routes = ['/admin/dlq', '/admin/groups', '/admin/retries'];
+    for (const [i, url] of routes.entries()) {
+      const res = await h.app.inject({ method: 'GET', url, headers: guess });
+      expect(res.statusCode, url).toBe(401);
+      expect(res.headers['x-ratelimit-limit']).toBe('3');
+      expect(res.headers['x-ratelimit-remaining']).toBe(String(2 - i));
+    }
+    // A fourth admin route, never asked before, and then the right token: the budget is spent.
+    for (const headers of [guess, adminHeaders]) {
+      const limited = await h.app.inject({ method: 'GET', url: '/admin/audit', headers });
+      expect(limited.statusCode).toBe(429);
+      expect(limited.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(limited.json()).toMatchObject({ status: 429, code: 'RATE_LIMITED', title: 'Too Many Requests' });
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+      expect(limited.headers['x-ratelimit-remaining']).toBe('0');
+    }
+    // Ingestion counts on its own.
+    const event = { type: 'test.thing', data: { name: 'x' } };
+    expect((await h.app.inject({ method: 'POST', url: '/v1/events', payload: event })).statusCode).toBe(202);
   });
 });

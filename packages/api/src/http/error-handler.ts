@@ -8,19 +8,11 @@ import {
   ValidationError,
 } from '@streamfleet/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import {
-  ApiProblem,
-  defaultTitle,
-  PROBLEM_CONTENT_TYPE,
-  type ProblemBody,
-  type ProblemField,
-  problemType,
-} from './problem';
+import { ApiProblem, defaultTitle, PROBLEM_CONTENT_TYPE, type ProblemField, problemDocument } from './problem';
 
 /** Codes of Fastify's own 4xx errors, renamed to the API's vocabulary. */
 const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED_JSON',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
   FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
@@ -46,8 +38,11 @@ interface ValidationItem {
   params?: Record<string, unknown>;
 }
 
-/** Normalises anything thrown while serving a request into a problem. */
-export function toProblem(err: unknown): ApiProblem {
+/**
+ * Normalises anything thrown while serving a request into a problem. `request`, when given,
+ * lets a problem quote what was sent (the content-type of a 415).
+ */
+export function toProblem(err: unknown, request?: FastifyRequest): ApiProblem {
   if (err instanceof ApiProblem) return err;
   if (err instanceof ValidationError) {
     return new ApiProblem(400, err.code, err.message, { errors: err.issues });
@@ -84,6 +79,9 @@ export function toProblem(err: unknown): ApiProblem {
         { errors: [{ field: 'body', message }] },
       );
     }
+    if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return unsupportedMediaType(request?.headers['content-type']);
+    }
     const code = (fastifyError.code && FASTIFY_CODES[fastifyError.code]) ?? defaultCode(status, fastifyError.code);
     const headers: Record<string, string> = {};
     return new ApiProblem(status, code, message, { headers });
@@ -106,6 +104,29 @@ export function toProblem(err: unknown): ApiProblem {
     );
   }
   return internal();
+}
+
+/**
+ * A body sent without a content-type, or in one no parser takes (only JSON is): Fastify's
+ * 415, naming the header as validation problems name theirs.
+ */
+function unsupportedMediaType(contentType: string | undefined): ApiProblem {
+  const shown =
+    contentType === undefined || contentType.length <= 100 ? contentType : `${contentType.slice(0, 100)}...`;
+  return new ApiProblem(
+    415,
+    'UNSUPPORTED_MEDIA_TYPE',
+    `request bodies must be application/json; ${shown === undefined ? 'this one has no content-type' : `this one is ${shown}`}`,
+    {
+      errors: [
+        {
+          field: 'headers.content-type',
+          message:
+            shown === undefined ? 'missing; send application/json' : `${shown} is not accepted; send application/json`,
+        },
+      ],
+    },
+  );
 }
 
 /**
@@ -159,23 +180,13 @@ export function validationFields(items: ValidationItem[], context?: string): Pro
 
 /** Sends a problem document; used by the error and not-found handlers. */
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: ApiProblem): FastifyReply {
-  const body: ProblemBody = {
-    ...problem.extensions,
-    type: problemType(problem.code),
-    title: problem.title,
-    status: problem.status,
-    detail: problem.message,
-    code: problem.code,
-    errors: problem.errors,
-    instance: request.url.split('?')[0] ?? request.url,
-    requestId: request.id,
-  };
+  const body = problemDocument(problem, request.url.split('?')[0] ?? request.url, request.id);
   for (const [name, value] of Object.entries(problem.headers)) reply.header(name, value);
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(body);
 }
 
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const problem = toProblem(err);
+  const problem = toProblem(err, request);
   if (problem.status >= 500) request.log.error({ err }, 'request failed');
   else request.log.info({ code: problem.code, status: problem.status }, 'request refused');
   return sendProblem(request, reply, problem);

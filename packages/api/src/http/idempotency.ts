@@ -1,7 +1,21 @@
 import { createHash } from 'node:crypto';
 import type { StreamfleetKeys } from '@streamfleet/core';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { ApiProblem } from './problem';
+
+/** The `Idempotency-Key` request header, for the `headers` schema of a route that honours it. */
+export const idempotencyKeyHeader = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 visible ASCII characters')
+  .optional()
+  .meta({
+    description:
+      'Optional. A repeat with the same key and body within 24 h returns the first answer and writes nothing; ' +
+      'the same key with another body is 422',
+    example: '5d3c2a8e-order-42',
+  });
 
 /** What is stored under an idempotency key: a claim while the first request runs, then its answer. */
 type Stored =
@@ -18,7 +32,7 @@ export interface IdempotentAnswer {
 const STALE_CLAIM_MS = 30_000;
 
 /**
- * `Idempotency-Key` support for the ingestion routes. The first request claims the key with
+ * `Idempotency-Key` support for POST routes. The first request claims the key with
  * `SET NX`; its answer then replaces the claim for `ttlSeconds`. A second request with the
  * same key gets the stored answer and writes nothing; one arriving while the first is still
  * running gets 409 (retry shortly); one with a different body gets 422.
@@ -33,6 +47,25 @@ export class IdempotencyStore {
   /** Equal JSON bodies fingerprint alike whatever their key order; array order still counts. */
   static fingerprint(route: string, body: unknown): string {
     return createHash('sha256').update(route).update('\n').update(canonicalJson(body)).digest('hex');
+  }
+
+  /**
+   * The answer to `request`: `work`'s, run at most once per `Idempotency-Key` when the
+   * request sends one (fingerprinted with its method, route and body), and run plainly
+   * otherwise (nothing hashed, stored or read). A replayed answer carries
+   * `idempotent-replayed: true`. Call it once the request is fully validated.
+   */
+  async answer(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    work: () => Promise<{ status: number; body: unknown }>,
+  ): Promise<{ status: number; body: unknown }> {
+    const key = request.headers['idempotency-key'];
+    if (typeof key !== 'string') return work();
+    const route = `${request.method} ${request.routeOptions.url ?? request.url}`;
+    const answer = await this.run(key, IdempotencyStore.fingerprint(route, request.body), work);
+    if (answer.replayed) reply.header('idempotent-replayed', 'true');
+    return answer;
   }
 
   /**

@@ -53,11 +53,14 @@ const TITLES: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   406: 'Not Acceptable',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Payload Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -85,6 +88,21 @@ export const problemSchema = z
   .meta({ description: 'RFC 9457 problem details (served as application/problem+json)' });
 
 export type ProblemBody = z.infer<typeof problemSchema>;
+
+/** The document a problem is answered with; `instance` is the request's path, when there is one. */
+export function problemDocument(problem: ApiProblem, instance: string | undefined, requestId: string): ProblemBody {
+  return {
+    ...problem.extensions,
+    type: problemType(problem.code),
+    title: problem.title,
+    status: problem.status,
+    detail: problem.message,
+    code: problem.code,
+    errors: problem.errors,
+    ...(instance === undefined ? {} : { instance }),
+    requestId,
+  };
+}
 
 /** Response map of problem documents for the given statuses, for route schemas. */
 export function problemResponses<S extends number>(...statuses: S[]): Record<S, typeof problemSchema> {

@@ -2,7 +2,7 @@ import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ApiProblem } from './problem';
 
-/** Distinct clients one route keeps counters for; past it the oldest counters are dropped. */
+/** Distinct clients one limiter keeps counters for; past it the oldest counters are dropped. */
 const MAX_CLIENTS = 100_000;
 
 interface Window {
@@ -11,10 +11,11 @@ interface Window {
 }
 
 /**
- * Fixed-window request counter per client, in memory. One per limited route, like the
- * `@fastify/rate-limit` local store it replaces: the same keys (the IP; IPv6 grouped by /64),
- * windows and `x-ratelimit-*` / `retry-after` headers, for a plain `Map` lookup per request
- * instead of the plugin's two async functions, promise-wrapped store call and IPv6 regex.
+ * Fixed-window request counter per client, in memory. One per limited route, or one per
+ * `groupId` shared by its routes, like the `@fastify/rate-limit` local store it replaces:
+ * the same keys (the IP; IPv6 grouped by /64), windows and `x-ratelimit-*` / `retry-after`
+ * headers, for a plain `Map` lookup per request instead of the plugin's two async
+ * functions, promise-wrapped store call and IPv6 regex.
  */
 export class FixedWindowLimiter {
   private readonly windows = new Map<string, Window>();
@@ -55,14 +56,16 @@ export function clientKey(ip: string): string {
 
 /**
  * Limits every route whose `config.rateLimit` is set (routes registered after this call).
- * Past the limit the route answers a 429 problem with `retry-after`.
+ * Each route counts on its own, except routes naming the same `groupId`, which share one
+ * counter per client. Past the limit the route answers a 429 problem with `retry-after`.
  */
 export function installRateLimits(app: FastifyInstance): void {
+  const groups = new Map<string, FixedWindowLimiter>();
   app.addHook('onRoute', (route) => {
-    // `config.rateLimit` is what `limitedBy` sets: `{ max, timeWindow }` in requests and ms.
+    // `config.rateLimit` is what `limitedBy` sets: `{ max, timeWindow, groupId? }` in requests and ms.
     const limit = route.config?.rateLimit;
     if (!limit || typeof limit.max !== 'number' || typeof limit.timeWindow !== 'number') return;
-    const limiter = new FixedWindowLimiter(limit.max, limit.timeWindow);
+    const limiter = limiterFor(groups, limit.max, limit.timeWindow, limit.groupId, route.url);
     const hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
       const { count, msLeft } = limiter.hit(clientKey(request.ip), Date.now());
       const resetSeconds = Math.ceil(msLeft / 1000);
@@ -85,4 +88,25 @@ export function installRateLimits(app: FastifyInstance): void {
     const existing = route.onRequest;
     route.onRequest = existing === undefined ? [hook] : [...(Array.isArray(existing) ? existing : [existing]), hook];
   });
+}
+
+/** The group's shared limiter (made on its first route), or a route's own when it names no group. */
+function limiterFor(
+  groups: Map<string, FixedWindowLimiter>,
+  max: number,
+  windowMs: number,
+  groupId: string | undefined,
+  url: string,
+): FixedWindowLimiter {
+  if (groupId === undefined) return new FixedWindowLimiter(max, windowMs);
+  const shared = groups.get(groupId);
+  if (shared === undefined) {
+    const limiter = new FixedWindowLimiter(max, windowMs);
+    groups.set(groupId, limiter);
+    return limiter;
+  }
+  if (shared.max !== max || shared.windowMs !== windowMs) {
+    throw new Error(`route ${url} limits rate group ${groupId} differently from the group's other routes`);
+  }
+  return shared;
 }

@@ -8,7 +8,7 @@ import {
 } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { IdempotencyStore, type IdempotentAnswer } from '../http/idempotency';
+import { idempotencyKeyHeader } from '../http/idempotency';
 import { problemResponses } from '../http/problem';
 import { limitedBy, type RouteContext } from '../route-context';
 
@@ -95,15 +95,7 @@ const ingestHeaders = z.looseObject({
       'Optional W3C Trace Context. Events without `metadata.traceparent` carry it onto the stream (an invalid one is ignored)',
     example: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
   }),
-  'idempotency-key': z
-    .string()
-    .regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 visible ASCII characters')
-    .optional()
-    .meta({
-      description:
-        'Optional. A repeat with the same key and body within 24 h returns the first answer and writes nothing',
-      example: '5d3c2a8e-order-42',
-    }),
+  'idempotency-key': idempotencyKeyHeader,
 });
 
 type EventInput = z.infer<ReturnType<typeof eventInputSchema>>;
@@ -135,7 +127,6 @@ function batchAnswer(results: Accepted[]) {
 /** `POST /v1/events` and `POST /v1/events/batch`. */
 export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   const { catalog, producer } = ctx.deps;
-  const idempotency = new IdempotencyStore(ctx.deps.redis, ctx.keys, ctx.deps.idempotencyTtlSeconds ?? 24 * 3600);
   const open = catalog.openTypes();
   const input = eventInputSchema(catalog, open);
   const routeConfig = limitedBy(ctx.limits.ingest);
@@ -221,21 +212,6 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
     return { status: 202, body: shape(results) };
   };
 
-  const respond = async (
-    key: string | undefined,
-    route: string,
-    body: unknown,
-    targets: PublishTarget[],
-    shape: (results: Accepted[]) => unknown,
-  ): Promise<IdempotentAnswer> => {
-    // Without an Idempotency-Key nothing is hashed, stored or read.
-    if (!key) {
-      const answer = await publish(targets, shape);
-      return { status: answer.status, body: answer.body, replayed: false };
-    }
-    return idempotency.run(key, IdempotencyStore.fingerprint(route, body), () => publish(targets, shape));
-  };
-
   app.post(
     '/v1/events',
     {
@@ -255,14 +231,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
     async (request, reply) => {
       const prepared = prepare(request.body, requestTraceparent(request.headers));
       if (Array.isArray(prepared)) return refuse(prepared);
-      const answer = await respond(
-        request.headers['idempotency-key'],
-        'POST /v1/events',
-        request.body,
-        [prepared],
-        singleAnswer,
-      );
-      if (answer.replayed) reply.header('idempotent-replayed', 'true');
+      const answer = await app.idempotency.answer(request, reply, () => publish([prepared], singleAnswer));
       return reply.code(202).send(answer.body as z.infer<typeof acceptedSchema>);
     },
   );
@@ -298,14 +267,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
         else targets.push(prepared);
       });
       if (issues.length > 0) return refuse(issues);
-      const answer = await respond(
-        request.headers['idempotency-key'],
-        'POST /v1/events/batch',
-        request.body,
-        targets,
-        batchAnswer,
-      );
-      if (answer.replayed) reply.header('idempotent-replayed', 'true');
+      const answer = await app.idempotency.answer(request, reply, () => publish(targets, batchAnswer));
       return reply.code(202).send(answer.body as z.infer<typeof batchAcceptedSchema>);
     },
   );

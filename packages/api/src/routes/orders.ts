@@ -10,6 +10,7 @@ import {
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiRoutePlugin } from '../deps';
+import { idempotencyKeyHeader } from '../http/idempotency';
 import { problemResponses } from '../http/problem';
 
 /**
@@ -239,23 +240,29 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           summary: 'Place an order',
           description:
             'Appends `order.created` (and its outbox row) in one transaction; the saga then reserves stock, ' +
-            'charges and confirms it, or cancels it with a reason.',
+            'charges and confirms it, or cancels it with a reason. With an `Idempotency-Key`, a repeat of the ' +
+            'request returns the first answer (the same order) and places nothing.',
+          headers: z.looseObject({ 'idempotency-key': idempotencyKeyHeader }),
           body: createOrderSchema,
           response: { 201: orderSchema, ...problemResponses(400, 409, 415, 422) },
         },
       },
       async (request, reply) => {
         const b = request.body;
-        const { order } = await orders.create({
-          orderId: b.orderId ?? newEventId(),
-          customerId: b.customerId,
-          items: b.items,
-          ...(b.currency ? { currency: b.currency.toUpperCase() } : {}),
-          ...(b.total === undefined ? {} : { total: b.total }),
-          ...(b.shippingAddress ? { shippingAddress: b.shippingAddress } : {}),
+        const answer = await app.idempotency.answer(request, reply, async () => {
+          const { order } = await orders.create({
+            orderId: b.orderId ?? newEventId(),
+            customerId: b.customerId,
+            items: b.items,
+            ...(b.currency ? { currency: b.currency.toUpperCase() } : {}),
+            ...(b.total === undefined ? {} : { total: b.total }),
+            ...(b.shippingAddress ? { shippingAddress: b.shippingAddress } : {}),
+          });
+          return { status: 201, body: present(order) };
         });
+        const order = answer.body as z.infer<typeof orderSchema>;
         reply.header('location', `/v1/orders/${encodeURIComponent(order.id)}`);
-        return reply.code(201).send(present(order));
+        return reply.code(201).send(order);
       },
     );
 

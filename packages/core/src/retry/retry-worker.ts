@@ -251,7 +251,7 @@ export class RetryWorker {
     failures: FailureRecord[],
     attempts: number,
   ): Promise<void> {
-    const { created } = await this.options.deadLetters.write({
+    const { id: deadLetterId, created } = await this.options.deadLetters.write({
       group: data.group,
       stream: data.stream,
       entryId: data.entryId,
@@ -266,6 +266,8 @@ export class RetryWorker {
     if (created) this.options.observer?.deadLettered?.(data.group, reason);
     this.logger.warn(
       {
+        deadLetterId,
+        entryId: data.entryId,
         eventId: data.eventId,
         eventType: data.type,
         reason,

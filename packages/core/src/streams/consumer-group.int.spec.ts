@@ -95,6 +95,41 @@ describe('consumer group loop', () => {
       expect(line.error).toMatchObject({ name: 'Error', message: 'gateway said 503' });
       expect(JSON.stringify(line)).not.toContain('stack');
     }
+    const [dead] = (await fleet.deadLetters.list()).items;
+    expect(byMessage('event dead-lettered')[0]).toMatchObject({
+      deadLetterId: dead?.id,
+      entryId: dead?.entryId,
+      eventId: dead?.eventId,
+      eventType: 'thing.happened',
+      reason: 'retries-exhausted',
+      attempts: 3,
+    });
+  });
+
+  it('logs a dead letter of a first delivery the same way, naming its dead-letter id', async () => {
+    world.newTest();
+    const { logger, withMessage: byMessage } = capturingLogger();
+    const fleet = await startFleet(
+      [
+        group('a', () => {
+          throw new NonRetryableError('card number malformed');
+        }),
+      ],
+      { logger },
+    );
+    const event = thing(1);
+    await fleet.producer.publish(STREAM, event);
+    await waitFor(() => byMessage('event dead-lettered').length === 1, { message: 'the dead-letter line' });
+    const [dead] = (await fleet.deadLetters.list()).items;
+    expect(byMessage('event dead-lettered')[0]).toMatchObject({
+      deadLetterId: dead?.id,
+      entryId: dead?.entryId,
+      eventId: event.id,
+      eventType: 'thing.happened',
+      reason: 'non-retryable',
+      attempts: 1,
+      error: { name: 'NonRetryableError', message: 'card number malformed' },
+    });
   });
 
   it('a burst of failures (a whole batch at once) becomes one retry job each, and each succeeds on retry', async () => {

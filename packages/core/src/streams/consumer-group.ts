@@ -573,7 +573,7 @@ export class ConsumerGroup {
     const at = new Date().toISOString();
     const lastError = summariseError(err);
     try {
-      const { created } = await this.options.deadLetters.write(
+      const { id: deadLetterId, created } = await this.options.deadLetters.write(
         {
           group: this.group,
           stream: this.stream,
@@ -590,7 +590,12 @@ export class ConsumerGroup {
         id,
       );
       if (created) this.observer?.deadLettered?.(this.group, reason);
-      this.logger.warn({ entryId: id, reason, error: briefError(err) }, 'entry dead-lettered');
+      // The same line as the retry worker's; an invalid entry may have no id or type to name.
+      const { id: eventId, type: eventType } = fieldsToRecord(fields);
+      this.logger.warn(
+        { deadLetterId, entryId: id, eventId, eventType, reason, attempts, error: briefError(err) },
+        'event dead-lettered',
+      );
     } catch (writeErr) {
       this.logger.error({ err: writeErr, entryId: id }, 'could not dead-letter; leaving the entry pending');
     }

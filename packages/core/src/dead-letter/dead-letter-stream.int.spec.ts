@@ -1,25 +1,10 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import { describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, ValidationError } from '../errors/index';
-import { EventCatalog } from '../events/catalog';
-import { RetryQueues } from '../retry/retry-queues';
-import { StreamfleetKeys } from '../streams/keys';
-import { cleanupPrefix, deadLetterInput, testRedisUrl, uniquePrefix } from '../testing/index';
-import { DeadLetterStream } from './dead-letter-stream';
+import { DeadLetterWorld } from '../testing/dead-letter-world';
+import { deadLetterInput } from '../testing/index';
 import type { DeadLetterInput } from './types';
 
-const catalog = new EventCatalog().register({
-  type: 'thing.happened',
-  schemaVersion: 1,
-  stream: 'things',
-  schema: z.object({ n: z.number() }),
-});
-const prefix = uniquePrefix();
-const keys = new StreamfleetKeys(prefix);
-let redis: Redis;
-let queues: RetryQueues;
-let dlq: DeadLetterStream;
+const world = new DeadLetterWorld().useHooks();
 
 function input(group: string, reason: DeadLetterInput['reason'], n: number | string = 1): DeadLetterInput {
   return deadLetterInput(
@@ -33,53 +18,41 @@ function input(group: string, reason: DeadLetterInput['reason'], n: number | str
   );
 }
 
-beforeAll(() => {
-  redis = new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
-  queues = new RetryQueues({ connection: redis, keys });
-  dlq = new DeadLetterStream({ redis, keys, retryQueues: queues, catalog });
-});
-
-afterAll(async () => {
-  await queues.close();
-  redis.disconnect();
-  await cleanupPrefix(testRedisUrl(), prefix);
-});
-
 describe('DeadLetterStream', () => {
   it('writes once per (group, event, replay round), however often it is asked', async () => {
     const entry = input('a', 'retries-exhausted');
-    const first = await dlq.write(entry);
-    const again = await dlq.write(entry);
+    const first = await world.dlq.write(entry);
+    const again = await world.dlq.write(entry);
     expect(first.created).toBe(true);
     expect(again).toEqual({ id: first.id, created: false });
-    const other = await dlq.write({ ...entry, group: 'b' });
+    const other = await world.dlq.write({ ...entry, group: 'b' });
     expect(other.created).toBe(true);
-    expect(await dlq.countsByGroup()).toMatchObject({ a: 1, b: 1 });
+    expect(await world.dlq.countsByGroup()).toMatchObject({ a: 1, b: 1 });
   });
 
   it('lists newest first with filters and a cursor that walks every match once', async () => {
-    for (let i = 0; i < 7; i++) await dlq.write(input('paging', i % 2 ? 'non-retryable' : 'invalid-event', i));
+    for (let i = 0; i < 7; i++) await world.dlq.write(input('paging', i % 2 ? 'non-retryable' : 'invalid-event', i));
     const seen: string[] = [];
     let cursor: string | undefined;
     do {
-      const page = await dlq.list({ group: 'paging' }, { limit: 3, ...(cursor ? { cursor } : {}) });
+      const page = await world.dlq.list({ group: 'paging' }, { limit: 3, ...(cursor ? { cursor } : {}) });
       seen.push(...page.items.map((i) => i.id));
       cursor = page.nextCursor;
     } while (cursor);
     expect(seen).toHaveLength(7);
     expect([...seen].sort().reverse()).toEqual(seen);
-    const onlyNonRetryable = await dlq.list({ group: 'paging', reason: 'non-retryable' }, { limit: 100 });
+    const onlyNonRetryable = await world.dlq.list({ group: 'paging', reason: 'non-retryable' }, { limit: 100 });
     expect(onlyNonRetryable.items).toHaveLength(3);
-    const future = await dlq.list({ from: new Date(Date.now() + 60_000) });
+    const future = await world.dlq.list({ from: new Date(Date.now() + 60_000) });
     expect(future.items).toHaveLength(0);
-    await expect(dlq.list({}, { cursor: 'nope' })).rejects.toBeInstanceOf(ValidationError);
+    await expect(world.dlq.list({}, { cursor: 'nope' })).rejects.toBeInstanceOf(ValidationError);
   });
 
   it('bulk dry-run counts by group and reason, flags entries failing today’s schema, and changes nothing', async () => {
-    await dlq.write(input('dry', 'non-retryable', 'not-a-number'));
-    await dlq.write(input('dry', 'non-retryable', 2));
-    const before = await dlq.length();
-    const report = await dlq.replayMany({ filter: { group: 'dry' }, dryRun: true, actor: 'ops' });
+    await world.dlq.write(input('dry', 'non-retryable', 'not-a-number'));
+    await world.dlq.write(input('dry', 'non-retryable', 2));
+    const before = await world.dlq.length();
+    const report = await world.dlq.replayMany({ filter: { group: 'dry' }, dryRun: true, actor: 'ops' });
     expect(report).toMatchObject({
       dryRun: true,
       matched: 2,
@@ -88,46 +61,46 @@ describe('DeadLetterStream', () => {
       byReason: { 'non-retryable': 2 },
     });
     expect(report.invalidToday).toHaveLength(1);
-    expect(await dlq.length()).toBe(before);
+    expect(await world.dlq.length()).toBe(before);
     // The entry failing today's schema is not replayed: it would come straight back.
-    const real = await dlq.replayMany({ filter: { group: 'dry' }, actor: 'ops', batchId: 'b-1' });
+    const real = await world.dlq.replayMany({ filter: { group: 'dry' }, actor: 'ops', batchId: 'b-1' });
     expect(real.replayed).toBe(1);
-    expect(await dlq.length()).toBe(before - 1);
-    expect((await queues.counts('dry')).waiting).toBe(1);
-    const audit = await dlq.audit({ limit: 1 });
+    expect(await world.dlq.length()).toBe(before - 1);
+    expect((await world.queues.counts('dry')).waiting).toBe(1);
+    const audit = await world.dlq.audit({ limit: 1 });
     expect(audit.items.every((r) => r.batchId === 'b-1' && r.actor === 'ops')).toBe(true);
   });
 
   it('bulk replay by ids counts a repeated id once and gives it one limit slot', async () => {
-    const bad = await dlq.write(input('twice', 'non-retryable', 'not-a-number'));
-    const good = await dlq.write(input('twice', 'non-retryable', 3));
+    const bad = await world.dlq.write(input('twice', 'non-retryable', 'not-a-number'));
+    const good = await world.dlq.write(input('twice', 'non-retryable', 3));
     const ids = [bad.id, bad.id, good.id, bad.id];
-    const dry = await dlq.replayMany({ ids, limit: 2, dryRun: true, actor: 'ops' });
+    const dry = await world.dlq.replayMany({ ids, limit: 2, dryRun: true, actor: 'ops' });
     expect(dry).toMatchObject({ matched: 2, byGroup: { twice: 2 }, byReason: { 'non-retryable': 2 }, missing: [] });
     expect(dry.invalidToday.map((i) => i.id)).toEqual([bad.id]);
-    const real = await dlq.replayMany({ ids, limit: 2, actor: 'ops' });
+    const real = await world.dlq.replayMany({ ids, limit: 2, actor: 'ops' });
     expect(real).toMatchObject({ matched: 2, replayed: 1, replayedIds: [good.id] });
     expect(real.invalidToday.map((i) => i.id)).toEqual([bad.id]);
-    expect((await queues.counts('twice')).waiting).toBe(1);
+    expect((await world.queues.counts('twice')).waiting).toBe(1);
   });
 
   it('discards with an audit record, and says clearly when an id is gone or unknown', async () => {
-    const { id } = await dlq.write(input('gone', 'non-retryable'));
-    const discarded = await dlq.discard(id, { actor: 'ops' });
+    const { id } = await world.dlq.write(input('gone', 'non-retryable'));
+    const discarded = await world.dlq.discard(id, { actor: 'ops' });
     expect(discarded.id).toBe(id);
-    await expect(dlq.replay(id, { actor: 'ops' })).rejects.toThrow(/already discarded/);
-    await expect(dlq.discard(id, { actor: 'ops' })).rejects.toBeInstanceOf(ConflictError);
-    await expect(dlq.get('1-1')).resolves.toBeUndefined();
-    await expect(dlq.replay('1-1', { actor: 'ops' })).rejects.toBeInstanceOf(NotFoundError);
-    await expect(dlq.get('not-an-id')).rejects.toBeInstanceOf(ValidationError);
+    await expect(world.dlq.replay(id, { actor: 'ops' })).rejects.toThrow(/already discarded/);
+    await expect(world.dlq.discard(id, { actor: 'ops' })).rejects.toBeInstanceOf(ConflictError);
+    await expect(world.dlq.get('1-1')).resolves.toBeUndefined();
+    await expect(world.dlq.replay('1-1', { actor: 'ops' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(world.dlq.get('not-an-id')).rejects.toBeInstanceOf(ValidationError);
   });
 
   it('bulk discard: a dry run changes nothing; then each picked entry goes, audited, and leaves the counts', async () => {
-    for (let i = 0; i < 3; i++) await dlq.write(input('purge', i === 0 ? 'invalid-event' : 'non-retryable', i));
-    const kept = await dlq.write(input('purge-other', 'non-retryable', 9));
-    const before = await dlq.length();
+    for (let i = 0; i < 3; i++) await world.dlq.write(input('purge', i === 0 ? 'invalid-event' : 'non-retryable', i));
+    const kept = await world.dlq.write(input('purge-other', 'non-retryable', 9));
+    const before = await world.dlq.length();
 
-    const dry = await dlq.discardMany({ filter: { group: 'purge' }, dryRun: true, actor: 'ops' });
+    const dry = await world.dlq.discardMany({ filter: { group: 'purge' }, dryRun: true, actor: 'ops' });
     expect(dry).toMatchObject({
       dryRun: true,
       matched: 3,
@@ -136,35 +109,35 @@ describe('DeadLetterStream', () => {
       byReason: { 'invalid-event': 1, 'non-retryable': 2 },
       discardedIds: [],
     });
-    expect(await dlq.length()).toBe(before);
+    expect(await world.dlq.length()).toBe(before);
 
-    const real = await dlq.discardMany({ filter: { group: 'purge' }, limit: 2, actor: 'ops', batchId: 'd-1' });
+    const real = await world.dlq.discardMany({ filter: { group: 'purge' }, limit: 2, actor: 'ops', batchId: 'd-1' });
     expect(real).toMatchObject({ dryRun: false, matched: 2, discarded: 2 });
-    const rest = await dlq.list({ group: 'purge' });
+    const rest = await world.dlq.list({ group: 'purge' });
     expect(rest.items).toHaveLength(1);
     expect(real.discardedIds).not.toContain(rest.items[0]?.id);
-    expect(await dlq.countsByGroup()).toMatchObject({ purge: 1, 'purge-other': 1 });
-    const audit = await dlq.audit({ limit: 2 });
+    expect(await world.dlq.countsByGroup()).toMatchObject({ purge: 1, 'purge-other': 1 });
+    const audit = await world.dlq.audit({ limit: 2 });
     expect(audit.items.map((r) => [r.action, r.batchId, r.deadLetterId]).sort()).toEqual(
       real.discardedIds.map((id) => ['discard', 'd-1', id]).sort(),
     );
-    const again = await dlq.write(input('purge', 'non-retryable', 1));
+    const again = await world.dlq.write(input('purge', 'non-retryable', 1));
 
     // By ids: an id discarded before is missing, like an unknown one.
     const last = rest.items[0]?.id as string;
-    await dlq.discard(last, { actor: 'other' });
-    const byIds = await dlq.discardMany({ ids: [last, '1-1', again.id], actor: 'ops' });
+    await world.dlq.discard(last, { actor: 'other' });
+    const byIds = await world.dlq.discardMany({ ids: [last, '1-1', again.id], actor: 'ops' });
     expect(byIds).toMatchObject({ matched: 1, discarded: 1, discardedIds: [again.id], missing: [last, '1-1'] });
 
     // Two operators at once: each entry is discarded by one of them, and counted once.
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await dlq.write(input('race', 'non-retryable', i))).id);
+    for (let i = 0; i < 5; i++) ids.push((await world.dlq.write(input('race', 'non-retryable', i))).id);
     const [a, b] = await Promise.all([
-      dlq.discardMany({ ids, actor: 'a' }),
-      dlq.discardMany({ ids: [...ids].reverse(), actor: 'b' }),
+      world.dlq.discardMany({ ids, actor: 'a' }),
+      world.dlq.discardMany({ ids: [...ids].reverse(), actor: 'b' }),
     ]);
     expect((a?.discarded ?? 0) + (b?.discarded ?? 0)).toBe(5);
     expect([...(a?.discardedIds ?? []), ...(b?.discardedIds ?? [])].sort()).toEqual([...ids].sort());
-    expect(await dlq.get(kept.id)).toBeDefined();
+    expect(await world.dlq.get(kept.id)).toBeDefined();
   });
 });

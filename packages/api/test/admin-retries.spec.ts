@@ -1,5 +1,6 @@
 import {
   createEvent,
+  type EventHandler,
   encodeEvent,
   type FailureRecord,
   type RetryJobData,
@@ -50,6 +51,24 @@ function jobData(
     failures,
   };
   return data;
+}
+
+/** The payment group's retry worker on the harness's connection, with a fixed delay between attempts. */
+function paymentRetryWorker(h: Harness, handler: EventHandler, policy: { maxAttempts: number; delayMs: number }) {
+  return new RetryWorker({
+    connection: h.redis,
+    keys: h.keys,
+    definition: { group: PAYMENT, stream: 'things', handler },
+    catalog: h.deps.catalog,
+    policy: new RetryPolicy({
+      maxAttempts: policy.maxAttempts,
+      baseDelayMs: policy.delayMs,
+      maxDelayMs: policy.delayMs,
+      jitter: 0,
+    }),
+    deadLetters: h.deps.deadLetters,
+    maxDeliveries: 5,
+  });
 }
 
 describe('retrying events through the admin API', () => {
@@ -233,21 +252,13 @@ describe('a retry job after a failed retry attempt', () => {
 
   beforeAll(async () => {
     h = await createHarness();
-    worker = new RetryWorker({
-      connection: h.redis,
-      keys: h.keys,
-      definition: {
-        group: PAYMENT,
-        stream: 'things',
-        handler: () => {
-          throw new Error('gateway answered 503');
-        },
+    worker = paymentRetryWorker(
+      h,
+      () => {
+        throw new Error('gateway answered 503');
       },
-      catalog: h.deps.catalog,
-      policy: new RetryPolicy({ maxAttempts: 5, baseDelayMs: 60_000, maxDelayMs: 60_000, jitter: 0 }),
-      deadLetters: h.deps.deadLetters,
-      maxDeliveries: 5,
-    });
+      { maxAttempts: 5, delayMs: 60_000 },
+    );
     worker.start();
   });
   afterAll(async () => {
@@ -295,22 +306,14 @@ describe('running retries now', () => {
     h = await createHarness();
     await h.redis.xgroup('CREATE', h.keys.stream('things'), PAYMENT, '$', 'MKSTREAM');
     await h.redis.sadd(h.keys.streams, 'things');
-    worker = new RetryWorker({
-      connection: h.redis,
-      keys: h.keys,
-      definition: {
-        group: PAYMENT,
-        stream: 'things',
-        handler: async (event) => {
-          if (event.id === held.eventId) await new Promise<void>((resolve) => (release = resolve));
-          handled.push(event.id);
-        },
+    worker = paymentRetryWorker(
+      h,
+      async (event) => {
+        if (event.id === held.eventId) await new Promise<void>((resolve) => (release = resolve));
+        handled.push(event.id);
       },
-      catalog: h.deps.catalog,
-      policy: new RetryPolicy({ maxAttempts: 3, baseDelayMs: HOUR, maxDelayMs: HOUR, jitter: 0 }),
-      deadLetters: h.deps.deadLetters,
-      maxDeliveries: 5,
-    });
+      { maxAttempts: 3, delayMs: HOUR },
+    );
     worker.start();
   });
   afterAll(async () => {

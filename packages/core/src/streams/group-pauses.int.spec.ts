@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { encodeEvent } from '../events/codec';
-import type { Fleet } from '../fleet/fleet';
+import type { Fleet, FleetOptions } from '../fleet/fleet';
 import { RetryQueues } from '../retry/retry-queues';
 import { capturingLogger, waitFor } from '../testing/index';
 import { group, n, THING_STREAM as STREAM, ThingFleets, thing } from '../testing/thing-fleet';
@@ -22,16 +22,21 @@ async function groupInfo(fleet: Fleet, name: string) {
 
 world.useHooks();
 
+/** Groups `a` and `b` on the test stream, each recording the numbers it handled, and the pause switch. */
+async function startGroupsAB(overrides: Partial<FleetOptions> = {}) {
+  world.newTest();
+  const seenBy: Record<string, number[]> = { a: [], b: [] };
+  const { logger, withMessage } = capturingLogger();
+  const fleet = await world.start(
+    [group('a', (e) => void seenBy.a?.push(n(e))), group('b', (e) => void seenBy.b?.push(n(e)))],
+    { logger, ...overrides },
+  );
+  return { fleet, seenBy, withMessage, pauses: new GroupPauses(fleet.redis, fleet.keys, fleet.retryQueues) };
+}
+
 describe('pausing a group', () => {
   it('a paused group reads nothing new while the others go on; resumed, it handles what waited', async () => {
-    world.newTest();
-    const seenBy: Record<string, number[]> = { a: [], b: [] };
-    const { logger, withMessage } = capturingLogger();
-    const fleet = await world.start(
-      [group('a', (e) => void seenBy.a?.push(n(e))), group('b', (e) => void seenBy.b?.push(n(e)))],
-      { logger },
-    );
-    const pauses = new GroupPauses(fleet.redis, fleet.keys, fleet.retryQueues);
+    const { fleet, seenBy, withMessage, pauses } = await startGroupsAB();
     await fleet.producer.publish(STREAM, thing(1));
     await waitFor(() => seenBy.a?.length === 1 && seenBy.b?.length === 1, { message: 'both groups handled 1' });
 
@@ -61,14 +66,7 @@ describe('pausing a group', () => {
   });
 
   it('a group paused under steady traffic stops reading, while the others go on', async () => {
-    world.newTest();
-    const seenBy: Record<string, number[]> = { a: [], b: [] };
-    const { logger, withMessage } = capturingLogger();
-    const fleet = await world.start(
-      [group('a', (e) => void seenBy.a?.push(n(e))), group('b', (e) => void seenBy.b?.push(n(e)))],
-      { logger },
-    );
-    const pauses = new GroupPauses(fleet.redis, fleet.keys, fleet.retryQueues);
+    const { fleet, seenBy, withMessage, pauses } = await startGroupsAB();
     // Load, not a wait: an event every few milliseconds, so every read of the group finds entries.
     let producing = true;
     let published = 0;
@@ -97,15 +95,8 @@ describe('pausing a group', () => {
   });
 
   it('a consumer blocked in a read when its group is paused is woken: an event after the pause waits', async () => {
-    world.newTest();
-    const seenBy: Record<string, number[]> = { a: [], b: [] };
-    const { logger, withMessage } = capturingLogger();
-    const fleet = await world.start(
-      [group('a', (e) => void seenBy.a?.push(n(e))), group('b', (e) => void seenBy.b?.push(n(e)))],
-      // A read blocks for a minute: longer than any wait below.
-      { logger, consumer: { ...CONSUMER, blockMs: 60_000 } },
-    );
-    const pauses = new GroupPauses(fleet.redis, fleet.keys, fleet.retryQueues);
+    // A read blocks for a minute: longer than any wait below.
+    const { fleet, seenBy, withMessage, pauses } = await startGroupsAB({ consumer: { ...CONSUMER, blockMs: 60_000 } });
     await fleet.producer.publish(STREAM, thing(1));
     await waitFor(() => seenBy.a?.length === 1 && seenBy.b?.length === 1, { message: 'both groups handled 1' });
 

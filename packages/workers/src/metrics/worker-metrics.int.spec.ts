@@ -2,7 +2,7 @@ import { type RetryJobData, RetryQueues, StreamfleetKeys } from '@streamfleet/co
 import { cleanupPrefix, testRedisUrl, uniquePrefix } from '@streamfleet/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkerMetrics } from './worker-metrics';
+import { WorkerMetrics, type WorkerMetricsOptions } from './worker-metrics';
 
 describe('WorkerMetrics at scrape time', () => {
   const url = testRedisUrl();
@@ -17,8 +17,9 @@ describe('WorkerMetrics at scrape time', () => {
     await cleanupPrefix(url, prefix);
   });
 
-  it('reports each of its groups as paused or not, from the set operators change', async () => {
-    const metrics = new WorkerMetrics({
+  /** Metrics of a worker running payment and inventory, both reading `orders`. */
+  const paymentAndInventory = (extra: Partial<WorkerMetricsOptions> = {}) =>
+    new WorkerMetrics({
       redis,
       keys,
       groups: [
@@ -26,7 +27,11 @@ describe('WorkerMetrics at scrape time', () => {
         { group: 'inventory', stream: 'orders' },
       ],
       defaultMetrics: false,
+      ...extra,
     });
+
+  it('reports each of its groups as paused or not, from the set operators change', async () => {
+    const metrics = paymentAndInventory();
     await redis.sadd(keys.pausedGroups, 'payment');
     const text = await metrics.registry.getSingleMetricAsString('streamfleet_group_paused');
     expect(text).toContain('streamfleet_group_paused{group="payment"} 1');
@@ -40,16 +45,7 @@ describe('WorkerMetrics at scrape time', () => {
   it('reports how many events each of its groups is retrying, from its BullMQ retry queue', async () => {
     const queues = new RetryQueues({ connection: redis, keys, lingerMs: 0 });
     try {
-      const metrics = new WorkerMetrics({
-        redis,
-        keys,
-        groups: [
-          { group: 'payment', stream: 'orders' },
-          { group: 'inventory', stream: 'orders' },
-        ],
-        retryQueues: queues,
-        defaultMetrics: false,
-      });
+      const metrics = paymentAndInventory({ retryQueues: queues });
       const job = (eventId: string): RetryJobData => ({
         group: 'payment',
         stream: 'orders',

@@ -92,6 +92,13 @@ export interface BulkSelection {
   notMatching: string[];
 }
 
+/** What the remover of a dead-letter entry recorded: which action, who, when. */
+export interface DeadLetterRemoval {
+  action: 'replay' | 'discard';
+  actor: string;
+  at: string;
+}
+
 export interface BulkReplayResult extends BulkSelection {
   replayed: number;
   /**
@@ -471,21 +478,33 @@ export class DeadLetterStream {
     return removed === 1;
   }
 
-  private async goneError(id: string): Promise<Error> {
+  /**
+   * Who replayed or discarded entry `id`, and when: what its remover recorded (kept for a
+   * week after). `undefined` for an id never removed, or removed longer ago.
+   */
+  async removal(id: string): Promise<DeadLetterRemoval | undefined> {
     const tombstone = await this.redis.get(this.keys.deadLetterTombstone(id));
-    if (tombstone) {
-      const t = JSON.parse(tombstone) as { action: string; actor: string; at: string };
-      const verb = t.action === 'discard' ? 'discarded' : 'replayed';
-      return new ConflictError(
-        `DLQ_ENTRY_${verb.toUpperCase()}`,
-        `dead-letter entry ${id} was already ${verb} at ${t.at} by ${t.actor}`,
-        {
-          id,
-          ...t,
-        },
-      );
+    if (tombstone === null) return undefined;
+    try {
+      const { action, actor, at } = JSON.parse(tombstone) as Partial<DeadLetterRemoval>;
+      if ((action === 'replay' || action === 'discard') && typeof actor === 'string' && typeof at === 'string') {
+        return { action, actor, at };
+      }
+    } catch {
+      // Not what a remover writes: as good as none.
     }
-    return new NotFoundError(`no dead-letter entry ${id}`, { id });
+    return undefined;
+  }
+
+  private async goneError(id: string): Promise<Error> {
+    const removal = await this.removal(id);
+    if (!removal) return new NotFoundError(`no dead-letter entry ${id}`, { id });
+    const verb = removal.action === 'discard' ? 'discarded' : 'replayed';
+    return new ConflictError(
+      `DLQ_ENTRY_${verb.toUpperCase()}`,
+      `dead-letter entry ${id} was already ${verb} at ${removal.at} by ${removal.actor}`,
+      { id, ...removal },
+    );
   }
 
   /**

@@ -4,6 +4,7 @@ export {
   type BulkReplayOptions,
   type BulkReplayResult,
   type BulkSelection,
+  type DeadLetterRemoval,
   DeadLetterStream,
   type DeadLetterStreamOptions,
   MAX_FAILURE_HISTORY,

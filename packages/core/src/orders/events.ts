@@ -70,7 +70,8 @@ export const stockReceivedData = z
       .min(1)
       .max(64)
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, . _ - only; starts with a letter or digit'),
-    quantity: z.number().int().positive().max(1_000_000),
+    // Range first, and stop there: 1e300 is one "too big" naming 1000000, not also the safe-integer bound.
+    quantity: z.number().positive({ abort: true }).max(1_000_000, { abort: true }).int(),
     /** The warehouse's own reference for the delivery (goods receipt), for the record. */
     receiptId: z.string().min(1).max(128).optional(),
   })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createCatalog } from '../catalog';
+import type { ValidationError } from '../errors/index';
 import { OrderEventType } from './events';
 
 describe('order domain events', () => {
@@ -22,5 +23,16 @@ describe('order domain events', () => {
         previousStatus: 'PENDING',
       }),
     ).toThrow(/reason/);
+  });
+
+  it('names a received quantity far past its maximum once, with the maximum', () => {
+    try {
+      createCatalog().validate(OrderEventType.stockReceived, 1, { sku: 'SKU-1', quantity: 1e300 });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ValidationError).issues).toEqual([
+        { field: 'data.quantity', message: 'Too big: expected number to be <=1000000' },
+      ]);
+    }
   });
 });

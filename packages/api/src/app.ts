@@ -5,12 +5,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { type Config, StreamfleetKeys } from '@streamfleet/core';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController, type RawServerDefault } from 'fastify';
-import {
-  createJsonSchemaTransform,
-  serializerCompiler,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiDeps, RateLimitOptions } from './deps';
 import { KnownRoutes } from './http/allowed-methods';
@@ -18,8 +13,10 @@ import { clientErrorHandler } from './http/client-errors';
 import { errorHandler, sendProblem } from './http/error-handler';
 import { IdempotencyStore } from './http/idempotency';
 import { ApiMetrics } from './http/metrics';
-import { ApiProblem, PROBLEM_CONTENT_TYPE } from './http/problem';
+import { type OpenApiLike, openApiObjectTransform, openApiTransform } from './http/openapi';
+import { ApiProblem } from './http/problem';
 import { installRateLimits } from './http/rate-limit';
+import { acceptDeclaredInputOnly } from './http/route-input';
 import { routerErrorHandler } from './http/router-errors';
 import { parseJsonBody } from './http/safe-body';
 import type { RouteContext, RouteRateLimit } from './route-context';
@@ -108,6 +105,7 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
   );
   app.setErrorHandler(errorHandler);
   routes.track(app);
+  acceptDeclaredInputOnly(app);
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
     const allowed = routes.allowedMethods(path);
@@ -188,8 +186,8 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
         },
       },
     },
-    transform: createJsonSchemaTransform({ skipList: ['/docs', '/docs/', '/docs/*', '/docs/json', '/docs/yaml'] }),
-    transformObject: (documentObject) => problemContentTypes(documentObject as { openapiObject: OpenApiLike }),
+    transform: openApiTransform,
+    transformObject: (documentObject) => openApiObjectTransform(documentObject as { openapiObject: OpenApiLike }),
   });
   void app.register(swaggerUi, { routePrefix: '/docs' });
 
@@ -254,23 +252,4 @@ function rateLimits(deps: ApiDeps): RouteContext['limits'] {
     // `max` per route.
     admin: { ...toRoute(deps.rateLimit?.admin ?? DEFAULT_ADMIN_LIMIT), groupId: 'admin' },
   };
-}
-
-interface OpenApiLike {
-  paths?: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, unknown> }> }>>;
-}
-
-/** Error responses are served as `application/problem+json`; say so in the document. */
-function problemContentTypes({ openapiObject }: { openapiObject: OpenApiLike }): OpenApiLike {
-  for (const operations of Object.values(openapiObject.paths ?? {})) {
-    for (const operation of Object.values(operations)) {
-      for (const [status, response] of Object.entries(operation.responses ?? {})) {
-        const json = response.content?.['application/json'] as { schema?: { description?: string } } | undefined;
-        if (Number(status) >= 400 && json?.schema?.description?.startsWith('RFC 9457')) {
-          response.content = { [PROBLEM_CONTENT_TYPE]: json };
-        }
-      }
-    }
-  }
-  return openapiObject;
 }

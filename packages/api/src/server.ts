@@ -38,7 +38,8 @@ async function main(): Promise<void> {
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(err.message);
+      // As the worker entrypoints print it, so `pnpm start`'s interleaved output says whose it is.
+      process.stderr.write(`streamfleet: ${err.message}\n`);
       process.exit(1);
     }
     throw err;
@@ -128,9 +129,8 @@ async function main(): Promise<void> {
   // Fastify logs one plain "Server listening at" line per interface; the line below says it once.
   const appLogLevel = app.log.level;
   app.log.level = 'silent';
-  let address: string;
   try {
-    address = await app.listen({ port: config.port, host: config.host });
+    await app.listen({ port: config.port, host: config.host });
   } catch (err) {
     if (stopping) return;
     const { code, message } = err as NodeJS.ErrnoException;
@@ -144,10 +144,21 @@ async function main(): Promise<void> {
   } finally {
     app.log.level = appLogLevel;
   }
-  const base = address.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost');
-  const { port } = app.server.address() as AddressInfo;
-  logger.info({ address, port, docs: `${base}/docs`, openapi: `${base}/docs/json` }, 'listening');
+  logger.info(listeningLine(app.server.address() as AddressInfo), 'listening');
   if (!config.adminToken) logger.warn('ADMIN_TOKEN is not set: admin routes refuse every request');
+}
+
+/**
+ * Where the server is bound (`address`, `host`, `port`: `http://0.0.0.0:3000` when bound to
+ * every interface) and a URL to reach it by (`url`, `docs`, `openapi`): `localhost` for a
+ * wildcard address. Fastify's `listen()` answers `http://127.0.0.1:3000` for a wildcard, the
+ * first of its interfaces, which read as if the server were reachable from this host only.
+ */
+function listeningLine({ address: host, port }: AddressInfo) {
+  const bracketed = host.includes(':') ? `[${host}]` : host;
+  const wildcard = host === '0.0.0.0' || host === '::';
+  const url = `http://${wildcard ? 'localhost' : bracketed}:${port}`;
+  return { address: `http://${bracketed}:${port}`, host, port, url, docs: `${url}/docs`, openapi: `${url}/docs/json` };
 }
 
 main().catch((err) => {

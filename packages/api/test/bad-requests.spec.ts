@@ -251,6 +251,28 @@ const CASES: BadRequest[] = [
   },
   { name: 'limit not a number', request: admin('GET', '/admin/dlq?limit=ten'), status: 400, field: 'query.limit' },
   { name: 'fractional limit', request: admin('GET', '/admin/dlq?limit=1.5'), status: 400, field: 'query.limit' },
+  { name: 'hexadecimal limit', request: admin('GET', '/admin/dlq?limit=0x10'), status: 400, field: 'query.limit' },
+  { name: 'limit with an exponent', request: admin('GET', '/admin/dlq?limit=1e1'), status: 400, field: 'query.limit' },
+  { name: 'limit with a plus sign', request: admin('GET', '/admin/dlq?limit=%2B5'), status: 400, field: 'query.limit' },
+  { name: 'limit with a space', request: admin('GET', '/admin/dlq?limit=%205'), status: 400, field: 'query.limit' },
+  {
+    name: 'audit limit in hexadecimal',
+    request: admin('GET', '/admin/audit?limit=0x10'),
+    status: 400,
+    field: 'query.limit',
+  },
+  {
+    name: 'empty retry offset',
+    request: admin('GET', '/admin/retries/payment?offset='),
+    status: 400,
+    field: 'query.offset',
+  },
+  {
+    name: 'retry limit with an exponent',
+    request: admin('GET', '/admin/retries/payment?limit=1e2'),
+    status: 400,
+    field: 'query.limit',
+  },
   {
     name: 'cursor not a stream id',
     request: admin('GET', '/admin/dlq?cursor=abc'),
@@ -477,6 +499,54 @@ const CASES: BadRequest[] = [
     status: 400,
     field: 'ids.0',
   },
+  // routes that take no query refuse any parameter, and routes that take no body any field
+  ...(
+    [
+      ['GET', '/healthz'],
+      ['GET', '/readyz'],
+      ['GET', '/metrics'],
+      ['GET', '/admin/dlq/1-0'],
+      ['DELETE', '/admin/dlq/1-0'],
+      ['POST', '/admin/dlq/1-0/replay'],
+      // Routes with a body are sent a valid one: the body is checked before the query.
+      ['POST', '/admin/dlq/replay', { filter: {}, dryRun: true }],
+      ['POST', '/admin/dlq/discard', { filter: {}, dryRun: true }],
+      ['GET', '/admin/groups'],
+      ['POST', '/admin/groups/payment/pause'],
+      ['POST', '/admin/groups/payment/resume'],
+      ['POST', '/admin/retries/payment/run-now', {}],
+      ['POST', '/admin/retries/payment/job-1/run-now'],
+      ['POST', '/v1/events', thing({ name: 'a' })],
+    ] as const
+  ).map(([method, url, payload]) => ({
+    name: `${method} ${url} with a query parameter it does not take`,
+    request: admin(method, `${url}?x=1`, payload),
+    status: 400,
+    code: 'VALIDATION_ERROR',
+    field: 'query.x',
+  })),
+  ...(
+    [
+      ['DELETE', '/admin/dlq/1-0'],
+      ['POST', '/admin/dlq/1-0/replay'],
+      ['POST', '/admin/groups/payment/pause'],
+      ['POST', '/admin/groups/payment/resume'],
+      ['POST', '/admin/retries/payment/job-1/run-now'],
+    ] as const
+  ).map(([method, url]) => ({
+    name: `${method} ${url} with a body field it does not take`,
+    request: admin(method, url, { x: 1 }),
+    status: 400,
+    code: 'VALIDATION_ERROR',
+    field: 'x',
+  })),
+  {
+    name: 'a replay with a body that is not an object',
+    request: admin('POST', '/admin/dlq/1-0/replay', [1]),
+    status: 400,
+    code: 'VALIDATION_ERROR',
+    field: 'body',
+  },
   // routing
   { name: 'unknown route', request: { method: 'GET', url: '/v2/events' }, status: 404, code: 'ROUTE_NOT_FOUND' },
   {
@@ -521,6 +591,70 @@ describe('bad requests', () => {
     expect(Array.isArray(body.errors)).toBe(true);
     if (field) expect(body.errors.map((e: { field: string }) => e.field)).toContain(field);
     expect(res.headers['x-request-id']).toBeTruthy();
+  });
+
+  it.each([
+    ['empty', '/admin/dlq?limit=', 'query.limit', 'must not be empty: give a whole number'],
+    ['hexadecimal', '/admin/dlq?limit=0x10', 'query.limit', 'must be a whole number in decimal digits, e.g. 50'],
+    ['an exponent', '/admin/dlq?limit=1e1', 'query.limit', 'must be a whole number in decimal digits, e.g. 50'],
+    ['a fraction', '/admin/dlq?limit=1.5', 'query.limit', 'must be a whole number in decimal digits, e.g. 50'],
+    ['too big', '/admin/dlq?limit=99999999999999999999', 'query.limit', 'Too big: expected number to be <=1000'],
+    ['an empty offset', '/admin/retries/payment?offset=', 'query.offset', 'must not be empty: give a whole number'],
+    ['not a stream id', '/admin/dlq?cursor=abc', 'query.cursor', 'must be a stream entry id like 1732460000000-0'],
+  ])('a query value that is %s is named once, with that mistake only', async (_what, url, field, message) => {
+    const res = await h.app.inject(admin('GET', url));
+    expect(res.statusCode).toBe(400);
+    expect(res.json().errors).toEqual([{ field, message }]);
+    expect(res.json().detail).toBe(`${field}: ${message}`);
+  });
+
+  it('a number far past its maximum in a body is one "too big" naming the maximum', async () => {
+    for (const [url, body, field, max] of [
+      ['/admin/dlq/replay', { filter: {}, limit: 1e300 }, 'limit', 10_000],
+      ['/admin/dlq/discard', { filter: {}, limit: 1e300, dryRun: true }, 'limit', 10_000],
+      ['/v1/events', thing({ name: 'a' }, { schemaVersion: 1e300 }), 'schemaVersion', 1000],
+    ] as const) {
+      const res = await h.app.inject(admin('POST', url, body));
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json().errors, url).toEqual([{ field, message: `Too big: expected number to be <=${max}` }]);
+    }
+  });
+
+  it('a field wrong in two ways is named once, with the first thing wrong', async () => {
+    // Longer than 200 characters and not a dotted type: one message, the length.
+    const res = await h.app.inject(post('/v1/events', thing({ name: 'a' }, { type: 'X'.repeat(201) })));
+    expect(res.statusCode).toBe(400);
+    expect(res.json().errors).toEqual([
+      { field: 'type', message: 'Too big: expected string to have <=200 characters' },
+    ]);
+    expect(res.json().detail).toBe('type: Too big: expected string to have <=200 characters');
+  });
+
+  it('health probes refuse a query parameter, naming it, and answer without one as before', async () => {
+    for (const url of ['/healthz', '/readyz', '/metrics']) {
+      const refused = await h.app.inject({ method: 'GET', url: `${url}?probe=1` });
+      expect(refused.statusCode, url).toBe(400);
+      expect(refused.json().errors, url).toEqual([{ field: 'query.probe', message: 'unknown field' }]);
+      expect((await h.app.inject({ method: 'GET', url })).statusCode, url).toBe(200);
+    }
+  });
+
+  it('a route without a body takes none, or {}, and refuses a field, naming it', async () => {
+    for (const payload of [{ force: true }, undefined, {}]) {
+      const pause = await h.app.inject(admin('POST', '/admin/groups/nobody/pause', payload));
+      const replay = await h.app.inject(admin('POST', '/admin/dlq/1-0/replay', payload));
+      if (payload?.force) {
+        for (const res of [pause, replay]) {
+          expect(res.statusCode).toBe(400);
+          expect(res.json().errors).toEqual([{ field: 'force', message: 'unknown field' }]);
+        }
+        continue;
+      }
+      // The route itself answers (unknown group, no such entry): the body passed validation.
+      expect(pause.statusCode).toBe(404);
+      expect(pause.json().errors).toEqual([{ field: 'params.group', message: 'unknown consumer group' }]);
+      expect(replay.statusCode).toBe(404);
+    }
   });
 
   it('a time that is not ISO 8601 is named once, with that mistake only', async () => {

@@ -797,3 +797,119 @@ describe('pausing a group through the admin API', () => {
     expect(res.json().errors).toEqual([{ field: 'params.group', message: 'unknown consumer group' }]);
   });
 });
+
+/** What an operator does to dead letters shows in the API's log, and a removed id stays explained. */
+describe('dead-letter actions: logged, and a removed entry remembered', () => {
+  let h: Harness;
+  const log = capturingLogger();
+  const admin = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown, actor?: string) =>
+    h.app.inject({
+      method,
+      url,
+      headers: { ...adminHeaders, ...(actor ? { 'x-actor': actor } : {}) },
+      ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    });
+  const deadLetter = async () =>
+    (
+      await h.deps.deadLetters.write(
+        deadLetterInput('logged', 'non-retryable', { type: 'test.thing', data: { name: 'x' } }),
+      )
+    ).id;
+
+  beforeAll(async () => {
+    h = await createHarness({ deps: { logger: log.logger } });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('logs one line per replay and discard, single or bulk, with the actor, the ids and the batch', async () => {
+    const [one, two, three, four] = [await deadLetter(), await deadLetter(), await deadLetter(), await deadLetter()];
+
+    const replay = await admin('POST', `/admin/dlq/${one}/replay`, undefined, 'alice');
+    expect(replay.statusCode).toBe(200);
+    expect(log.withMessage('dead letter replayed')).toEqual([
+      expect.objectContaining({ level: 30, actor: 'alice', id: one, group: 'logged', jobId: replay.json().jobId }),
+    ]);
+
+    expect((await admin('DELETE', `/admin/dlq/${two}`, undefined, 'bob')).statusCode).toBe(200);
+    expect(log.withMessage('dead letter discarded')).toEqual([
+      expect.objectContaining({ level: 30, actor: 'bob', id: two, group: 'logged' }),
+    ]);
+
+    // A dry run changes nothing, so it logs nothing.
+    expect((await admin('POST', '/admin/dlq/replay', { ids: [three], dryRun: true })).statusCode).toBe(200);
+    expect((await admin('POST', '/admin/dlq/discard', { ids: [four], dryRun: true })).statusCode).toBe(200);
+    expect(log.withMessage('dead letters replayed')).toEqual([]);
+    expect(log.withMessage('dead letters discarded')).toEqual([]);
+
+    const bulkReplay = await admin('POST', '/admin/dlq/replay', { ids: [three, '1-0'] }, 'carol');
+    expect(bulkReplay.json()).toMatchObject({ replayed: 1, missing: ['1-0'] });
+    expect(log.withMessage('dead letters replayed')).toEqual([
+      expect.objectContaining({
+        level: 30,
+        actor: 'carol',
+        batchId: bulkReplay.json().batchId,
+        count: 1,
+        ids: [three],
+        more: false,
+      }),
+    ]);
+
+    const bulkDiscard = await admin('POST', '/admin/dlq/discard', { ids: [four] }, 'dave');
+    expect(bulkDiscard.json()).toMatchObject({ discarded: 1 });
+    expect(log.withMessage('dead letters discarded')).toEqual([
+      expect.objectContaining({
+        level: 30,
+        actor: 'dave',
+        batchId: bulkDiscard.json().batchId,
+        count: 1,
+        ids: [four],
+        more: false,
+      }),
+    ]);
+  });
+
+  it('answers a GET of a replayed or discarded entry 404 saying who and when, as a second replay’s 409 does', async () => {
+    const replayed = await deadLetter();
+    const discarded = await deadLetter();
+    expect((await admin('POST', `/admin/dlq/${replayed}/replay`, undefined, 'erin')).statusCode).toBe(200);
+    expect((await admin('DELETE', `/admin/dlq/${discarded}`, undefined, 'frank')).statusCode).toBe(200);
+
+    for (const [id, action, actor] of [
+      [replayed, 'replay', 'erin'],
+      [discarded, 'discard', 'frank'],
+    ] as const) {
+      const again = await admin('POST', `/admin/dlq/${id}/replay`);
+      expect(again.statusCode).toBe(409);
+      const got = await admin('GET', `/admin/dlq/${id}`);
+      expect(got.statusCode).toBe(404);
+      expect(got.headers['content-type']).toMatch(/^application\/problem\+json/);
+      const verb = action === 'replay' ? 'replayed' : 'discarded';
+      expect(got.json()).toMatchObject({
+        code: 'NOT_FOUND',
+        detail: expect.stringMatching(new RegExp(`^dead-letter entry ${id} was already ${verb} at .+ by ${actor}$`)),
+        details: { id, action, actor, at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) },
+      });
+      expect(got.json().detail).toBe(again.json().detail);
+      expect(got.json().details).toEqual(again.json().details);
+    }
+
+    const never = await admin('GET', '/admin/dlq/1-0');
+    expect(never.statusCode).toBe(404);
+    expect(never.json()).toMatchObject({
+      code: 'NOT_FOUND',
+      detail: 'no dead-letter entry 1-0',
+      details: { id: '1-0' },
+    });
+  });
+
+  it('refuses a replay sent a body field it does not take, and replays nothing', async () => {
+    const id = await deadLetter();
+    const res = await admin('POST', `/admin/dlq/${id}/replay`, { group: 'someone-else' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().errors).toEqual([{ field: 'group', message: 'unknown field' }]);
+    expect(await h.deps.deadLetters.get(id)).toBeDefined();
+    expect(log.withMessage('dead letter replayed').map((l) => l.id)).not.toContain(id);
+  });
+});

@@ -99,6 +99,13 @@ describe('/v1/inventory/:sku', () => {
     expect(await getStock(sql, 'SKU-text')).toBeUndefined();
   });
 
+  it('names a count far past its maximum once, with the maximum', async () => {
+    const res = await put('SKU-huge', { available: 1e300 });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().errors).toEqual([{ field: 'available', message: 'Too big: expected number to be <=2147483647' }]);
+    expect(await getStock(sql, 'SKU-huge')).toBeUndefined();
+  });
+
   it('rejects a bad SKU on GET with a 400 problem', async () => {
     const res = await h.app.inject({ method: 'GET', url: '/v1/inventory/bad*sku' });
     expect(res.statusCode).toBe(400);
@@ -111,6 +118,7 @@ describe('/v1/inventory/:sku', () => {
     expect(Object.keys(path ?? {}).sort()).toEqual(['get', 'put']);
     expect(path.put.tags).toEqual(['inventory']);
     expect(JSON.stringify(path.put.requestBody)).toContain('"example"');
+    expect(Object.keys(path.put.responses)).toEqual(expect.arrayContaining(['413', '415']));
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeTruthy();
   });
 });

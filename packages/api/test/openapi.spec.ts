@@ -50,12 +50,22 @@ interface OpenApiDoc {
         description?: string;
         security?: unknown[];
         requestBody?: unknown;
-        responses: Record<string, unknown>;
+        responses: Record<string, OpenApiResponse>;
       }
     >
   >;
-  components: { securitySchemes: Record<string, unknown> };
+  components: { securitySchemes: Record<string, unknown>; headers?: Record<string, unknown> };
 }
+
+interface OpenApiResponse {
+  content?: Record<string, { schema?: { example?: unknown } }>;
+  headers?: Record<string, unknown>;
+}
+
+const operations = (doc: OpenApiDoc) =>
+  Object.entries(doc.paths).flatMap(([path, ops]) =>
+    Object.entries(ops).map(([method, op]) => ({ where: `${method} ${path}`, path, op })),
+  );
 
 describe('OpenAPI document', () => {
   let h: Harness;
@@ -95,7 +105,7 @@ describe('OpenAPI document', () => {
     }
   });
 
-  it('describes every operation, gives its bodies examples and documents the batch maximum', () => {
+  it('describes every operation, gives its bodies and 2xx answers examples and documents the batch maximum', () => {
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(ops)) {
         const where = `${method} ${path}`;
@@ -103,14 +113,68 @@ describe('OpenAPI document', () => {
         expect(op.description, where).toEqual(expect.any(String));
         if (op.requestBody) expect(JSON.stringify(op.requestBody), where).toContain('"example"');
         for (const [status, response] of Object.entries(op.responses)) {
-          const types = Object.keys((response as { content?: object }).content ?? {});
+          const types = Object.keys(response.content ?? {});
           if (Number(status) >= 400 && path !== '/readyz')
             expect(types, `${where} ${status}`).toEqual(['application/problem+json']);
+          if (status.startsWith('2')) {
+            expect(types.length, `${where} ${status}`).toBeGreaterThan(0);
+            for (const type of types) {
+              expect(response.content?.[type]?.schema?.example, `${where} ${status} ${type} example`).toBeDefined();
+            }
+          }
         }
       }
     }
     const batch = JSON.stringify(doc.paths['/v1/events/batch']?.post?.requestBody);
     expect(batch).toContain('"maxItems":500');
+  });
+
+  it('documents 413 and 415 on every operation that takes a JSON body', () => {
+    const withBody = operations(doc).filter(({ op }) => op.requestBody);
+    expect(withBody.map((o) => o.where).sort()).toEqual([
+      'post /admin/dlq/discard',
+      'post /admin/dlq/replay',
+      'post /admin/retries/{group}/run-now',
+      'post /v1/events',
+      'post /v1/events/batch',
+    ]);
+    for (const { where, op } of withBody) {
+      for (const status of ['413', '415']) {
+        expect(Object.keys(op.responses[status]?.content ?? {}), `${where} ${status}`).toEqual([
+          'application/problem+json',
+        ]);
+      }
+    }
+  });
+
+  it('documents x-request-id on every response, and the rate-limit headers on the limited operations', () => {
+    expect(Object.keys(doc.components.headers ?? {}).sort()).toEqual([
+      'RateLimitLimit',
+      'RateLimitRemaining',
+      'RateLimitReset',
+      'RequestId',
+      'RetryAfter',
+    ]);
+    const ref = (name: string) => ({ $ref: `#/components/headers/${name}` });
+    for (const { where, path, op } of operations(doc)) {
+      // Ingestion and admin routes are rate limited; health probes and metrics are not.
+      const limited = path.startsWith('/admin') || path.startsWith('/v1/events');
+      expect(Object.keys(op.responses).includes('429'), where).toBe(limited);
+      for (const [status, response] of Object.entries(op.responses)) {
+        const headers = response.headers ?? {};
+        expect(headers['x-request-id'], `${where} ${status}`).toEqual(ref('RequestId'));
+        for (const [name, component] of [
+          ['x-ratelimit-limit', 'RateLimitLimit'],
+          ['x-ratelimit-remaining', 'RateLimitRemaining'],
+          ['x-ratelimit-reset', 'RateLimitReset'],
+        ] as const) {
+          expect(headers[name], `${where} ${status} ${name}`).toEqual(limited ? ref(component) : undefined);
+        }
+        expect(headers['retry-after'], `${where} ${status} retry-after`).toEqual(
+          status === '429' ? ref('RetryAfter') : undefined,
+        );
+      }
+    }
   });
 
   it('passes swagger-parser validation', async () => {

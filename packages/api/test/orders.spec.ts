@@ -265,6 +265,59 @@ describe('/v1/orders', () => {
     expect(read.json().total).toBe(1e15);
   });
 
+  it('names a number far past its maximum once, with the maximum, storing nothing', async () => {
+    for (const [line, field, max] of [
+      [{ sku: 'S', quantity: 1e300, unitPrice: 1 }, 'items.0.quantity', 10_000],
+      [{ sku: 'S', quantity: 1, unitPrice: 1e300 }, 'items.0.unitPrice', 1_000_000_000],
+    ] as const) {
+      const res = await h.app.inject({
+        method: 'POST',
+        url: '/v1/orders',
+        payload: { orderId: 'huge-2', customerId: 'big', items: [line] },
+      });
+      expect(expectProblem(res, 400).errors, field).toEqual([
+        { field, message: `Too big: expected number to be <=${max}` },
+      ]);
+    }
+    const version = await h.app.inject({
+      method: 'POST',
+      url: '/v1/orders/huge-2/confirm',
+      payload: { expectedVersion: 1e300 },
+    });
+    expect(expectProblem(version, 400).errors).toEqual([
+      { field: 'expectedVersion', message: 'Too big: expected number to be <=2147483647' },
+    ]);
+    expect(await stored('huge-2')).toEqual({ events: 0, outbox: 0 });
+  });
+
+  it('takes query integers as plain decimal digits only, naming the parameter once', async () => {
+    for (const [query, field, message] of [
+      ['limit=', 'query.limit', 'must not be empty: give a whole number'],
+      ['limit=0x10', 'query.limit', 'must be a whole number in decimal digits, e.g. 50'],
+      ['limit=1e1', 'query.limit', 'must be a whole number in decimal digits, e.g. 50'],
+      ['limit=201', 'query.limit', 'Too big: expected number to be <=200'],
+    ] as const) {
+      const res = await h.app.inject({ method: 'GET', url: `/v1/orders?${query}` });
+      expect(expectProblem(res, 400).errors, query).toEqual([{ field, message }]);
+    }
+    for (const [query, message] of [
+      ['fromVersion=0x1', 'must be a whole number in decimal digits, e.g. 50'],
+      ['fromVersion=1e0', 'must be a whole number in decimal digits, e.g. 50'],
+      // Versions are Postgres integers: a larger one is refused here, not by the query.
+      ['fromVersion=99999999999', 'Too big: expected number to be <=2147483647'],
+    ] as const) {
+      const res = await h.app.inject({ method: 'GET', url: `/v1/orders/some-order/events?${query}` });
+      expect(expectProblem(res, 400).errors, query).toEqual([{ field: 'query.fromVersion', message }]);
+    }
+    const ok = await h.app.inject({ method: 'GET', url: '/v1/orders?limit=007' });
+    expect(ok.statusCode).toBe(200);
+  });
+
+  it('refuses a query parameter a route does not take, naming it', async () => {
+    const res = await h.app.inject({ method: 'GET', url: '/v1/orders/some-order?expand=saga' });
+    expect(expectProblem(res, 400).errors).toEqual([{ field: 'query.expand', message: 'unknown field' }]);
+  });
+
   it('refuses, in the domain, a total that is not a safe integer (422), storing nothing', async () => {
     const service = new OrderService(sql);
     const err = await service
@@ -397,6 +450,14 @@ describe('/v1/orders', () => {
         const shown = JSON.stringify(o.requestBody ?? o.responses?.['200'] ?? o.responses?.['201']);
         expect(shown, `${method} ${path}`).toContain('"example"');
       }
+    }
+    // Every route taking a JSON body documents the 413 and 415 it can answer.
+    for (const [where, op] of [
+      ['post /v1/orders', doc.paths['/v1/orders'].post],
+      ['post /v1/orders/{id}/cancel', doc.paths['/v1/orders/{id}/cancel'].post],
+      ['post /v1/orders/{id}/confirm', doc.paths['/v1/orders/{id}/confirm'].post],
+    ]) {
+      expect(Object.keys(op.responses), where).toEqual(expect.arrayContaining(['413', '415']));
     }
     const getOne = JSON.stringify(doc.paths['/v1/orders/{id}'].get.responses['200']);
     expect(getOne).toContain('"saga"');

@@ -56,7 +56,7 @@ describe('request ids', () => {
     );
   });
 
-  it('puts the id in the problem, its header and the log line of a refused request', async () => {
+  it('puts the id in the problem, its header and the log line of a refused request, with its method and URL', async () => {
     const res = await h.app.inject({
       method: 'GET',
       url: '/admin/dlq?limit=0',
@@ -66,7 +66,13 @@ describe('request ids', () => {
     expect(res.headers['x-request-id']).toBe('trace-bad-2');
     expect(res.json().requestId).toBe('trace-bad-2');
     expect(linesOf('trace-bad-2')).toContainEqual(
-      expect.objectContaining({ msg: 'request refused', code: 'VALIDATION_ERROR', status: 400 }),
+      expect.objectContaining({
+        msg: 'request refused',
+        code: 'VALIDATION_ERROR',
+        status: 400,
+        method: 'GET',
+        url: '/admin/dlq?limit=0',
+      }),
     );
   });
 

@@ -47,6 +47,7 @@ describe('API process (src/server.ts)', () => {
     expect(listening.port).toBeGreaterThan(0);
     expect(listening.address).toBe(`http://127.0.0.1:${listening.port}`);
     expect(listening.docs).toBe(`http://127.0.0.1:${listening.port}/docs`);
+    expect(listening).toMatchObject({ host: '127.0.0.1', url: `http://127.0.0.1:${listening.port}` });
     // Every line parses as JSON (logs() throws otherwise); Fastify's own lines are not there.
     expect(p.logs().map((l) => l.msg)).toEqual(['listening']);
 
@@ -58,6 +59,33 @@ describe('API process (src/server.ts)', () => {
     expect(messages).not.toContain('second signal: exiting now');
     expect(messages.at(-1)).toBe('shutdown complete');
     expect(p.stderr).toBe('');
+  });
+
+  it('bound to every interface, logs the address it is bound to and a URL that reaches it', async () => {
+    const p = start({ HOST: '0.0.0.0' });
+    const listening = await waitFor(() => p.logs().find((l) => l.msg === 'listening'), {
+      timeoutMs: 30_000,
+      message: 'listening line',
+    });
+    const { port } = listening;
+    expect(listening).toMatchObject({
+      address: `http://0.0.0.0:${port}`,
+      host: '0.0.0.0',
+      url: `http://localhost:${port}`,
+      docs: `http://localhost:${port}/docs`,
+      openapi: `http://localhost:${port}/docs/json`,
+    });
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(res.status).toBe(200);
+  });
+
+  it('exits 1 on an invalid environment with one message naming the variable, prefixed as the worker’s', async () => {
+    const p = start({ PORT: 'eighty' });
+    const exit = await p.exited;
+    expect(exit.code).toBe(1);
+    expect(p.stdout.filter((line) => line !== '')).toEqual([]);
+    expect(p.stderr).toMatch(/^streamfleet: /);
+    expect(p.stderr).toContain('PORT');
   });
 
   it('exits 1 with one fatal line naming PORT and the address when the port is taken', async () => {

@@ -45,7 +45,7 @@ interface ValidationItem {
 export function toProblem(err: unknown, request?: FastifyRequest): ApiProblem {
   if (err instanceof ApiProblem) return err;
   if (err instanceof ValidationError) {
-    return new ApiProblem(400, err.code, err.message, { errors: err.issues });
+    return new ApiProblem(400, err.code, err.message, { errors: onePerField(err.issues) });
   }
   if (err instanceof StreamfleetError) {
     const status =
@@ -175,7 +175,23 @@ export function validationFields(items: ValidationItem[], context?: string): Pro
     }
     fields.push({ field: base, message: item.message ?? 'invalid' });
   }
-  return fields;
+  return onePerField(fields);
+}
+
+/**
+ * The first complaint about each field. Schemas stop at their first failed check where it
+ * matters (see `http/integers.ts`), and the first is the most basic one (type, then format,
+ * then range); this keeps the answer to one message per field whatever schema produced it.
+ */
+export function onePerField(fields: readonly ProblemField[]): ProblemField[] {
+  const seen = new Set<string>();
+  const first: ProblemField[] = [];
+  for (const issue of fields) {
+    if (seen.has(issue.field)) continue;
+    seen.add(issue.field);
+    first.push(issue);
+  }
+  return first;
 }
 
 /** Sends a problem document; used by the error and not-found handlers. */
@@ -187,7 +203,12 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, proble
 
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const problem = toProblem(err, request);
-  if (problem.status >= 500) request.log.error({ err }, 'request failed');
-  else request.log.info({ code: problem.code, status: problem.status }, 'request refused');
+  if (problem.status >= 500) request.log.error({ err, method: request.method, url: request.url }, 'request failed');
+  else {
+    request.log.info(
+      { code: problem.code, status: problem.status, method: request.method, url: request.url },
+      'request refused',
+    );
+  }
   return sendProblem(request, reply, problem);
 }

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { BulkOptions } from '@streamfleet/core';
+import { type BulkOptions, NotFoundError } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { actorOf, adminAuth } from '../http/admin-auth';
-import { ApiProblem, problemResponses } from '../http/problem';
+import { jsonInteger, queryInteger } from '../http/integers';
+import { withExample } from '../http/openapi';
+import { problemResponses } from '../http/problem';
 import { limitedBy, type RouteContext } from '../route-context';
 import {
   actorHeaders,
@@ -11,7 +13,9 @@ import {
   adminSecurity,
   cursorSchema,
   detail,
+  EXAMPLE_IDS,
   entrySchema,
+  entrySummaryExample,
   entrySummarySchema,
   filterSchema,
   orderedTimeRange,
@@ -21,13 +25,7 @@ import {
 } from './admin-schemas';
 
 const limitQuery = (max: number, fallback: number) =>
-  z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(max)
-    .default(fallback)
-    .meta({ description: `Page size, 1-${max}` });
+  queryInteger({ min: 1, max, default: fallback, description: `Page size, 1-${max}` });
 
 const idParams = z.strictObject({ id: streamIdSchema });
 
@@ -48,7 +46,7 @@ const bulkSchema = z
   .strictObject({
     ids: z.array(streamIdSchema).min(1).max(10_000).optional(),
     filter: filterSchema.superRefine(orderedTimeRange).optional(),
-    limit: z.number().int().min(1).max(10_000).default(100),
+    limit: jsonInteger(1, 10_000).default(100),
     dryRun: z.boolean().default(false),
   })
   .refine((b) => b.ids !== undefined || b.filter !== undefined, {
@@ -78,14 +76,121 @@ const bulkResultShape = {
   }),
 };
 
+const OTHER_ID = '1732460000000-1';
+const bulkResultExample = {
+  dryRun: false,
+  matched: 2,
+  more: false,
+  matchedIds: [EXAMPLE_IDS.deadLetter, OTHER_ID],
+  byGroup: { payment: 2 },
+  byReason: { 'retries-exhausted': 2 },
+  missing: [],
+  notMatching: [],
+};
+
+const listResultSchema = withExample(
+  z.object({
+    items: z.array(entrySummarySchema),
+    nextCursor: streamIdSchema.optional().meta({ description: 'Absent on the last page' }),
+  }),
+  { items: [entrySummaryExample], nextCursor: EXAMPLE_IDS.deadLetter },
+);
+
+const replayResultSchema = withExample(
+  z.object({ id: z.string(), group: z.string(), eventId: z.string(), jobId: z.string() }),
+  {
+    id: EXAMPLE_IDS.deadLetter,
+    group: 'payment',
+    eventId: EXAMPLE_IDS.event,
+    jobId: `payment.${EXAMPLE_IDS.event}.r1`,
+  },
+);
+
+const discardResultSchema = withExample(z.object({ discarded: z.literal(true), entry: entrySummarySchema }), {
+  discarded: true,
+  entry: entrySummaryExample,
+});
+
+const bulkReplayResultSchema = withExample(
+  z.object({
+    batchId: z.string().meta({ description: 'Groups this replay’s audit records' }),
+    ...bulkResultShape,
+    replayed: z.number().int(),
+    invalidToday: z.array(z.object({ id: z.string(), error: z.string() })).meta({
+      description:
+        'Picked entries whose event fails today’s schema: not replayed, dry run or not (they would come ' +
+        'straight back as `invalid-event`), and left in the dead-letter stream, unaudited',
+    }),
+    replayedIds: z.array(z.string()),
+  }),
+  {
+    batchId: EXAMPLE_IDS.batch,
+    ...bulkResultExample,
+    replayed: 2,
+    invalidToday: [],
+    replayedIds: [EXAMPLE_IDS.deadLetter, OTHER_ID],
+  },
+);
+
+const bulkDiscardResultSchema = withExample(
+  z.object({
+    batchId: z.string().meta({ description: 'Groups this discard’s audit records' }),
+    ...bulkResultShape,
+    discarded: z.number().int(),
+    discardedIds: z.array(z.string()),
+  }),
+  { batchId: EXAMPLE_IDS.batch, ...bulkResultExample, discarded: 2, discardedIds: [EXAMPLE_IDS.deadLetter, OTHER_ID] },
+);
+
+const auditPageSchema = withExample(
+  z.object({ items: z.array(auditRecordSchema), nextCursor: z.string().optional() }),
+  {
+    items: [
+      {
+        id: '1732460100000-0',
+        action: 'replay',
+        actor: 'alice@example.com',
+        at: '2024-11-24T14:55:00.000Z',
+        deadLetterId: EXAMPLE_IDS.deadLetter,
+        group: 'payment',
+        eventId: EXAMPLE_IDS.event,
+        type: 'order.created',
+        batchId: EXAMPLE_IDS.batch,
+      },
+    ],
+  },
+);
+
 function bulkOptions(body: z.output<typeof bulkSchema>, actor: string, batchId: string): BulkOptions {
   const { ids, filter, limit, dryRun } = body;
   return { ...(ids ? { ids } : {}), ...(filter ? { filter: toFilter(filter) } : {}), limit, dryRun, actor, batchId };
 }
 
+/** Ids a bulk action's log line lists: the audit stream has them all under the line's `batchId`. */
+const LOGGED_IDS = 100;
+
+function loggedIds(ids: string[]): { ids: string[]; idsNotListed?: number } {
+  return ids.length <= LOGGED_IDS ? { ids } : { ids: ids.slice(0, LOGGED_IDS), idsNotListed: ids.length - LOGGED_IDS };
+}
+
 /** Dead-letter administration: list, inspect, replay and discard (one or in bulk), audit log. */
 export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   const { deadLetters } = ctx.deps;
+
+  /**
+   * The 404 for an id not in the dead-letter stream. One replayed or discarded in the last 7
+   * days says by whom and when, as a second replay's or discard's 409 does (the same message
+   * and `details`).
+   */
+  const notFound = async (id: string): Promise<NotFoundError> => {
+    const removal = await deadLetters.removal(id);
+    if (!removal) return new NotFoundError(`no dead-letter entry ${id}`, { id });
+    const verb = removal.action === 'discard' ? 'discarded' : 'replayed';
+    return new NotFoundError(`dead-letter entry ${id} was already ${verb} at ${removal.at} by ${removal.actor}`, {
+      id,
+      ...removal,
+    });
+  };
   // preParsing: after the rate limiter (onRequest), so token guessing is limited too; before any body is read.
   app.addHook('preParsing', adminAuth(ctx.config.adminToken));
   const config = limitedBy(ctx.limits.admin);
@@ -106,10 +211,7 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
           })
           .superRefine(orderedTimeRange),
         response: {
-          200: z.object({
-            items: z.array(entrySummarySchema),
-            nextCursor: streamIdSchema.optional().meta({ description: 'Absent on the last page' }),
-          }),
+          200: listResultSchema,
           ...adminProblems,
         },
       },
@@ -138,8 +240,9 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
       },
     },
     async (request) => {
-      const entry = await deadLetters.get(request.params.id);
-      if (!entry) throw new ApiProblem(404, 'NOT_FOUND', `no dead-letter entry ${request.params.id}`);
+      const { id } = request.params;
+      const entry = await deadLetters.get(id);
+      if (!entry) throw await notFound(id);
       return detail(entry, deadLetters.decode(entry));
     },
   );
@@ -161,13 +264,18 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         headers: actorHeaders,
         params: idParams,
         response: {
-          200: z.object({ id: z.string(), group: z.string(), eventId: z.string(), jobId: z.string() }),
+          200: replayResultSchema,
           ...adminProblems,
           ...problemResponses(404, 409, 422),
         },
       },
     },
-    async (request) => deadLetters.replay(request.params.id, { actor: actorOf(request) }),
+    async (request) => {
+      const actor = actorOf(request);
+      const result = await deadLetters.replay(request.params.id, { actor });
+      request.log.info({ actor, ...result }, 'dead letter replayed');
+      return result;
+    },
   );
 
   app.delete(
@@ -182,14 +290,16 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         headers: actorHeaders,
         params: idParams,
         response: {
-          200: z.object({ discarded: z.literal(true), entry: entrySummarySchema }),
+          200: discardResultSchema,
           ...adminProblems,
           ...problemResponses(404, 409),
         },
       },
     },
     async (request) => {
-      const entry = await deadLetters.discard(request.params.id, { actor: actorOf(request) });
+      const actor = actorOf(request);
+      const entry = await deadLetters.discard(request.params.id, { actor });
+      request.log.info({ actor, id: entry.id, group: entry.group, eventId: entry.eventId }, 'dead letter discarded');
       return { discarded: true as const, entry: summarise(entry) };
     },
   );
@@ -212,24 +322,22 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         headers: actorHeaders,
         body: bulkSchema,
         response: {
-          200: z.object({
-            batchId: z.string().meta({ description: 'Groups this replay’s audit records' }),
-            ...bulkResultShape,
-            replayed: z.number().int(),
-            invalidToday: z.array(z.object({ id: z.string(), error: z.string() })).meta({
-              description:
-                'Picked entries whose event fails today’s schema: not replayed, dry run or not (they would come ' +
-                'straight back as `invalid-event`), and left in the dead-letter stream, unaudited',
-            }),
-            replayedIds: z.array(z.string()),
-          }),
+          200: bulkReplayResultSchema,
           ...adminProblems,
         },
       },
     },
     async (request) => {
       const batchId = randomUUID();
-      return { batchId, ...(await deadLetters.replayMany(bulkOptions(request.body, actorOf(request), batchId))) };
+      const actor = actorOf(request);
+      const result = await deadLetters.replayMany(bulkOptions(request.body, actor, batchId));
+      if (!result.dryRun) {
+        request.log.info(
+          { actor, batchId, count: result.replayed, ...loggedIds(result.replayedIds), more: result.more },
+          'dead letters replayed',
+        );
+      }
+      return { batchId, ...result };
     },
   );
 
@@ -249,19 +357,22 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         headers: actorHeaders,
         body: bulkSchema,
         response: {
-          200: z.object({
-            batchId: z.string().meta({ description: 'Groups this discard’s audit records' }),
-            ...bulkResultShape,
-            discarded: z.number().int(),
-            discardedIds: z.array(z.string()),
-          }),
+          200: bulkDiscardResultSchema,
           ...adminProblems,
         },
       },
     },
     async (request) => {
       const batchId = randomUUID();
-      return { batchId, ...(await deadLetters.discardMany(bulkOptions(request.body, actorOf(request), batchId))) };
+      const actor = actorOf(request);
+      const result = await deadLetters.discardMany(bulkOptions(request.body, actor, batchId));
+      if (!result.dryRun) {
+        request.log.info(
+          { actor, batchId, count: result.discarded, ...loggedIds(result.discardedIds), more: result.more },
+          'dead letters discarded',
+        );
+      }
+      return { batchId, ...result };
     },
   );
 
@@ -279,7 +390,7 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
           limit: limitQuery(1000, 50),
         }),
         response: {
-          200: z.object({ items: z.array(auditRecordSchema), nextCursor: z.string().optional() }),
+          200: auditPageSchema,
           ...adminProblems,
         },
       },

@@ -2,6 +2,8 @@ import { fieldsToRecord, GroupPauses, infoList, isNoGroupError, RetryPolicy } fr
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { actorOf, adminAuth } from '../http/admin-auth';
+import { queryInteger } from '../http/integers';
+import { withExample } from '../http/openapi';
 import { ApiProblem, problemResponses } from '../http/problem';
 import { limitedBy, type RouteContext } from '../route-context';
 import { actorHeaders, adminProblems, adminSecurity, nameSchema } from './admin-schemas';
@@ -104,6 +106,108 @@ const runNowSkipSchema = z.object({
     .meta({ description: 'not-delayed: already due or running; not-found: not retrying (never was, or finished)' }),
 });
 
+const EXAMPLE_EVENT_ID = '0193a6f2-6c1e-7f6a-9d2b-6f1c2e3d4a5b';
+const EXAMPLE_JOB_ID = `payment.${EXAMPLE_EVENT_ID}`;
+const retryCountsExample = {
+  waiting: 0,
+  delayed: 2,
+  active: 1,
+  retrying: 3,
+  failed: 0,
+  completed: 57,
+  deadLettered: 3,
+};
+
+const retryingPageSchema = withExample(
+  z.object({
+    group: z.string(),
+    maxAttempts: count(
+      'Attempts allowed per event, the first delivery included, as this API’s RETRY_MAX_ATTEMPTS and ' +
+        'RETRY_OVERRIDES set it (the worker running the group applies its own configuration)',
+    ),
+    counts: retryCountsSchema,
+    total: count('Jobs in the listed states when the page was read'),
+    items: z.array(retryJobSchema),
+    nextOffset: z.number().int().optional().meta({ description: 'Absent on the last page' }),
+  }),
+  {
+    group: 'payment',
+    maxAttempts: 3,
+    counts: retryCountsExample,
+    total: 3,
+    items: [
+      {
+        jobId: EXAMPLE_JOB_ID,
+        state: 'delayed',
+        eventId: EXAMPLE_EVENT_ID,
+        type: 'order.created',
+        aggregateId: 'ord-42',
+        stream: 'orders',
+        entryId: '1732459990000-3',
+        attemptsMade: 2,
+        maxAttempts: 3,
+        nextRunAt: '2024-11-24T14:53:13.000Z',
+        startedAt: '2024-11-24T14:53:11.100Z',
+        addedAt: '2024-11-24T14:53:10.150Z',
+        replayCount: 0,
+        firstFailedAt: '2024-11-24T14:53:10.120Z',
+        lastError: {
+          attempt: 2,
+          at: '2024-11-24T14:53:11.140Z',
+          name: 'Error',
+          message: 'payment gateway answered 503',
+        },
+      },
+    ],
+    nextOffset: 1,
+  },
+);
+
+const groupsResultSchema = withExample(z.object({ streams: z.array(streamSchema) }), {
+  streams: [
+    {
+      stream: 'orders',
+      length: 1200,
+      groups: [
+        {
+          group: 'payment',
+          consumers: [{ name: 'worker-7f3a-payment', pending: 2, idleMs: 120 }],
+          pending: 2,
+          lag: 0,
+          lastDeliveredId: '1732460000000-0',
+          retrying: 3,
+          deadLettered: 3,
+          paused: false,
+        },
+      ],
+    },
+  ],
+});
+
+const retryCountsResultSchema = withExample(z.object({ groups: z.array(groupCountsSchema) }), {
+  groups: [{ group: 'payment', ...retryCountsExample }],
+});
+
+const runNowResultSchema = withExample(
+  z.object({
+    group: z.string(),
+    promoted: count('Jobs made due now'),
+    promotedIds: z.array(z.string()),
+    skipped: z.array(runNowSkipSchema),
+  }),
+  {
+    group: 'payment',
+    promoted: 1,
+    promotedIds: [EXAMPLE_JOB_ID],
+    skipped: [{ jobId: 'payment.0193a6f2-7000-7abc-8def-000000000001', reason: 'not-delayed' }],
+  },
+);
+
+const runOneNowResultSchema = withExample(
+  z.object({ group: z.string(), jobId: z.string(), state: z.literal('waiting') }),
+  { group: 'payment', jobId: EXAMPLE_JOB_ID, state: 'waiting' },
+);
+
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0) || 0);
 
 /** Consumer groups per stream (XINFO GROUPS / CONSUMERS) and retry queue counts. */
@@ -144,7 +248,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         summary: 'Consumer groups with consumers, pending, lag, retrying and dead-lettered counts',
         description: 'One item per stream that has consumer groups; lag is what KEDA’s redis-streams scaler reads.',
         security: adminSecurity,
-        response: { 200: z.object({ streams: z.array(streamSchema) }), ...adminProblems },
+        response: { 200: groupsResultSchema, ...adminProblems },
       },
     },
     async () => {
@@ -249,7 +353,11 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           security: adminSecurity,
           headers: loggedActorHeaders,
           params: z.strictObject({ group: nameSchema }),
-          response: { 200: pauseResult, ...adminProblems, ...problemResponses(404) },
+          response: {
+            200: withExample(pauseResult, { group: 'payment', paused, changed: true }),
+            ...adminProblems,
+            ...problemResponses(404),
+          },
         },
       },
       async (request) => {
@@ -277,7 +385,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         querystring: z.strictObject({
           group: nameSchema.optional().meta({ description: 'Only this consumer group', example: 'payment' }),
         }),
-        response: { 200: z.object({ groups: z.array(groupCountsSchema) }), ...adminProblems },
+        response: { 200: retryCountsResultSchema, ...adminProblems },
       },
     },
     async (request) => {
@@ -311,33 +419,21 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         params: z.strictObject({ group: nameSchema }),
         querystring: z.strictObject({
           state: retryingStateSchema.optional().meta({ description: 'Only jobs in this state (default: all three)' }),
-          offset: z.coerce
-            .number()
-            .int()
-            .min(0)
-            .max(1_000_000_000)
-            .default(0)
-            .meta({ description: 'Jobs to skip, from a previous page’s `nextOffset`' }),
-          limit: z.coerce
-            .number()
-            .int()
-            .min(1)
-            .max(MAX_RETRY_PAGE)
-            .default(50)
-            .meta({ description: `Page size, 1-${MAX_RETRY_PAGE}` }),
+          offset: queryInteger({
+            min: 0,
+            max: 1_000_000_000,
+            default: 0,
+            description: 'Jobs to skip, from a previous page’s `nextOffset`',
+          }),
+          limit: queryInteger({
+            min: 1,
+            max: MAX_RETRY_PAGE,
+            default: 50,
+            description: `Page size, 1-${MAX_RETRY_PAGE}`,
+          }),
         }),
         response: {
-          200: z.object({
-            group: z.string(),
-            maxAttempts: count(
-              'Attempts allowed per event, the first delivery included, as this API’s RETRY_MAX_ATTEMPTS and ' +
-                'RETRY_OVERRIDES set it (the worker running the group applies its own configuration)',
-            ),
-            counts: retryCountsSchema,
-            total: count('Jobs in the listed states when the page was read'),
-            items: z.array(retryJobSchema),
-            nextOffset: z.number().int().optional().meta({ description: 'Absent on the last page' }),
-          }),
+          200: retryingPageSchema,
           ...adminProblems,
           ...problemResponses(404),
         },
@@ -418,12 +514,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           })
           .meta({ example: { ids: ['payment.0193a6f2-6c1e-7f6a-9d2b-6f1c2e3d4a5b'] } }),
         response: {
-          200: z.object({
-            group: z.string(),
-            promoted: count('Jobs made due now'),
-            promotedIds: z.array(z.string()),
-            skipped: z.array(runNowSkipSchema),
-          }),
+          200: runNowResultSchema,
           ...adminProblems,
           ...problemResponses(404),
         },
@@ -455,7 +546,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         headers: loggedActorHeaders,
         params: z.strictObject({ group: nameSchema, jobId: nameSchema }),
         response: {
-          200: z.object({ group: z.string(), jobId: z.string(), state: z.literal('waiting') }),
+          200: runOneNowResultSchema,
           ...adminProblems,
           ...problemResponses(404, 409),
         },

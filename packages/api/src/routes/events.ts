@@ -8,7 +8,10 @@ import {
 } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { onePerField } from '../http/error-handler';
 import { idempotencyKeyHeader } from '../http/idempotency';
+import { jsonInteger } from '../http/integers';
+import { withExample } from '../http/openapi';
 import { problemResponses } from '../http/problem';
 import { limitedBy, type RouteContext } from '../route-context';
 
@@ -59,15 +62,11 @@ function eventInputSchema(catalog: EventCatalog, open: readonly string[]) {
           description: `Event type. Accepted types: ${open.join(', ') || 'none registered'}`,
           example: first?.type,
         }),
-      schemaVersion: z
-        .number()
-        .int()
-        .min(1)
-        .max(1000)
+      schemaVersion: jsonInteger(1, 1000)
         .optional()
         .meta({ description: 'Schema version of `data`; default: the latest version of the type' }),
       aggregateId: idText().optional(),
-      aggregateVersion: z.number().int().min(0).optional(),
+      aggregateVersion: jsonInteger(0).optional(),
       data: z
         .record(z.string(), z.unknown())
         .meta({ description: 'Event payload, validated against the type schema', example: first?.example }),
@@ -84,10 +83,26 @@ const acceptedSchema = z
   })
   .meta({ description: 'Where an accepted event was written' });
 
-const batchAcceptedSchema = z.object({
-  count: z.number().int(),
-  events: z.array(acceptedSchema).meta({ description: 'One result per event, in request order' }),
-});
+const acceptedExample = {
+  eventId: '0191f0b2-7c1e-7000-8000-000000000001',
+  entryId: '1732460000000-0',
+  stream: 'orders',
+};
+const acceptedResultSchema = withExample(acceptedSchema, acceptedExample);
+
+const batchAcceptedSchema = withExample(
+  z.object({
+    count: z.number().int(),
+    events: z.array(acceptedSchema).meta({ description: 'One result per event, in request order' }),
+  }),
+  {
+    count: 2,
+    events: [
+      acceptedExample,
+      { eventId: '0191f0b2-7c1e-7000-8000-000000000002', entryId: '1732460000000-1', stream: 'orders' },
+    ],
+  },
+);
 
 const ingestHeaders = z.looseObject({
   traceparent: z.string().optional().meta({
@@ -192,7 +207,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
     }
   };
 
-  const refuse = (issues: FieldIssue[]): never => {
+  const refuse = (all: FieldIssue[]): never => {
+    const issues = onePerField(all);
     const detail = issues
       .slice(0, 20)
       .map((i) => `${i.field}: ${i.message}`)
@@ -225,7 +241,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
           'through its outbox (e.g. `payment.succeeded`): consumers trust those as facts.',
         headers: ingestHeaders,
         body: input,
-        response: { 202: acceptedSchema, ...problemResponses(400, 409, 413, 415, 422, 429) },
+        response: { 202: acceptedResultSchema, ...problemResponses(400, 409, 413, 415, 422, 429) },
       },
     },
     async (request, reply) => {

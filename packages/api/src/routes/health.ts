@@ -1,6 +1,7 @@
 import { runReadinessChecks } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { withExample } from '../http/openapi';
 import type { RouteContext } from '../route-context';
 
 const readinessSchema = z.object({
@@ -11,6 +12,16 @@ const readinessSchema = z.object({
   }),
 });
 
+const METRICS_EXAMPLE = [
+  '# HELP streamfleet_http_requests_total HTTP requests served, by method, route and status',
+  '# TYPE streamfleet_http_requests_total counter',
+  'streamfleet_http_requests_total{method="POST",route="/v1/events",status="202"} 1024',
+  '# HELP streamfleet_events_ingested_total Events accepted by the ingestion API, by type and stream',
+  '# TYPE streamfleet_events_ingested_total counter',
+  'streamfleet_events_ingested_total{type="warehouse.stock_received",stream="inventory"} 1024',
+  '',
+].join('\n');
+
 /** `/healthz` (the process is alive), `/readyz` (it can serve: Redis and other checks) and `/metrics`. */
 export const healthRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   app.get(
@@ -20,7 +31,7 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
         tags: ['health'],
         summary: 'Liveness',
         description: 'Answers while the process runs; checks no dependency.',
-        response: { 200: z.object({ status: z.literal('ok') }) },
+        response: { 200: withExample(z.object({ status: z.literal('ok') }), { status: 'ok' }) },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -33,7 +44,13 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
         tags: ['health'],
         summary: 'Readiness',
         description: 'Pings Redis (and any extra checks, e.g. Postgres). 503 when one fails or while shutting down.',
-        response: { 200: readinessSchema, 503: readinessSchema },
+        response: {
+          200: withExample(readinessSchema, { status: 'ready', checks: { redis: 'ok', postgres: 'ok' } }),
+          503: withExample(readinessSchema, {
+            status: 'unavailable',
+            checks: { redis: 'ok', postgres: 'connect ECONNREFUSED 127.0.0.1:5432' },
+          }),
+        },
       },
     },
     async (_request, reply) => {
@@ -58,7 +75,9 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
         description:
           'HTTP requests by route and status, events ingested, and process metrics (text exposition format).',
         produces: ['text/plain'],
-        response: { 200: z.string().meta({ description: 'Prometheus text exposition format' }) },
+        response: {
+          200: z.string().meta({ description: 'Prometheus text exposition format', example: METRICS_EXAMPLE }),
+        },
       },
     },
     async (_request, reply) => {

@@ -2,6 +2,7 @@ import { getStock, NotFoundError, type Sql, setStock } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiRoutePlugin } from '../deps';
+import { jsonInteger } from '../http/integers';
 import { problemResponses } from '../http/problem';
 
 const skuParams = z.strictObject({
@@ -15,12 +16,10 @@ const skuParams = z.strictObject({
 
 const setStockSchema = z
   .strictObject({
-    available: z
-      .number()
-      .int()
-      .min(0)
-      .max(2_147_483_647)
-      .meta({ description: 'Units available to reserve (replaces the current count)', example: 25 }),
+    available: jsonInteger(0, 2_147_483_647).meta({
+      description: 'Units available to reserve (replaces the current count)',
+      example: 25,
+    }),
   })
   .meta({ description: 'A stock count for one SKU', example: { available: 25 } });
 
@@ -30,7 +29,7 @@ const stockSchema = z
     available: z.number().int().meta({ description: 'Units free to reserve', example: 25 }),
     reserved: z.number().int().meta({ description: 'Units held by orders', example: 3 }),
   })
-  .meta({ description: 'Stock of one SKU' });
+  .meta({ description: 'Stock of one SKU', example: { sku: 'SKU-1', available: 25, reserved: 3 } });
 
 /** `/v1/inventory/:sku`: set a SKU's available stock (a stock count) and read it back. */
 export function inventoryRoutes(sql: Sql): FastifyPluginAsyncZod {

@@ -11,6 +11,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiRoutePlugin } from '../deps';
 import { idempotencyKeyHeader } from '../http/idempotency';
+import { jsonInteger, queryInteger } from '../http/integers';
 import { problemResponses } from '../http/problem';
 
 /**
@@ -32,21 +33,16 @@ function storableString(min: number, max: number) {
 const MAX_QUANTITY = 10_000;
 const MAX_UNIT_PRICE = 1_000_000_000;
 const MAX_ITEMS = 100;
+/** Aggregate versions are Postgres `integer`s. */
+const MAX_VERSION = 2_147_483_647;
 
 const itemSchema = z.strictObject({
   sku: storableString(1, 64).meta({ example: 'SKU-1' }),
-  quantity: z
-    .number()
-    .int()
-    .positive()
-    .max(MAX_QUANTITY)
-    .meta({ description: `At most ${MAX_QUANTITY}`, example: 2 }),
-  unitPrice: z
-    .number()
-    .int()
-    .nonnegative()
-    .max(MAX_UNIT_PRICE)
-    .meta({ description: `Cents, at most ${MAX_UNIT_PRICE} (10 million in currency units)`, example: 1250 }),
+  quantity: jsonInteger(1, MAX_QUANTITY).meta({ description: `At most ${MAX_QUANTITY}`, example: 2 }),
+  unitPrice: jsonInteger(0, MAX_UNIT_PRICE).meta({
+    description: `Cents, at most ${MAX_UNIT_PRICE} (10 million in currency units)`,
+    example: 1250,
+  }),
 });
 
 const createOrderSchema = z
@@ -57,10 +53,7 @@ const createOrderSchema = z
     customerId: storableString(1, 128).meta({ example: 'cust-42' }),
     items: z.array(itemSchema).min(1).max(MAX_ITEMS),
     currency: storableString(3, 3).optional().meta({ example: 'EUR' }),
-    total: z
-      .number()
-      .int()
-      .nonnegative()
+    total: jsonInteger(0)
       .optional()
       .meta({ description: 'When given, must equal the sum of the lines (else 422 ORDER_TOTAL_MISMATCH)' }),
     shippingAddress: z
@@ -194,10 +187,7 @@ const historyExample = {
 };
 
 const idParams = z.strictObject({ id: storableString(1, 200) });
-const expectedVersion = z
-  .number()
-  .int()
-  .min(1)
+const expectedVersion = jsonInteger(1, MAX_VERSION)
   .optional()
   .meta({ description: 'Fail with 409 unless the order is still at this version', example: 1 });
 
@@ -392,7 +382,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           querystring: z.strictObject({
             customerId: storableString(1, 128).optional(),
             status: z.enum(ORDER_STATUSES).optional(),
-            limit: z.coerce.number().int().min(1).max(200).optional().meta({ description: 'Default 50' }),
+            limit: queryInteger({ min: 1, max: 200, description: 'Default 50' }),
             cursor: z
               .string()
               .max(500)
@@ -431,7 +421,9 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           tags: ['orders'],
           summary: "An order's event history",
           params: idParams,
-          querystring: z.strictObject({ fromVersion: z.coerce.number().int().min(1).optional() }),
+          querystring: z.strictObject({
+            fromVersion: queryInteger({ min: 1, max: MAX_VERSION, description: 'Events from this version on' }),
+          }),
           response: {
             200: z.object({ orderId: z.string(), events: z.array(eventSchema) }).meta({ example: historyExample }),
             ...problemResponses(400, 404),

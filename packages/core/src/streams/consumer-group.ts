@@ -689,6 +689,12 @@ export class ConsumerGroup {
 
   private async checkPaused(): Promise<void> {
     const paused = (await this.redis.sismember(this.options.keys.pausedGroups, this.group)) === 1;
+    if (paused && this.paused && !this.stoppedReading && this.running) {
+      // The read loop has not stopped yet: a read still on its way to Redis when it was woken
+      // blocked after all. Wake it again, once per check, until the loop stops.
+      await this.unblockReader();
+      return;
+    }
     if (paused === this.paused) return;
     this.paused = paused;
     if (paused) {

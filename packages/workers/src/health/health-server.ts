@@ -23,8 +23,6 @@ export interface HealthServerOptions {
   metrics(): Promise<{ contentType: string; body: string }>;
 }
 
-/** The paths served; each answers GET and HEAD. */
-const PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 const ALLOW = 'GET, HEAD';
 
 /**
@@ -90,29 +88,30 @@ export class HealthServer {
     return port;
   }
 
+  /** The endpoints, each answering GET and HEAD. */
+  private readonly routes: Record<string, () => Promise<Answer>> = {
+    '/healthz': async () => json(200, { status: 'ok' }),
+    '/readyz': async () => {
+      const r = await this.options.readiness();
+      if (r.ready) return json(200, { status: 'ready' });
+      return json(503, { status: 'not-ready', reason: r.reason, ...(r.checks ? { checks: r.checks } : {}) });
+    },
+    '/metrics': async () => {
+      const m = await this.options.metrics();
+      return { status: 200, contentType: m.contentType, body: m.body };
+    },
+  };
+
   private async handle(path: string, method: string): Promise<Answer> {
-    if (!PATHS.has(path)) return problem(404, 'ROUTE_NOT_FOUND', `no route ${method} ${path}`, path);
+    const route = Object.hasOwn(this.routes, path) ? this.routes[path] : undefined;
+    if (!route) return problem(404, 'ROUTE_NOT_FOUND', `no route ${method} ${path}`, path);
     if (method !== 'GET' && method !== 'HEAD') {
       return {
         ...problem(405, 'METHOD_NOT_ALLOWED', `${path} does not answer ${method}; it answers ${ALLOW}`, path),
         headers: { allow: ALLOW },
       };
     }
-    switch (path) {
-      case '/healthz':
-        return json(200, { status: 'ok' });
-      case '/readyz': {
-        const r = await this.options.readiness();
-        if (r.ready) return json(200, { status: 'ready' });
-        return json(503, { status: 'not-ready', reason: r.reason, ...(r.checks ? { checks: r.checks } : {}) });
-      }
-      case '/metrics': {
-        const m = await this.options.metrics();
-        return { status: 200, contentType: m.contentType, body: m.body };
-      }
-      default:
-        return problem(404, 'ROUTE_NOT_FOUND', `no route ${method} ${path}`, path);
-    }
+    return route();
   }
 
   async close(): Promise<void> {

@@ -25,7 +25,7 @@ export interface RefundRequest {
 /**
  * A card processor. Contract: a decline is a result, not an error; a transient failure
  * (5xx, timeout, connection refused, a reply cut off) throws `PaymentGatewayUnavailableError`, which the
- * consumer group retries; a request the gateway rejects as malformed throws a
+ * consumer group retries (its `nothingDone` says whether the call certainly charged nothing); a request the gateway rejects as malformed throws a
  * `NonRetryableError`. Calls with the same idempotency key return the first outcome.
  */
 export interface PaymentGateway {
@@ -35,9 +35,24 @@ export interface PaymentGateway {
 
 /** The gateway is down or slow: retry later. */
 export class PaymentGatewayUnavailableError extends StreamfleetError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * True when the gateway certainly did nothing (connection refused, 429, 503): no charge can
+   * have happened. False when the outcome is unknown (a timeout, a reply cut off, another 5xx).
+   */
+  readonly nothingDone: boolean;
+
+  constructor(message: string, options?: { cause?: unknown; nothingDone?: boolean }) {
     super('PAYMENT_GATEWAY_UNAVAILABLE', message, options);
+    this.nothingDone = options?.nothingDone ?? false;
   }
+}
+
+/** Failures before the request reached the gateway's application. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+function notSent(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown } } | undefined)?.cause;
+  return typeof cause?.code === 'string' && NOT_SENT_CODES.has(cause.code);
 }
 
 export interface SimulatedPaymentGatewayOptions {
@@ -111,10 +126,10 @@ export class SimulatedPaymentGateway implements PaymentGateway {
     this.calls += 1;
     if (this.failNext > 0) {
       this.failNext -= 1;
-      throw new PaymentGatewayUnavailableError('simulated gateway outage (503)');
+      throw new PaymentGatewayUnavailableError('simulated gateway outage (503)', { nothingDone: true });
     }
     if (this.options.random() < this.options.transientFailureRate) {
-      throw new PaymentGatewayUnavailableError('simulated gateway outage (503)');
+      throw new PaymentGatewayUnavailableError('simulated gateway outage (503)', { nothingDone: true });
     }
   }
 }
@@ -185,10 +200,15 @@ export class HttpPaymentGateway implements PaymentGateway {
     } catch (err) {
       throw new PaymentGatewayUnavailableError(`payment gateway unreachable: ${(err as Error).message}`, {
         cause: err,
+        nothingDone: notSent(err),
       });
     }
     if (response.status >= 500 || response.status === 429) {
-      throw new PaymentGatewayUnavailableError(`payment gateway answered ${response.status}`);
+      await response.body?.cancel().catch(() => undefined);
+      // 429 and 503 say "not processed"; a 500, 502 or 504 may have come after the charge.
+      throw new PaymentGatewayUnavailableError(`payment gateway answered ${response.status}`, {
+        nothingDone: response.status === 429 || response.status === 503,
+      });
     }
     if (response.status >= 400 && response.status !== 402) {
       await response.body?.cancel().catch(() => undefined);

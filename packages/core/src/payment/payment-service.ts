@@ -14,7 +14,7 @@ import type { Queryable, Sql } from '../store/client';
 import { enqueueOutbox } from '../store/outbox';
 import { isProcessed, markProcessed } from '../store/processed-events';
 import type { GroupDefinition, HandlerContext } from '../streams/handler';
-import type { PaymentGateway } from './payment-gateway';
+import { type PaymentGateway, PaymentGatewayUnavailableError } from './payment-gateway';
 
 export const PAYMENT_GROUP = 'payment';
 
@@ -42,17 +42,19 @@ interface PaymentRow {
 
 export async function getPayment(sql: Queryable, orderId: string): Promise<PaymentRecord | undefined> {
   const [row] = await sql<PaymentRow[]>`select * from payments where order_id = ${orderId}`;
-  return row
-    ? {
-        orderId: row.order_id,
-        status: row.status,
-        amount: Number(row.amount),
-        currency: row.currency,
-        chargeId: row.charge_id,
-        refundId: row.refund_id,
-        failureReason: row.failure_reason,
-      }
-    : undefined;
+  return row ? toRecord(row) : undefined;
+}
+
+function toRecord(row: PaymentRow): PaymentRecord {
+  return {
+    orderId: row.order_id,
+    status: row.status,
+    amount: Number(row.amount),
+    currency: row.currency,
+    chargeId: row.charge_id,
+    refundId: row.refund_id,
+    failureReason: row.failure_reason,
+  };
 }
 
 function follow(cause: EventEnvelope, type: string, data: { orderId: string }): EventEnvelope {
@@ -62,6 +64,38 @@ function follow(cause: EventEnvelope, type: string, data: { orderId: string }): 
     aggregateId: cause.aggregateId ?? data.orderId,
     metadata: { correlationId: cause.metadata.correlationId ?? cause.id, causationId: cause.id },
   });
+}
+
+interface ChargeState {
+  payment: PaymentRecord | undefined;
+  /** The event store holds the order's cancellation. */
+  cancelled: boolean;
+  /** An earlier attempt of this charge may have reached the gateway. */
+  mayHaveCharged: boolean;
+}
+
+/** What a charge request needs to know, in one round trip. */
+async function chargeState(sql: Queryable, orderId: string, eventId: string): Promise<ChargeState> {
+  const [row] = await sql<(Partial<PaymentRow> & { cancelled: boolean; attempted: boolean })[]>`
+    select p.*,
+      exists(select 1 from events where aggregate_id = ${orderId} and type = ${OrderEventType.cancelled}) as cancelled,
+      exists(select 1 from payment_attempts where event_id = ${eventId}) as attempted
+    from (values (1)) as one left join payments p on p.order_id = ${orderId}`;
+  return {
+    payment: row?.order_id ? toRecord(row as PaymentRow) : undefined,
+    cancelled: row?.cancelled ?? false,
+    mayHaveCharged: row?.attempted ?? false,
+  };
+}
+
+/** "Do not charge this order": a record a later charge request finds (or conflicts with). */
+async function insertVoid(sql: Queryable, orderId: string, eventId: string): Promise<boolean> {
+  const inserted = await sql`
+    insert into payments (order_id, status, amount, currency, idempotency_key)
+    values (${orderId}, 'void', 0, 'EUR', ${`void:${eventId}`})
+    on conflict do nothing
+    returning 1`;
+  return inserted.length > 0;
 }
 
 export interface PaymentGroupOptions {
@@ -74,7 +108,9 @@ export interface PaymentGroupOptions {
 /**
  * The payment service as a consumer group. On `inventory.reserved` it charges through the
  * gateway (Idempotency-Key: the event id, so a retry after a crash cannot charge twice);
- * a decline emits `payment.failed`; a gateway outage throws, and the group retries. On
+ * a decline emits `payment.failed`; a gateway outage throws, and the group retries. An
+ * order the event store already holds as cancelled is not charged (unless an earlier
+ * attempt may have charged it: that charge is fetched again and refunded). On
  * `order.cancelled` it refunds a captured payment, or leaves a `void` record so a charge
  * request that arrives after the cancellation does nothing.
  *
@@ -91,14 +127,36 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
     context: HandlerContext,
   ): Promise<void> {
     const d = event.data;
-    const existing = await getPayment(sql, d.orderId);
-    // A 'void' record (the order was cancelled first) means "do not charge", unless an
-    // earlier attempt of this very event may have charged already (its answer or its commit
-    // was lost, e.g. the connection died) and the cancellation landed in between: then charge
-    // again with the same idempotency key, which returns that charge, and refund it below.
-    const mayHaveCharged = context.attempt > 1 || context.deliveryCount > 1 || context.replayCount > 0;
-    if (!existing || (existing.status === 'void' && mayHaveCharged)) {
-      const result = await gateway.charge({
+    const state = await chargeState(sql, d.orderId, event.id);
+    if (state.payment && state.payment.status !== 'void') {
+      await sql.begin(async (tx) => {
+        await markProcessed(tx, group, event.id);
+      });
+      return;
+    }
+    if (state.payment?.status === 'void' || state.cancelled) {
+      // The order was cancelled before it was charged (this group was paused or behind, a
+      // retry waited out a gateway outage, a dead letter was replayed late): do not charge.
+      // Unless an earlier attempt of this very event may have charged (its answer or its
+      // commit was lost): then ask again with the same idempotency key, which returns that
+      // charge, and the 'void' record written first makes the commit below refund it.
+      if (!state.mayHaveCharged) {
+        await sql.begin(async (tx) => {
+          if (!(await markProcessed(tx, group, event.id))) return;
+          await insertVoid(tx, d.orderId, event.id);
+        });
+        logger.info({ orderId: d.orderId, eventId: event.id }, 'order cancelled before it was charged: not charging');
+        return;
+      }
+      await insertVoid(sql, d.orderId, event.id);
+    }
+    const [marked] = await sql`
+        insert into payment_attempts (event_id, order_id) values (${event.id}, ${d.orderId})
+        on conflict do nothing
+        returning 1`;
+    let result: Awaited<ReturnType<PaymentGateway['charge']>>;
+    try {
+      result = await gateway.charge({
         orderId: d.orderId,
         customerId: d.customerId,
         amount: d.total,
@@ -106,67 +164,66 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
         idempotencyKey: event.id,
         signal: context.signal,
       });
-      await sql.begin(async (tx) => {
-        if (!(await markProcessed(tx, group, event.id))) return;
-        const inserted = await tx`
+    } catch (err) {
+      // The gateway did nothing, and no earlier attempt had sent this charge: forget the
+      // attempt, so a cancellation before the retry means no charge at all.
+      if (marked && err instanceof PaymentGatewayUnavailableError && err.nothingDone) {
+        await sql`delete from payment_attempts where event_id = ${event.id}`.catch(() => undefined);
+      }
+      throw err;
+    }
+    await sql.begin(async (tx) => {
+      if (!(await markProcessed(tx, group, event.id))) return;
+      await tx`delete from payment_attempts where event_id = ${event.id}`;
+      const inserted = await tx`
           insert into payments (order_id, status, amount, currency, charge_id, idempotency_key, failure_reason)
           values (${d.orderId}, ${result.status === 'succeeded' ? 'succeeded' : 'failed'}, ${d.total}, ${d.currency},
                   ${result.status === 'succeeded' ? result.chargeId : null}, ${event.id},
                   ${result.status === 'declined' ? result.reason : null})
           on conflict (order_id) do nothing
           returning 1`;
-        if (inserted.length === 0) {
-          // The order was cancelled while we charged (a 'void' record won the race): give
-          // the money back before committing. A failed refund rolls back and retries; the
-          // charge's idempotency key makes the retry find the same charge.
-          if (result.status === 'succeeded') {
-            const { refundId } = await gateway.refund({
-              chargeId: result.chargeId,
-              amount: d.total,
-              idempotencyKey: `refund:${event.id}`,
-              signal: context.signal,
-            });
-            await tx`
+      if (inserted.length === 0) {
+        // The order was cancelled while we charged (a 'void' record won the race): give
+        // the money back before committing. A failed refund rolls back and retries; the
+        // charge's idempotency key makes the retry find the same charge.
+        if (result.status === 'succeeded') {
+          const { refundId } = await gateway.refund({
+            chargeId: result.chargeId,
+            amount: d.total,
+            idempotencyKey: `refund:${event.id}`,
+            signal: context.signal,
+          });
+          await tx`
               update payments set status = 'refunded', amount = ${d.total}, currency = ${d.currency},
                 charge_id = ${result.chargeId}, refund_id = ${refundId}, updated_at = now()
               where order_id = ${d.orderId}`;
-            const data: PaymentRefundedData = {
-              orderId: d.orderId,
-              paymentId: result.chargeId,
-              refundId,
-              amount: d.total,
-            };
-            await enqueueOutbox(tx, [
-              { stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentRefunded, data) },
-            ]);
-            logger.warn(
-              { orderId: d.orderId, eventId: event.id },
-              'refunded a charge for an order cancelled meanwhile',
-            );
-          }
-          return;
-        }
-        if (result.status === 'succeeded') {
-          const data: PaymentSucceededData = {
+          const data: PaymentRefundedData = {
             orderId: d.orderId,
             paymentId: result.chargeId,
+            refundId,
             amount: d.total,
-            currency: d.currency,
           };
           await enqueueOutbox(tx, [
-            { stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentSucceeded, data) },
+            { stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentRefunded, data) },
           ]);
-        } else {
-          const data: PaymentFailedData = { orderId: d.orderId, amount: d.total, reason: result.reason };
-          await enqueueOutbox(tx, [
-            { stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentFailed, data) },
-          ]);
+          logger.warn({ orderId: d.orderId, eventId: event.id }, 'refunded a charge for an order cancelled meanwhile');
         }
-      });
-      return;
-    }
-    await sql.begin(async (tx) => {
-      await markProcessed(tx, group, event.id);
+        return;
+      }
+      if (result.status === 'succeeded') {
+        const data: PaymentSucceededData = {
+          orderId: d.orderId,
+          paymentId: result.chargeId,
+          amount: d.total,
+          currency: d.currency,
+        };
+        await enqueueOutbox(tx, [
+          { stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentSucceeded, data) },
+        ]);
+      } else {
+        const data: PaymentFailedData = { orderId: d.orderId, amount: d.total, reason: result.reason };
+        await enqueueOutbox(tx, [{ stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentFailed, data) }]);
+      }
     });
   }
 
@@ -200,14 +257,9 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
     await sql.begin(async (tx) => {
       if (!(await markProcessed(tx, group, event.id))) return;
       if (!payment) {
-        const inserted = await tx`
-          insert into payments (order_id, status, amount, currency, idempotency_key)
-          values (${orderId}, 'void', 0, 'EUR', ${`void:${event.id}`})
-          on conflict (order_id) do nothing
-          returning 1`;
         // A charge committed after the read above (a retry of inventory.reserved ran beside
         // this one): roll back; the retry finds the payment and refunds it.
-        if (inserted.length === 0) {
+        if (!(await insertVoid(tx, orderId, event.id))) {
           throw new ConcurrencyError(`payment of order ${orderId} was recorded meanwhile`, { orderId });
         }
       }

@@ -4,7 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConcurrencyError, NonRetryableError } from '../errors/index';
 import { createEvent } from '../events/envelope';
+import { decideCancel, decideCreate, foldOrder } from '../orders/order';
 import type { Sql } from '../store/client';
+import { appendToStream } from '../store/event-store';
 import { handlerContext, type MigratedTestDatabase, migratedTestDatabase, waitFor } from '../testing/index';
 import {
   type ChargeRequest,
@@ -75,17 +77,50 @@ describe('HttpPaymentGateway', () => {
     expect(await gw.charge(charge)).toEqual({ status: 'declined', reason: 'card_declined' });
   });
 
+  /** The retryable failure a call ends in; fails the test if the call did not fail that way. */
+  async function unavailable(call: Promise<unknown>): Promise<PaymentGatewayUnavailableError> {
+    const err = await call.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(PaymentGatewayUnavailableError);
+    return err as PaymentGatewayUnavailableError;
+  }
+
   it('5xx and timeouts are retryable; other 4xx are not', async () => {
     next = () => ({ status: 503 });
-    await expect(new HttpPaymentGateway({ baseUrl: base }).charge(charge)).rejects.toBeInstanceOf(
-      PaymentGatewayUnavailableError,
-    );
+    await unavailable(new HttpPaymentGateway({ baseUrl: base }).charge(charge));
     next = () => ({ status: 200, hang: true });
-    await expect(new HttpPaymentGateway({ baseUrl: base, timeoutMs: 100 }).charge(charge)).rejects.toBeInstanceOf(
-      PaymentGatewayUnavailableError,
-    );
+    await unavailable(new HttpPaymentGateway({ baseUrl: base, timeoutMs: 100 }).charge(charge));
     next = () => ({ status: 400, body: { error: 'bad amount' } });
     await expect(new HttpPaymentGateway({ baseUrl: base }).charge(charge)).rejects.toBeInstanceOf(NonRetryableError);
+  });
+
+  it('says which failures certainly charged nothing: refused, 429 and 503, not 500, 502, 504 or a timeout', async () => {
+    for (const [status, nothingDone] of [
+      [429, true],
+      [503, true],
+      [500, false],
+      [502, false],
+      [504, false],
+    ] as const) {
+      next = () => ({ status });
+      expect(
+        (await unavailable(new HttpPaymentGateway({ baseUrl: base }).charge(charge))).nothingDone,
+        `${status}`,
+      ).toBe(nothingDone);
+    }
+    next = () => ({ status: 200, hang: true });
+    expect(
+      (await unavailable(new HttpPaymentGateway({ baseUrl: base, timeoutMs: 100 }).charge(charge))).nothingDone,
+    ).toBe(false);
+    // A port nothing listens on: the connection is refused before anything is sent.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const refused = await unavailable(new HttpPaymentGateway({ baseUrl: `http://127.0.0.1:${port}` }).charge(charge));
+    expect(refused.nothingDone).toBe(true);
   });
 
   it("a cancelled call (the handler's signal, aborted at its timeout) is retryable", async () => {
@@ -102,9 +137,8 @@ describe('HttpPaymentGateway', () => {
   it('a 2xx whose body stalls or is cut off is retryable: the charge may have happened', async () => {
     for (const partial of ['stall', 'cut'] as const) {
       next = () => ({ status: 200, partial });
-      await expect(new HttpPaymentGateway({ baseUrl: base, timeoutMs: 200 }).charge(charge)).rejects.toBeInstanceOf(
-        PaymentGatewayUnavailableError,
-      );
+      const err = await unavailable(new HttpPaymentGateway({ baseUrl: base, timeoutMs: 200 }).charge(charge));
+      expect(err.nothingDone).toBe(false);
     }
   });
 
@@ -297,6 +331,50 @@ describe('payment group', () => {
     expect(await getPayment(sql, orderId)).toMatchObject({ status: 'refunded' });
   });
 
+  /** The order as the event store holds it: created, then cancelled by the customer. */
+  async function cancelledInEventStore(orderId: string): Promise<void> {
+    const [created] = decideCreate({ orderId, customerId: 'c1', items: [{ sku: 'A', quantity: 1, unitPrice: 500 }] });
+    const { events } = await appendToStream(sql, orderId, 0, created ? [created] : []);
+    const order = foldOrder(events);
+    if (!order) throw new Error('order not created');
+    await appendToStream(sql, orderId, 1, decideCancel(order, 'changed my mind', 'customer'));
+  }
+
+  it('an order already cancelled when its charge request is read is not charged (group paused or behind)', async () => {
+    const gateway = new SimulatedPaymentGateway();
+    const group = createPaymentGroup({ sql, gateway });
+    const orderId = randomUUID();
+    await cancelledInEventStore(orderId);
+    // The stream order: the charge request first, then the cancellation.
+    await group.handler(reserved(orderId), ctx);
+    await group.handler(cancelled(orderId), ctx);
+    expect(gateway.calls).toBe(0);
+    expect(gateway.refundCount).toBe(0);
+    expect((await getPayment(sql, orderId))?.status).toBe('void');
+    const events = await sql`select 1 from outbox where event->'data'->>'orderId' = ${orderId}`;
+    expect(events).toHaveLength(0);
+  });
+
+  it('a gateway outage (503), the cancellation, then the retry or a late replay: nothing is charged', async () => {
+    for (const retry of [
+      { ...ctx, attempt: 2 },
+      { ...ctx, replayCount: 1 },
+    ]) {
+      const gateway = new SimulatedPaymentGateway({ failNextCalls: 1 });
+      const group = createPaymentGroup({ sql, gateway });
+      const orderId = randomUUID();
+      const event = reserved(orderId);
+      await expect(group.handler(event, ctx)).rejects.toBeInstanceOf(PaymentGatewayUnavailableError);
+      await cancelledInEventStore(orderId);
+      await group.handler(cancelled(orderId), ctx);
+      await group.handler(event, retry);
+      expect(gateway.calls).toBe(1);
+      expect(gateway.chargeCount).toBe(0);
+      expect(gateway.refundCount).toBe(0);
+      expect((await getPayment(sql, orderId))?.status).toBe('void');
+    }
+  });
+
   it('a retried charge after a transient failure charges once', async () => {
     const gateway = new SimulatedPaymentGateway({ failNextCalls: 1 });
     const group = createPaymentGroup({ sql, gateway });
@@ -307,5 +385,7 @@ describe('payment group', () => {
     await group.handler(event, ctx);
     expect(gateway.chargeCount).toBe(1);
     expect((await getPayment(sql, orderId))?.status).toBe('succeeded');
+    // The outcome is recorded: nothing says "may have charged" any more.
+    expect(await sql`select 1 from payment_attempts where event_id = ${event.id}`).toHaveLength(0);
   });
 });

@@ -161,6 +161,19 @@ export const MIGRATIONS: readonly Migration[] = [
       from events e where e.event_id::text = n.event_id;
     `,
   },
+  {
+    version: 8,
+    name: 'charges that may have reached the payment gateway',
+    sql: `
+      -- Written before a charge request is sent, deleted when its outcome is recorded or the
+      -- gateway said it did nothing: a row left behind means "this charge may have happened".
+      create table payment_attempts (
+        event_id text primary key,
+        order_id text not null,
+        created_at timestamptz not null default now()
+      );
+    `,
+  },
 ];
 
 export interface MigrateResult {

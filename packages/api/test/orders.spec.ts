@@ -334,6 +334,42 @@ describe('/v1/orders', () => {
     expect(await stored('huge-2')).toEqual({ events: 0, outbox: 0 });
   });
 
+  it('refuses what the event catalog or the stock endpoints would not take, naming the field, and stores nothing', async () => {
+    const cases: [string, Record<string, unknown>, string][] = [
+      // 'ß'.toUpperCase() is 'SS': four characters, which order.created (a 3-letter code) refuses.
+      ['currency not 3 ASCII letters', { ...body, orderId: 'spell-1', currency: 'ßab' }, 'currency'],
+      ['currency with a digit', { ...body, orderId: 'spell-2', currency: 'EU1' }, 'currency'],
+      [
+        'country not 2 ASCII letters',
+        { ...body, orderId: 'spell-3', shippingAddress: { line1: 'l', city: 'c', postalCode: 'p', country: 'ßa' } },
+        'shippingAddress.country',
+      ],
+      // /v1/inventory/:sku refuses these, so no stock could ever be set for them.
+      [
+        'sku with a space',
+        { ...body, orderId: 'spell-4', items: [{ sku: 'SKU 1', quantity: 1, unitPrice: 1 }] },
+        'items.0.sku',
+      ],
+      [
+        'sku starting with a dot',
+        { ...body, orderId: 'spell-5', items: [{ sku: '.x', quantity: 1, unitPrice: 1 }] },
+        'items.0.sku',
+      ],
+      // Not a usable path segment: /v1/orders/.. is /v1.
+      ['order id ".."', { ...body, orderId: '..' }, 'orderId'],
+      ['order id "."', { ...body, orderId: '.' }, 'orderId'],
+    ];
+    for (const [name, payload, field] of cases) {
+      const problem = expectProblem(await h.app.inject({ method: 'POST', url: '/v1/orders', payload }), 400);
+      expect(fields(problem), name).toEqual([field]);
+      expect(await stored(String(payload.orderId)), name).toEqual({ events: 0, outbox: 0 });
+    }
+    // Lower case is still accepted, and stored upper case.
+    const ok = await h.app.inject({ method: 'POST', url: '/v1/orders', payload: { ...body, currency: 'usd' } });
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json()).toMatchObject({ currency: 'USD' });
+  });
+
   it('refuses a NUL character in any order string with 400 naming the field', async () => {
     const nul = 'a\u0000b';
     const cases: [string, InjectOptions, string][] = [

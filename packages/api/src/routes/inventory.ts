@@ -1,4 +1,4 @@
-import { getStock, NotFoundError, type Sql, setStock } from '@streamfleet/core';
+import { getStock, NotFoundError, SKU_PATTERN, SKU_RULE, type Sql, setStock } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiRoutePlugin } from '../deps';
@@ -10,7 +10,7 @@ const skuParams = z.strictObject({
     .string()
     .min(1)
     .max(64)
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/)
+    .regex(SKU_PATTERN, SKU_RULE)
     .meta({ description: 'Letters, digits, `.`, `_` and `-`; starts with a letter or digit', example: 'SKU-1' }),
 });
 

@@ -1,10 +1,13 @@
 import {
+  MAX_REASON_LENGTH,
   NotFoundError,
   newEventId,
   ORDER_STATUSES,
   type Order,
   type OrderService,
   SAGA_STATES,
+  SKU_PATTERN,
+  SKU_RULE,
   ValidationError,
 } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
@@ -36,8 +39,21 @@ const MAX_ITEMS = 100;
 /** Aggregate versions are Postgres `integer`s. */
 const MAX_VERSION = 2_147_483_647;
 
+/** ISO codes (currency, country): ASCII letters only, so upper-casing keeps their length. */
+function asciiLetters(length: number) {
+  return z
+    .string()
+    .regex(new RegExp(`^[A-Za-z]{${length}}$`), `must be ${length} letters A-Z`)
+    .transform((s) => s.toUpperCase());
+}
+
 const itemSchema = z.strictObject({
-  sku: storableString(1, 64).meta({ example: 'SKU-1' }),
+  sku: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(SKU_PATTERN, SKU_RULE)
+    .meta({ description: 'Spelled as `/v1/inventory/:sku` takes it', example: 'SKU-1' }),
   quantity: jsonInteger(1, MAX_QUANTITY).meta({ description: `At most ${MAX_QUANTITY}`, example: 2 }),
   unitPrice: jsonInteger(0, MAX_UNIT_PRICE).meta({
     description: `Cents, at most ${MAX_UNIT_PRICE} (10 million in currency units)`,
@@ -48,11 +64,12 @@ const itemSchema = z.strictObject({
 const createOrderSchema = z
   .strictObject({
     orderId: storableString(1, 200)
+      .refine((id) => id !== '.' && id !== '..', 'must not be "." or ".." (not usable in a URL path)')
       .optional()
       .meta({ description: 'Client-chosen id (makes retries safe: a repeat is 409); default a new UUID v7' }),
     customerId: storableString(1, 128).meta({ example: 'cust-42' }),
     items: z.array(itemSchema).min(1).max(MAX_ITEMS),
-    currency: storableString(3, 3).optional().meta({ example: 'EUR' }),
+    currency: asciiLetters(3).optional().meta({ description: 'ISO 4217 code; default EUR', example: 'EUR' }),
     total: jsonInteger(0)
       .optional()
       .meta({ description: 'When given, must equal the sum of the lines (else 422 ORDER_TOTAL_MISMATCH)' }),
@@ -61,7 +78,7 @@ const createOrderSchema = z
         line1: storableString(1, 200),
         city: storableString(1, 100),
         postalCode: storableString(1, 20),
-        country: storableString(2, 2),
+        country: asciiLetters(2),
       })
       .optional(),
   })
@@ -244,7 +261,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
             orderId: b.orderId ?? newEventId(),
             customerId: b.customerId,
             items: b.items,
-            ...(b.currency ? { currency: b.currency.toUpperCase() } : {}),
+            ...(b.currency ? { currency: b.currency } : {}),
             ...(b.total === undefined ? {} : { total: b.total }),
             ...(b.shippingAddress ? { shippingAddress: b.shippingAddress } : {}),
           });
@@ -282,7 +299,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           description: 'Refused (422) once shipped. Stock is released and a captured payment refunded.',
           params: idParams,
           body: z.strictObject({
-            reason: storableString(1, 500).meta({ example: 'changed my mind' }),
+            reason: storableString(1, MAX_REASON_LENGTH).meta({ example: 'changed my mind' }),
             cancelledBy: storableString(1, 128).optional().meta({ description: 'Default: customer' }),
             expectedVersion,
           }),

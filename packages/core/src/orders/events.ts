@@ -4,6 +4,12 @@ import type { EventCatalog } from '../events/catalog';
 /** Stream the order domain publishes to. */
 export const ORDERS_STREAM = 'orders';
 
+/** How a SKU is spelled everywhere: `/v1/inventory/:sku`, order lines (API), stock events. */
+export const SKU_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+export const SKU_RULE = 'letters, digits, . _ - only; starts with a letter or digit';
+/** The longest cancellation reason `order.cancelled` holds. */
+export const MAX_REASON_LENGTH = 500;
+
 const money = z.number().int().nonnegative().describe('amount in cents');
 const item = z
   .object({ sku: z.string().min(1).max(64), quantity: z.number().int().positive(), unitPrice: money })
@@ -38,7 +44,7 @@ export const orderCancelledData = z
   .object({
     orderId,
     customerId,
-    reason: z.string().min(1).max(500),
+    reason: z.string().min(1).max(MAX_REASON_LENGTH),
     cancelledBy: z.string().min(1).max(128),
     /** Status the order had when it was cancelled: says which compensations apply. */
     previousStatus: z.string().min(1),
@@ -65,11 +71,7 @@ export const inventoryReleasedData = z.object({ orderId, items: z.array(stockLin
 export const stockReceivedData = z
   .object({
     /** Spelled as `/v1/inventory/:sku` accepts it, so the stock can be read back there. */
-    sku: z
-      .string()
-      .min(1)
-      .max(64)
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, . _ - only; starts with a letter or digit'),
+    sku: z.string().min(1).max(64).regex(SKU_PATTERN, SKU_RULE),
     // Range first, and stop there: 1e300 is one "too big" naming 1000000, not also the safe-integer bound.
     quantity: z.number().positive({ abort: true }).max(1_000_000, { abort: true }).int(),
     /** The warehouse's own reference for the delivery (goods receipt), for the record. */

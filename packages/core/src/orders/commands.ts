@@ -1,8 +1,9 @@
 import { ConcurrencyError, NotFoundError } from '../errors/index';
+import { EventCatalog } from '../events/catalog';
 import type { EventEnvelope, EventMetadata } from '../events/envelope';
 import type { Queryable } from '../store/client';
 import { appendToStream, loadEvents, type PendingEvent } from '../store/event-store';
-import { ORDERS_STREAM } from './events';
+import { ORDERS_STREAM, registerOrderEvents } from './events';
 import {
   type CreateOrderInput,
   decideCancel,
@@ -103,6 +104,9 @@ async function execute(
   return commit(sql, orderId, order, order.version, withMetadata(decide(order), options.metadata));
 }
 
+/** The order domain's schemas: what the relay and every consumer will check these events against. */
+const catalog = registerOrderEvents(new EventCatalog());
+
 async function commit(
   sql: Queryable,
   orderId: string,
@@ -110,6 +114,9 @@ async function commit(
   expectedVersion: number,
   events: PendingEvent[],
 ): Promise<CommandResult> {
+  // An event the catalog refuses would be stored, then parked by the relay: the order would
+  // wait for ever on an event no group ever reads. Refuse it before anything is written.
+  for (const e of events) catalog.validate(e.type, e.schemaVersion ?? 1, e.data);
   const result = await appendToStream(sql, orderId, expectedVersion, events, { stream: ORDERS_STREAM });
   const state = result.events.reduce<Order | undefined>((s, e) => evolve(s, e), order);
   if (!state) throw new Error(`order ${orderId} has no state after append`);

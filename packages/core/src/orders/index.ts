@@ -20,6 +20,7 @@ export {
   decidePay,
   decideShip,
   evolve,
+  fitReason,
   foldOrder,
   isOrderEvent,
   ORDER_STATUSES,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConcurrencyError, DomainError, NotFoundError } from '../errors/index';
+import { ConcurrencyError, DomainError, NotFoundError, ValidationError } from '../errors/index';
 import { applyToReadModel, getOrderView, rebuildOrderView } from '../projection/order-projection';
 import type { Sql } from '../store/client';
 import { loadEvents } from '../store/event-store';
@@ -67,6 +67,21 @@ describe('OrderService commands', () => {
     expect(won).toHaveLength(1);
     for (const r of lost) expect(r.reason).toBeInstanceOf(ConcurrencyError);
     expect((await loadEvents(sql, id)).length).toBe(2);
+  });
+
+  it('an event the catalog would refuse is a ValidationError before anything is stored, never a stuck outbox row', async () => {
+    const orderId = await newOrder();
+    const tooLong = await orders.cancel(orderId, 'r'.repeat(501), 'customer').catch((e: unknown) => e);
+    expect(tooLong).toBeInstanceOf(ValidationError);
+    expect((tooLong as ValidationError).issues.map((i) => i.field)).toEqual(['data.reason']);
+    const badCurrency = await orders
+      .create({ orderId: randomUUID(), customerId: 'c1', items, currency: 'SSAB' })
+      .catch((e: unknown) => e);
+    expect((badCurrency as ValidationError).issues.map((i) => i.field)).toEqual(['data.currency']);
+    expect((await loadEvents(sql, orderId)).map((e) => e.type)).toEqual(['order.created']);
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from outbox where event->'data'->>'orderId' = ${orderId}`;
+    expect(row?.n).toBe(1);
   });
 
   it('a stale expected version is a ConcurrencyError', async () => {

@@ -9,6 +9,7 @@ import type {
   OrderPaidData,
   OrderShippedData,
 } from './events';
+import { MAX_REASON_LENGTH } from './events';
 
 /** Every status an order can be in, in lifecycle order (CANCELLED can follow PENDING, CONFIRMED or PAID). */
 export const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'PAID', 'SHIPPED', 'DELIVERED', 'CANCELLED'] as const;
@@ -204,6 +205,18 @@ export function decideDeliver(order: Order): PendingEvent[] {
     );
   }
   return [{ type: 'order.delivered', data: { orderId: order.id } }];
+}
+
+/**
+ * A cancellation reason cut to what `order.cancelled` holds (`MAX_REASON_LENGTH` UTF-16 units,
+ * as the schema counts, the last an ellipsis; never half a surrogate pair), for reasons
+ * composed from other events' data.
+ */
+export function fitReason(reason: string): string {
+  if (reason.length <= MAX_REASON_LENGTH) return reason;
+  let cut = MAX_REASON_LENGTH - 1;
+  if (/[\uD800-\uDBFF]/.test(reason.charAt(cut - 1))) cut -= 1;
+  return `${reason.slice(0, cut)}…`;
 }
 
 export function decideCancel(order: Order, reason: string, cancelledBy: string): PendingEvent[] {

@@ -51,6 +51,46 @@ describe('saga expiry', () => {
   });
 });
 
+describe('saga cancellations', () => {
+  it('cancels with a shortened reason when the failure is too long to fit order.cancelled (500 characters)', async () => {
+    const saga = createSagaGroup({ sql });
+    const skus = Array.from({ length: 8 }, (_, i) => `${String(i).repeat(60)}-SKU`);
+    const outOfStock = await startedSaga();
+    await saga.handler(
+      createEvent({
+        type: 'inventory.reservation_failed',
+        aggregateId: outOfStock,
+        data: {
+          orderId: outOfStock,
+          reason: 'out_of_stock',
+          unavailable: skus.map((sku) => ({ sku, requested: 1, available: 0 })),
+        },
+      }),
+      ctx,
+    );
+    const declined = await startedSaga();
+    await saga.handler(
+      createEvent({
+        type: 'payment.failed',
+        aggregateId: declined,
+        data: { orderId: declined, amount: 10, reason: `gateway says: ${'no '.repeat(300)}` },
+      }),
+      ctx,
+    );
+    for (const [orderId, start] of [
+      [outOfStock, `out_of_stock: ${skus[0]}, `],
+      [declined, 'payment_failed: gateway says: no no'],
+    ] as const) {
+      const order = await loadOrder(sql, orderId);
+      expect(order?.status).toBe('CANCELLED');
+      expect(order?.cancellationReason?.startsWith(start)).toBe(true);
+      expect(order?.cancellationReason?.endsWith('…')).toBe(true);
+      expect(order?.cancellationReason?.length).toBe(500);
+      expect((await getSaga(sql, orderId))?.state).toBe('cancelled');
+    }
+  });
+});
+
 describe('saga concurrency', () => {
   it('a retry racing the next event of the same order cannot undo a finished saga', async () => {
     // Both handlers read "no saga yet"; unserialised, the one writing last wins and an

@@ -9,6 +9,7 @@ import {
   type PaymentFailedData,
   type PaymentSucceededData,
 } from '../orders/events';
+import { fitReason } from '../orders/order';
 import { lockKeyForTransaction, type Queryable, type Sql, type TransactionSql } from '../store/client';
 import { markProcessed } from '../store/processed-events';
 import type { GroupDefinition } from '../streams/handler';
@@ -97,7 +98,7 @@ async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
       if (finished) return;
       const d = event.data as InventoryReservationFailedData;
       const skus = d.unavailable.map((u) => u.sku).join(', ');
-      await cancelIfOpen(tx, orderId, `${d.reason}: ${skus}`, metadataFor(event));
+      await cancelIfOpen(tx, orderId, fitReason(`${d.reason}: ${skus}`), metadataFor(event));
       await transition(tx, orderId, event, 'cancelled', { cancelReason: d.reason });
       return;
     }
@@ -127,7 +128,7 @@ async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
     case OrderEventType.paymentFailed: {
       if (finished) return;
       const d = event.data as PaymentFailedData;
-      await cancelIfOpen(tx, orderId, `payment_failed: ${d.reason}`, metadataFor(event));
+      await cancelIfOpen(tx, orderId, fitReason(`payment_failed: ${d.reason}`), metadataFor(event));
       await transition(tx, orderId, event, 'cancelled', { cancelReason: 'payment_failed' });
       return;
     }

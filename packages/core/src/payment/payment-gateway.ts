@@ -134,6 +134,12 @@ export class SimulatedPaymentGateway implements PaymentGateway {
   }
 }
 
+/** The gateway's decline reason as `payment.failed` carries it: non-empty, at most 200 characters. */
+function declineReason(reason: unknown): string {
+  const text = typeof reason === 'string' ? reason.trim() : '';
+  return text === '' ? 'card_declined' : text.slice(0, 200);
+}
+
 export interface HttpPaymentGatewayOptions {
   /** `PAYMENT_GATEWAY_URL`, e.g. `https://pay.example.com`. */
   baseUrl: string;
@@ -165,10 +171,11 @@ export class HttpPaymentGateway implements PaymentGateway {
       amount: request.amount,
       currency: request.currency,
     });
-    const reason = typeof body.reason === 'string' ? body.reason : 'card_declined';
-    if (status === 402 || body.status === 'declined') return { status: 'declined', reason };
+    if (status === 402 || body.status === 'declined') return { status: 'declined', reason: declineReason(body.reason) };
     const chargeId = body.chargeId ?? body.id;
-    if (typeof chargeId !== 'string') throw new NonRetryableError('payment gateway reply has no charge id');
+    if (typeof chargeId !== 'string' || chargeId === '') {
+      throw new NonRetryableError('payment gateway reply has no charge id');
+    }
     return { status: 'succeeded', chargeId };
   }
 
@@ -178,7 +185,8 @@ export class HttpPaymentGateway implements PaymentGateway {
       amount: request.amount,
     });
     const refundId = body.refundId ?? body.id;
-    if (typeof refundId !== 'string') throw new NonRetryableError('payment gateway reply has no refund id');
+    if (typeof refundId !== 'string' || refundId === '')
+      throw new NonRetryableError('payment gateway reply has no refund id');
     return { refundId };
   }
 

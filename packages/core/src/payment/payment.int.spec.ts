@@ -75,6 +75,14 @@ describe('HttpPaymentGateway', () => {
     expect(await gw.charge(charge)).toEqual({ status: 'declined', reason: 'insufficient_funds' });
     next = () => ({ status: 200, body: { status: 'declined' } });
     expect(await gw.charge(charge)).toEqual({ status: 'declined', reason: 'card_declined' });
+    // Whatever reason it gives, payment.failed can carry it (non-empty, at most 200 characters).
+    next = () => ({ status: 402, body: { reason: '  ' } });
+    expect(await gw.charge(charge)).toEqual({ status: 'declined', reason: 'card_declined' });
+    next = () => ({ status: 402, body: { reason: 'x'.repeat(5000) } });
+    expect(await gw.charge(charge)).toEqual({ status: 'declined', reason: 'x'.repeat(200) });
+    // An empty charge id is no charge id.
+    next = () => ({ status: 201, body: { id: '' } });
+    await expect(gw.charge(charge)).rejects.toBeInstanceOf(NonRetryableError);
   });
 
   /** The retryable failure a call ends in; fails the test if the call did not fail that way. */

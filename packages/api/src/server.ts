@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   const bullConnection = createRedis(config.redisUrl, { connectionName: 'sf:api:retry' });
   const catalog = createCatalog();
   const retryQueues = new RetryQueues({ connection: bullConnection, keys });
-  const sql = createPostgres(config.databaseUrl, { applicationName: 'streamfleet-api' });
+  const sql = createPostgres(config.databaseUrl, { max: config.databasePoolMax, applicationName: 'streamfleet-api' });
   const deps = {
     redis,
     catalog,

@@ -8,6 +8,7 @@ import {
   uniquePrefix,
   waitFor,
 } from '@streamfleet/core/testing';
+import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WorkerProcess } from './support/worker-process';
 
@@ -81,27 +82,37 @@ describe('pnpm start spawner (src/all.ts)', () => {
     return pid;
   };
 
-  it('runs the reference flow: stock posted to /v1/events reaches /v1/inventory, and an order for it is paid', async () => {
-    const p = start();
-    await bothUp(p);
+  /** Calls the API the spawner started. */
+  const caller = (p: WorkerProcess) => {
     const base = apiLogs(p).find((l) => l.msg === 'listening')?.address as string;
-    const call = async (method: string, path: string, body?: unknown) => {
+    return async (method: string, path: string, body?: unknown) => {
       const res = await fetch(`${base}${path}`, {
         method,
         ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
       });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
+  };
+  /** Posts stock for a new SKU and waits until the inventory holds it; returns the SKU. */
+  const stocked = async (call: ReturnType<typeof caller>, quantity: number): Promise<string> => {
     const sku = `SKU-${uniquePrefix('s').slice(-8)}`;
     const posted = await call('POST', '/v1/events', {
       type: 'warehouse.stock_received',
-      data: { sku, quantity: 12, receiptId: 'GR-1' },
+      data: { sku, quantity, receiptId: 'GR-1' },
     });
     expect(posted.status).toBe(202);
-    await waitFor(async () => (await call('GET', `/v1/inventory/${sku}`)).body.available === 12, {
+    await waitFor(async () => (await call('GET', `/v1/inventory/${sku}`)).body.available === quantity, {
       timeoutMs: 20_000,
       message: 'received stock in the inventory',
     });
+    return sku;
+  };
+
+  it('runs the reference flow: stock posted to /v1/events reaches /v1/inventory, and an order for it is paid', async () => {
+    const p = start();
+    await bothUp(p);
+    const call = caller(p);
+    const sku = await stocked(call, 12);
 
     const order = await call('POST', '/v1/orders', {
       customerId: 'c-1',
@@ -113,6 +124,42 @@ describe('pnpm start spawner (src/all.ts)', () => {
       message: 'order paid',
     });
     expect((await call('GET', `/v1/inventory/${sku}`)).body).toMatchObject({ available: 7, reserved: 5 });
+  });
+
+  it('DATABASE_POOL_MAX bounds the Postgres connections of each process under load', async () => {
+    const p = start({ DATABASE_POOL_MAX: '2' });
+    await bothUp(p);
+    const call = caller(p);
+    const sku = await stocked(call, 100);
+    const placed = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        call('POST', '/v1/orders', { customerId: `c-${i}`, items: [{ sku, quantity: 1, unitPrice: 100 }] }),
+      ),
+    );
+    expect(placed.map((o) => o.status)).toEqual(placed.map(() => 201));
+    // postgres.js keeps the connections it opened: the most seen while the orders settle is the peak.
+    const admin = postgres(db.url, { max: 1, onnotice: () => undefined });
+    const peak: Record<string, number> = {};
+    try {
+      await waitFor(
+        async () => {
+          const rows = await admin<{ name: string; n: number }[]>`
+            select application_name as name, count(*)::int as n from pg_stat_activity
+            where datname = ${db.name} group by 1`;
+          for (const r of rows) peak[r.name] = Math.max(peak[r.name] ?? 0, r.n);
+          const [row] = await admin<{ n: number }[]>`
+            select count(*)::int as n from orders_view where status = 'PAID' and items::text like ${`%${sku}%`}`;
+          return row?.n === placed.length;
+        },
+        { timeoutMs: 30_000, message: 'all 40 orders paid' },
+      );
+    } finally {
+      await admin.end();
+    }
+    // The worker's pool, plus one connection the outbox relay LISTENs on.
+    expect(peak['streamfleet-worker']).toBeGreaterThan(0);
+    expect(peak['streamfleet-worker']).toBeLessThanOrEqual(3);
+    expect(peak['streamfleet-api']).toBeLessThanOrEqual(2);
   });
 
   it('SIGTERM stops the worker and the API, then exits 0', async () => {

@@ -91,6 +91,34 @@ describe('loadConfig', () => {
     expect(loadConfig({ WORKER_GROUPS: ',payment,,' }).workerGroups).toEqual(['payment']);
   });
 
+  it.each(['REDIS_URL', 'DATABASE_URL', 'STREAMFLEET_PREFIX'])(
+    'refuses %s set but empty: the default would point this process at other data (e.g. an unset TENANT)',
+    (variable) => {
+      expect(() => loadConfig({ [variable]: '' })).toThrow(
+        new RegExp(`${variable}: is set but empty; unset it to use the default`),
+      );
+      expect(() => loadConfig({ [variable]: '  ' })).toThrow(new RegExp(`${variable}: is set but empty`));
+    },
+  );
+
+  it.each([
+    ['REDIS_URL', 'http://127.0.0.1:6379', /REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/],
+    ['DATABASE_URL', 'mysql://db/app', /DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/],
+  ])('refuses %s=%j, which its client cannot connect to', (variable, value, message) => {
+    expect(() => loadConfig({ [variable]: value })).toThrow(message);
+  });
+
+  it('accepts each URL scheme its client takes', () => {
+    expect(loadConfig({ REDIS_URL: 'rediss://cache:6380/2' }).redisUrl).toBe('rediss://cache:6380/2');
+    expect(loadConfig({ DATABASE_URL: 'postgresql://u@db/app' }).databaseUrl).toBe('postgresql://u@db/app');
+  });
+
+  it('reads DATABASE_POOL_MAX, the Postgres pool size of each process (default 10)', () => {
+    expect(loadConfig({}).databasePoolMax).toBe(10);
+    expect(loadConfig({ DATABASE_POOL_MAX: '4' }).databasePoolMax).toBe(4);
+    expect(() => loadConfig({ DATABASE_POOL_MAX: '0' })).toThrow(/DATABASE_POOL_MAX/);
+  });
+
   it('refuses a max delay below the base delay', () => {
     expect(() => loadConfig({ RETRY_BASE_DELAY_MS: '500', RETRY_MAX_DELAY_MS: '100' })).toThrow(/RETRY_MAX_DELAY_MS/);
   });

@@ -21,6 +21,21 @@ const optionalUrl = z
   .transform((v) => (v === '' ? undefined : v))
   .pipe(z.url().optional())
   .optional();
+/**
+ * Where this process's data lives (`REDIS_URL`, `DATABASE_URL`, `STREAMFLEET_PREFIX`): set but
+ * empty is a mistake, e.g. `STREAMFLEET_PREFIX=$TENANT` with TENANT unset, not "use the
+ * default", which would point the process at another deployment's keys or database.
+ */
+const REQUIRED_IF_SET = new Set(['REDIS_URL', 'DATABASE_URL', 'STREAMFLEET_PREFIX']);
+const requiredIfSet = (fallback: string, schema: z.ZodType<string, string>) =>
+  z
+    .string()
+    .refine((v) => v.trim() !== '', {
+      message: `is set but empty; unset it to use the default (${fallback})`,
+      abort: true,
+    })
+    .pipe(schema)
+    .default(fallback);
 const probability = (message: string) => z.coerce.number({ error: message }).min(0, message).max(1, message);
 
 /**
@@ -49,8 +64,15 @@ const retryOverride = z
 export const configSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-    REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
-    DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/streamfleet'),
+    REDIS_URL: requiredIfSet(
+      'redis://127.0.0.1:6379',
+      z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }),
+    ),
+    DATABASE_URL: requiredIfSet(
+      'postgres://postgres@127.0.0.1:5432/streamfleet',
+      z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }),
+    ),
+    DATABASE_POOL_MAX: int(1, 1000).default(10),
     PORT: int(0, 65535).default(3000),
     HOST: z.string().default('0.0.0.0'),
     WORKER_PORT: int(0, 65535).default(3001),
@@ -61,10 +83,10 @@ export const configSchema = z
       .regex(/^\S*$/, 'must not contain whitespace (spaces, tabs or newlines)')
       .optional()
       .or(z.literal('').transform(() => undefined)),
-    STREAMFLEET_PREFIX: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash and underscore only (1-64)')
-      .default('sf'),
+    STREAMFLEET_PREFIX: requiredIfSet(
+      'sf',
+      z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash and underscore only (1-64)'),
+    ),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     RETRY_MAX_ATTEMPTS: int(1, 100).default(3),
     RETRY_BASE_DELAY_MS: durationMs(0).default(1000),
@@ -163,6 +185,8 @@ export interface Config {
   env: Env['NODE_ENV'];
   redisUrl: string;
   databaseUrl: string;
+  /** Postgres pool size of each process (the relay's LISTEN takes one more connection). */
+  databasePoolMax: number;
   port: number;
   host: string;
   workerPort: number;
@@ -212,8 +236,10 @@ const SECRET_VARIABLES = new Set(['ADMIN_TOKEN']);
 
 /** Parses the environment once. Throws `ConfigError` naming each bad variable. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
-  // Empty strings mean "unset" for optional variables, as in most dotenv tooling.
-  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  // Empty strings mean "unset", as in most dotenv tooling, except where the data lives.
+  const cleaned = Object.fromEntries(
+    Object.entries(source).filter(([k, v]) => v !== undefined && (v !== '' || REQUIRED_IF_SET.has(k))),
+  );
   const parsed = configSchema.safeParse(cleaned);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => {
@@ -236,6 +262,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     env: e.NODE_ENV,
     redisUrl: e.REDIS_URL,
     databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
     port: e.PORT,
     host: e.HOST,
     workerPort: e.WORKER_PORT,

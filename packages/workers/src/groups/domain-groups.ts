@@ -57,7 +57,7 @@ export function domainGroupSet(options: DomainGroupsOptions = {}): GroupSet {
     groups: DOMAIN_GROUPS,
     includedByDefault: true,
     create({ config, logger }) {
-      sql = createPostgres(config.databaseUrl, { applicationName: 'streamfleet-worker' });
+      sql = createPostgres(config.databaseUrl, { max: config.databasePoolMax, applicationName: 'streamfleet-worker' });
       return createOrderGroups({
         sql,
         // PAYMENT_GATEWAY_URL, else the simulator failing PAYMENT_SIMULATOR_FAILURE_RATE of calls.

@@ -398,6 +398,118 @@ describe('running retries now', () => {
   });
 });
 
+describe('dead-lettering retries now (Sidekiq’s "Kill")', () => {
+  const HOUR = 3_600_000;
+  let h: Harness;
+  let worker: RetryWorker;
+  const handled: string[] = [];
+  let release: () => void = () => {};
+  const held = jobData(PAYMENT, 'kill-held');
+  const post = (url: string, body?: unknown) =>
+    h.app.inject({ method: 'POST', url, headers: { ...adminHeaders, 'x-actor': 'alice' }, payload: body as object });
+  const idOf = (data: RetryJobData) => retryJobId(data.group, data.eventId, data.replayCount);
+  /** The payment group's dead letters of an event, as operators list them. */
+  const deadLettersOf = async (data: RetryJobData) => {
+    const res = await h.app.inject({ method: 'GET', url: `/admin/dlq?group=${PAYMENT}`, headers: adminHeaders });
+    return (res.json().items as { eventId: string; reason: string; attempts: number; lastError: string }[]).filter(
+      (i) => i.eventId === data.eventId,
+    );
+  };
+
+  beforeAll(async () => {
+    h = await createHarness();
+    await h.redis.xgroup('CREATE', h.keys.stream('things'), PAYMENT, '$', 'MKSTREAM');
+    await h.redis.sadd(h.keys.streams, 'things');
+    worker = paymentRetryWorker(
+      h,
+      async (event) => {
+        if (event.id === held.eventId) await new Promise<void>((resolve) => (release = resolve));
+        handled.push(event.id);
+      },
+      { maxAttempts: 3, delayMs: HOUR },
+    );
+    worker.start();
+  });
+  afterAll(async () => {
+    release();
+    await worker?.close();
+    await h?.close();
+  });
+
+  it('dead-letters one job with its failures instead of running it; the others keep backing off', async () => {
+    const [kill, keep] = [jobData(PAYMENT, 'kill-one'), jobData(PAYMENT, 'keep-one')];
+    for (const data of [kill, keep]) await h.deps.retryQueues.schedule(data, HOUR);
+
+    const res = await post(`/admin/retries/${PAYMENT}/${idOf(kill)}/dead-letter`);
+
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toEqual({
+      group: PAYMENT,
+      jobId: idOf(kill),
+      state: 'waiting',
+      deadLetterPending: { reason: 'operator' },
+    });
+    const [dead] = await waitFor(
+      async () => {
+        const found = await deadLettersOf(kill);
+        return found.length > 0 ? found : undefined;
+      },
+      { message: 'the job dead-lettered' },
+    );
+    expect(dead).toMatchObject({ reason: 'operator', attempts: 1, lastError: 'kill-one failed' });
+    expect(handled).not.toContain(kill.eventId);
+    await waitFor(async () => (await h.deps.retryQueues.counts(PAYMENT)).waiting === 0, {
+      message: 'the job gone from the queue',
+    });
+    const listed = await h.app.inject({ method: 'GET', url: `/admin/retries/${PAYMENT}`, headers: adminHeaders });
+    expect((listed.json().items as RetryJobBody[]).map((j) => j.eventId)).toEqual([keep.eventId]);
+
+    const again = await post(`/admin/retries/${PAYMENT}/${idOf(kill)}/dead-letter`);
+    expect(again.statusCode).toBe(404);
+    expect(again.json().errors).toEqual([{ field: 'params.jobId', message: 'not a retrying job of this group' }]);
+  });
+
+  it('with {} dead-letters every delayed job of the group, once each; a running attempt is left to decide', async () => {
+    await h.deps.retryQueues.schedule(held, 0);
+    await waitFor(async () => (await h.deps.retryQueues.counts(PAYMENT)).active === 1, {
+      message: 'the held job is running',
+    });
+    const running = await post(`/admin/retries/${PAYMENT}/${idOf(held)}/dead-letter`);
+    expect(running.statusCode).toBe(409);
+    expect(running.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(running.json().errors).toEqual([{ field: 'params.jobId', message: 'running now' }]);
+
+    const [a, b] = [jobData(PAYMENT, 'kill-a'), jobData(PAYMENT, 'kill-b')];
+    for (const data of [a, b]) await h.deps.retryQueues.schedule(data, HOUR);
+    const named = await post(`/admin/retries/${PAYMENT}/dead-letter`, { ids: [idOf(held), 'payment.no-such-event'] });
+    expect(named.json()).toEqual({
+      group: PAYMENT,
+      marked: 0,
+      markedIds: [],
+      skipped: [
+        { jobId: idOf(held), reason: 'running' },
+        { jobId: 'payment.no-such-event', reason: 'not-found' },
+      ],
+    });
+    const every = await post(`/admin/retries/${PAYMENT}/dead-letter`, {});
+    expect(every.statusCode, every.body).toBe(200);
+    // a, b, and the first test's `keep-one`.
+    expect(every.json()).toMatchObject({ marked: 3, skipped: [] });
+    expect(every.json().markedIds).toEqual(expect.arrayContaining([idOf(a), idOf(b)]));
+    for (const data of [a, b]) {
+      await waitFor(async () => (await deadLettersOf(data)).length === 1, { message: `${data.eventId} dead-lettered` });
+    }
+    expect(handled).not.toContain(a.eventId);
+    expect(handled).not.toContain(b.eventId);
+
+    release();
+    await waitFor(() => handled.includes(held.eventId), { message: 'the held attempt finished' });
+    expect(await deadLettersOf(held)).toEqual([]);
+    const unknown = await post('/admin/retries/nobody/dead-letter', {});
+    expect(unknown.statusCode).toBe(404);
+  });
+});
+
 describe('a replayed event being retried', () => {
   let h: Harness;
   beforeAll(async () => {

@@ -25,6 +25,8 @@ const ROUTES = [
   ['get', '/admin/retries/{group}'],
   ['post', '/admin/retries/{group}/run-now'],
   ['post', '/admin/retries/{group}/{jobId}/run-now'],
+  ['post', '/admin/retries/{group}/dead-letter'],
+  ['post', '/admin/retries/{group}/{jobId}/dead-letter'],
 ] as const;
 
 // A fixed catalog, so the snapshot does not move when the domain adds event types.
@@ -134,6 +136,7 @@ describe('OpenAPI document', () => {
     expect(withBody.map((o) => o.where).sort()).toEqual([
       'post /admin/dlq/discard',
       'post /admin/dlq/replay',
+      'post /admin/retries/{group}/dead-letter',
       'post /admin/retries/{group}/run-now',
       'post /v1/events',
       'post /v1/events/batch',

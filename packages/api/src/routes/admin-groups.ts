@@ -208,6 +208,39 @@ const runOneNowResultSchema = withExample(
   { group: 'payment', jobId: EXAMPLE_JOB_ID, state: 'waiting' },
 );
 
+const deadLetterNowResultSchema = withExample(
+  z.object({
+    group: z.string(),
+    marked: count('Jobs to be dead-lettered instead of retried'),
+    markedIds: z.array(z.string()),
+    skipped: z.array(
+      z.object({
+        jobId: z.string(),
+        reason: z.enum(['running', 'not-found']).meta({
+          description:
+            'running: an attempt is running now and decides; not-found: not retrying (never was, or finished)',
+        }),
+      }),
+    ),
+  }),
+  {
+    group: 'payment',
+    marked: 1,
+    markedIds: [EXAMPLE_JOB_ID],
+    skipped: [{ jobId: 'payment.0193a6f2-7000-7abc-8def-000000000001', reason: 'running' }],
+  },
+);
+
+const deadLetterOneNowResultSchema = withExample(
+  z.object({
+    group: z.string(),
+    jobId: z.string(),
+    state: z.literal('waiting'),
+    deadLetterPending: z.object({ reason: z.literal('operator') }),
+  }),
+  { group: 'payment', jobId: EXAMPLE_JOB_ID, state: 'waiting', deadLetterPending: { reason: 'operator' } },
+);
+
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0) || 0);
 
 /** Consumer groups per stream (XINFO GROUPS / CONSUMERS) and retry queue counts. */
@@ -568,6 +601,93 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
       }
       request.log.info({ group, jobId, actor: actorOf(request) }, 'retry run now');
       return { group, jobId, state: 'waiting' as const };
+    },
+  );
+  const deadLetterNowDescription =
+    'The dead letter (reason `operator`) keeps the event, its failures and its last error; replay it from ' +
+    '/admin/dlq once the cause is fixed. The group’s retry worker writes it without running the handler, at ' +
+    'once (in a paused group, at the resume), as for any dead letter; until then the job is listed with ' +
+    '`deadLetterPending`. Sidekiq’s "Kill". 404 if no such group is known.';
+
+  app.post(
+    '/admin/retries/:group/dead-letter',
+    {
+      config,
+      schema: {
+        tags: ['groups'],
+        summary: 'Dead-letter a group’s retrying events now',
+        description:
+          'The jobs named by `ids` (job ids from /admin/retries/{group}), or with `{}` every job of the group ' +
+          `delayed when the call starts, are dead-lettered instead of retried. ${deadLetterNowDescription} ` +
+          'Jobs whose attempt is running, and ids that are not retrying, are listed in `skipped`.',
+        security: adminSecurity,
+        headers: loggedActorHeaders,
+        params: z.strictObject({ group: nameSchema }),
+        body: z
+          .strictObject({
+            ids: z
+              .array(nameSchema)
+              .min(1)
+              .max(MAX_RETRY_PAGE)
+              .optional()
+              .meta({ description: `Job ids, 1-${MAX_RETRY_PAGE}; omit for every delayed job of the group` }),
+          })
+          .meta({ example: { ids: [EXAMPLE_JOB_ID] } }),
+        response: {
+          200: deadLetterNowResultSchema,
+          ...adminProblems,
+          ...problemResponses(404),
+        },
+      },
+    },
+    async (request) => {
+      const { group } = request.params;
+      await checkGroup(group, 'params.group', 404);
+      const { marked, skipped } = await retryQueues.deadLetterNow(group, request.body.ids);
+      request.log.info(
+        { group, actor: actorOf(request), marked: marked.length, skipped: skipped.length },
+        'retries dead-lettered by an operator',
+      );
+      return { group, marked: marked.length, markedIds: marked, skipped };
+    },
+  );
+
+  app.post(
+    '/admin/retries/:group/:jobId/dead-letter',
+    {
+      config,
+      schema: {
+        tags: ['groups'],
+        summary: 'Dead-letter one retrying event now',
+        description:
+          `The job is dead-lettered instead of retried. ${deadLetterNowDescription} 404 if the job is not ` +
+          'retrying (never was, finished or dead-lettered), 409 if its attempt is running now (that attempt decides).',
+        security: adminSecurity,
+        headers: loggedActorHeaders,
+        params: z.strictObject({ group: nameSchema, jobId: nameSchema }),
+        response: {
+          200: deadLetterOneNowResultSchema,
+          ...adminProblems,
+          ...problemResponses(404, 409),
+        },
+      },
+    },
+    async (request) => {
+      const { group, jobId } = request.params;
+      await checkGroup(group, 'params.group', 404);
+      const [skip] = (await retryQueues.deadLetterNow(group, [jobId])).skipped;
+      if (skip?.reason === 'not-found') {
+        throw new ApiProblem(404, 'NOT_FOUND', `group "${group}" is not retrying a job "${jobId}"`, {
+          errors: [{ field: 'params.jobId', message: 'not a retrying job of this group' }],
+        });
+      }
+      if (skip) {
+        throw new ApiProblem(409, 'RETRY_RUNNING', `job "${jobId}" is running an attempt now; that attempt decides`, {
+          errors: [{ field: 'params.jobId', message: 'running now' }],
+        });
+      }
+      request.log.info({ group, jobId, actor: actorOf(request) }, 'retry dead-lettered by an operator');
+      return { group, jobId, state: 'waiting' as const, deadLetterPending: { reason: 'operator' as const } };
     },
   );
 };

@@ -1,7 +1,14 @@
 import type { ErrorSummary, FieldIssue } from '../errors/index';
 import type { EventEnvelope } from '../events/envelope';
 
-export const DEAD_LETTER_REASONS = ['retries-exhausted', 'non-retryable', 'invalid-event', 'max-deliveries'] as const;
+/** Why an event was dead-lettered; `operator`: an operator dead-lettered it while it waited to be retried. */
+export const DEAD_LETTER_REASONS = [
+  'retries-exhausted',
+  'non-retryable',
+  'invalid-event',
+  'max-deliveries',
+  'operator',
+] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 
 /** One failed attempt: when, and what it threw. */

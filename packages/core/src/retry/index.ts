@@ -1,5 +1,7 @@
 export { DEFAULT_RETRY, RetryPolicy, type RetryPolicyOptions } from './retry-policy';
 export {
+  type DeadLetterNowResult,
+  type DeadLetterNowSkip,
   RETRY_BACKOFF_TYPE,
   RETRYING_STATES,
   type RetryCounts,

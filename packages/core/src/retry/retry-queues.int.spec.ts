@@ -174,3 +174,40 @@ describe('RetryQueues.runNow: delayed jobs made due now', () => {
     expect(await q.runNow('every')).toEqual({ promoted: [], skipped: [] });
   });
 });
+
+describe('RetryQueues.deadLetterNow: jobs marked to be dead-lettered instead of retried', () => {
+  const HOUR = 3_600_000;
+  const idOf = (data: RetryJobData) => retryJobId(data.group, data.eventId, data.replayCount);
+  const marks = async (q: RetryQueues, group: string) =>
+    Object.fromEntries((await q.list(group)).items.map((job) => [job.jobId, [job.state, job.data.deadLetter]]));
+
+  it('marks the named jobs with their last error and attempts, makes them due, and leaves the rest', async () => {
+    const q = open(0);
+    const [a, b] = [jobData('kill'), jobData('kill')];
+    for (const data of [a, b]) await q.schedule(data, HOUR);
+
+    expect(await q.deadLetterNow('kill', [idOf(a), 'kill.no-such-event'])).toEqual({
+      marked: [idOf(a)],
+      skipped: [{ jobId: 'kill.no-such-event', reason: 'not-found' }],
+    });
+
+    expect(await marks(q, 'kill')).toEqual({
+      [idOf(a)]: ['waiting', { reason: 'operator', lastError: { name: 'Error', message: 'boom' }, attempts: 1 }],
+      [idOf(b)]: ['delayed', undefined],
+    });
+  });
+
+  it('without ids, marks every delayed job of the group, and no other group’s', async () => {
+    const q = open(0);
+    const delayed = [jobData('kill-all'), jobData('kill-all')];
+    for (const data of delayed) await q.schedule(data, HOUR);
+    const other = jobData('kill-other');
+    await q.schedule(other, HOUR);
+
+    const result = await q.deadLetterNow('kill-all');
+
+    expect(new Set(result.marked)).toEqual(new Set(delayed.map(idOf)));
+    expect(await q.counts('kill-all')).toMatchObject({ waiting: 2, delayed: 0 });
+    expect(await marks(q, 'kill-other')).toEqual({ [idOf(other)]: ['delayed', undefined] });
+  });
+});

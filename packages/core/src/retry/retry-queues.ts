@@ -76,6 +76,18 @@ export interface RunNowResult {
   skipped: RunNowSkip[];
 }
 
+export interface DeadLetterNowSkip {
+  jobId: string;
+  /** `running`: an attempt is running now (it decides); `not-found`: not retrying (never was, or finished). */
+  reason: 'running' | 'not-found';
+}
+
+export interface DeadLetterNowResult {
+  /** Jobs marked to be dead-lettered instead of retried, in the order asked. */
+  marked: string[];
+  skipped: DeadLetterNowSkip[];
+}
+
 /** Jobs promoted at once (their commands share the connection's pipeline). */
 const PROMOTE_CHUNK = 200;
 
@@ -348,6 +360,57 @@ export class RetryQueues {
       }
     }
     return result;
+  }
+
+  /**
+   * Sidekiq's "Kill": the named jobs (or, without ids, every delayed job of the group) are
+   * dead-lettered with reason `operator` instead of retried. Each job is marked and made due;
+   * the group's retry worker then writes the dead letter (the failures so far, the last error)
+   * without running the handler, as it finishes any dead letter it could not write before. So
+   * a crash at any point loses nothing and writes the dead letter once; in a paused group it
+   * waits for the resume. A job whose attempt is running is left to that attempt (`running`).
+   */
+  async deadLetterNow(group: string, jobIds?: readonly string[]): Promise<DeadLetterNowResult> {
+    const queue = this.queue(group);
+    const ids = jobIds ?? (await this.connection.zrange(queue.keys.delayed ?? '', '0', '-1'));
+    const result: DeadLetterNowResult = { marked: [], skipped: [] };
+    for (let i = 0; i < ids.length; i += PROMOTE_CHUNK) {
+      const outcomes = await Promise.all(
+        ids.slice(i, i + PROMOTE_CHUNK).map(async (jobId) => ({ jobId, skipped: await this.markDead(queue, jobId) })),
+      );
+      for (const { jobId, skipped } of outcomes) {
+        if (skipped) result.skipped.push({ jobId, reason: skipped });
+        else result.marked.push(jobId);
+      }
+    }
+    return result;
+  }
+
+  private async markDead(queue: Queue<RetryJobData>, jobId: string): Promise<DeadLetterNowSkip['reason'] | undefined> {
+    const job = await queue.getJob(jobId);
+    if (!job) return 'not-found';
+    const state = await job.getState();
+    if (state === 'active') return 'running';
+    if (state !== 'delayed' && state !== 'waiting' && state !== 'prioritized') return 'not-found';
+    const data = job.data;
+    if (!data.deadLetter) {
+      // The dead letter keeps why the event was failing: its last failure in this round.
+      const last = data.failures.findLast((f) => (f.replay ?? data.replayCount) === data.replayCount);
+      const lastError = last
+        ? { name: last.name, message: last.message }
+        : { name: 'Error', message: 'dead-lettered by an operator before it failed in this round' };
+      try {
+        await job.updateData({
+          ...data,
+          deadLetter: { reason: 'operator', lastError, attempts: data.attemptOffset + job.attemptsMade },
+        });
+      } catch {
+        return 'not-found'; // finished and removed meanwhile
+      }
+    }
+    // Already due on its own meanwhile: it runs (and is dead-lettered) all the same.
+    if (state === 'delayed') await job.promote().catch(() => undefined);
+    return undefined;
   }
 
   /** Promotes one job; says why not when it could not. */

@@ -68,6 +68,7 @@ export class Worker {
       retryQueues: fleet.retryQueues,
       ...(options.defaultMetrics === undefined ? {} : { defaultMetrics: options.defaultMetrics }),
     });
+    for (const set of sets) set.registerMetrics?.(this.metrics);
     this.health =
       options.serveHealth === false
         ? undefined

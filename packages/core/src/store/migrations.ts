@@ -174,6 +174,11 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    name: 'parked outbox rows counted from an index',
+    sql: `create index outbox_parked on outbox (id) where published_at is null and failed_at is not null;`,
+  },
 ];
 
 export interface MigrateResult {

@@ -28,6 +28,30 @@ export async function enqueueOutbox(sql: Queryable, messages: readonly OutboxMes
   await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`;
 }
 
+export interface OutboxStats {
+  /** Rows committed and not yet published (parked ones apart). */
+  unpublished: number;
+  /** How long the oldest of those has waited; 0 when none waits. */
+  oldestUnpublishedAgeSeconds: number;
+  /** Rows the catalog refused: the relay parked them (`failed_at`, `last_error`) for an operator. */
+  parked: number;
+}
+
+/** The outbox's backlog, for metrics: three index lookups (partial indexes on unpublished and parked rows). */
+export async function outboxStats(sql: Queryable): Promise<OutboxStats> {
+  const [row] = await sql<{ unpublished: number; age: number | null; parked: number }[]>`
+    select
+      (select count(*) from outbox where published_at is null and failed_at is null)::int as unpublished,
+      (select extract(epoch from now() - created_at) from outbox
+        where published_at is null and failed_at is null order by id limit 1)::float8 as age,
+      (select count(*) from outbox where published_at is null and failed_at is not null)::int as parked`;
+  return {
+    unpublished: row?.unpublished ?? 0,
+    oldestUnpublishedAgeSeconds: Math.max(0, row?.age ?? 0),
+    parked: row?.parked ?? 0,
+  };
+}
+
 /**
  * Deletes published outbox rows older than `olderThanMs` (the event store keeps the
  * events; outbox rows are only transport). Deletes at most `limit` rows per call.

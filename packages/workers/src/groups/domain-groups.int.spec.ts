@@ -97,6 +97,27 @@ describe('worker running the order domain', () => {
     const body = (await worker.metrics.render()).body;
     expect(body).toContain('streamfleet_dead_letter_length 0');
   });
+
+  it('reports the outbox backlog and parked rows on /metrics', async () => {
+    const gauge = async (name: string) => {
+      const line = (await worker.metrics.render()).body.split('\n').find((l) => l.startsWith(`${name} `));
+      return line === undefined ? undefined : Number(line.split(' ').at(-1));
+    };
+    await waitFor(async () => (await gauge('streamfleet_outbox_unpublished')) === 0, {
+      message: 'the relay to publish everything',
+    });
+    expect(await gauge('streamfleet_outbox_oldest_unpublished_age_seconds')).toBe(0);
+    expect(await gauge('streamfleet_outbox_parked')).toBe(0);
+    // A row the catalog refuses (as one written before validation existed, or by hand).
+    await sql`
+      insert into outbox (stream, event_id, event)
+      values ('orders', ${randomUUID()}, ${sql.json({ id: randomUUID(), type: 'order.delivered', data: {} })})`;
+    await waitFor(async () => (await gauge('streamfleet_outbox_parked')) === 1, {
+      timeoutMs: 15_000,
+      message: 'the refused row parked and counted',
+    });
+    expect(await gauge('streamfleet_outbox_unpublished')).toBe(0);
+  });
 });
 
 describe('worker housekeeping', () => {

@@ -8,6 +8,8 @@ import {
   migrate,
   NOTIFICATION_GROUP,
   OutboxRelay,
+  type OutboxStats,
+  outboxStats,
   PAYMENT_GROUP,
   Periodic,
   PROJECTION_GROUP,
@@ -17,6 +19,8 @@ import {
   type Sql,
   StreamProducer,
 } from '@streamfleet/core';
+import { Gauge } from 'prom-client';
+import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { GroupSet } from './registry';
 
 export const DOMAIN_GROUPS = [
@@ -115,6 +119,41 @@ export function domainGroupSet(options: DomainGroupsOptions = {}): GroupSet {
           return ping;
         },
       };
+    },
+    registerMetrics(metrics: WorkerMetrics) {
+      const db = sql;
+      if (!db) return;
+      // One query per scrape, shared by the three gauges.
+      let scrape: Promise<OutboxStats | undefined> | undefined;
+      const stats = () =>
+        (scrape ??= metrics.withTimeout(outboxStats(db).catch(() => undefined)).finally(() => {
+          scrape = undefined;
+        }));
+      const gauge = (name: string, help: string, read: (s: OutboxStats) => number) =>
+        new Gauge({
+          name,
+          help,
+          registers: [metrics.registry],
+          async collect() {
+            const s = await stats();
+            if (s) this.set(read(s));
+          },
+        });
+      gauge(
+        'streamfleet_outbox_unpublished',
+        'Outbox rows committed and not yet published to Redis by the relay (the same in every worker).',
+        (s) => s.unpublished,
+      );
+      gauge(
+        'streamfleet_outbox_oldest_unpublished_age_seconds',
+        'How long the oldest unpublished outbox row has waited (0 when none waits): the relay is down or behind.',
+        (s) => s.oldestUnpublishedAgeSeconds,
+      );
+      gauge(
+        'streamfleet_outbox_parked',
+        'Outbox rows the catalog refused, parked for an operator (outbox.failed_at, last_error): events no group reads.',
+        (s) => s.parked,
+      );
     },
     async close() {
       await Promise.all(housekeeping.map((task) => task.close()));

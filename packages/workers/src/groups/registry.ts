@@ -1,5 +1,6 @@
 import type { Config, EventCatalog, GroupDefinition, Logger, ReadinessCheck, StreamfleetKeys } from '@streamfleet/core';
 import type { Redis } from 'ioredis';
+import type { WorkerMetrics } from '../metrics/worker-metrics';
 
 /** What a group set gets to build its handlers with. Connections are the worker's: don't close them. */
 export interface GroupDeps {
@@ -37,6 +38,12 @@ export interface GroupSet {
    * stop it.
    */
   readinessChecks?(): Record<string, ReadinessCheck>;
+  /**
+   * Adds the set's own gauges to the worker's registry (`metrics.registry`), read at scrape
+   * time; wrap each read in `metrics.withTimeout` so a scrape never hangs on a dependency.
+   * Called once, after `create`.
+   */
+  registerMetrics?(metrics: WorkerMetrics): void;
 }
 
 export class UnknownGroupError extends Error {

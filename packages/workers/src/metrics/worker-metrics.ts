@@ -207,7 +207,8 @@ export class WorkerMetrics implements GroupObserver {
     return out;
   }
 
-  private async withTimeout<T>(promise: Promise<T>): Promise<T | undefined> {
+  /** `promise`'s value, or undefined once the collect timeout passed (the gauge keeps its last value). */
+  async withTimeout<T>(promise: Promise<T>): Promise<T | undefined> {
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([

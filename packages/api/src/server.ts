@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     catalog,
     // Routes validate every event against the catalog already; the producer need not repeat it.
     producer: new StreamProducer({ redis, keys }),
-    deadLetters: new DeadLetterStream({ redis, keys, retryQueues, catalog }),
+    deadLetters: new DeadLetterStream({ redis, keys, retryQueues, catalog, logger }),
     retryQueues,
     logger,
     plugins: [ordersPlugin(new OrderService(sql)), inventoryPlugin(sql)],

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { ConflictError, DomainError, type ErrorSummary, NotFoundError, ValidationError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent, fieldsToRecord } from '../events/codec';
+import { type Logger, silentLogger } from '../logging/index';
 import type { RetryQueues } from '../retry/retry-queues';
 import type { StreamfleetKeys } from '../streams/keys';
 import { isStreamId, streamIdTime } from '../streams/reply';
@@ -35,6 +36,12 @@ const SCAN_BUDGET = 5000;
 export const MAX_FAILURE_HISTORY = 50;
 /** Bulk actions by ids look them up this many at a time. */
 const LOOKUP_CHUNK = 500;
+/**
+ * How long a replay's job is held back while the replay takes its entry (then it is made due
+ * at once): the time a discard of the same entry has to withdraw it, and the delay after which
+ * it runs anyway if the replaying process died in between.
+ */
+const REPLAY_HOLD_MS = 60_000;
 
 type DeadLetterRedis = Redis & {
   sfWriteDeadLetter(...args: string[]): Promise<[string, number]>;
@@ -48,6 +55,7 @@ export interface DeadLetterStreamOptions {
   retryQueues?: RetryQueues;
   /** Needed to check that entries still pass today's schemas before replaying them (else none is checked). */
   catalog?: EventCatalog;
+  logger?: Logger;
 }
 
 export interface ReplayResult {
@@ -124,6 +132,7 @@ export class DeadLetterStream {
   private readonly keys: StreamfleetKeys;
   private readonly retryQueues: RetryQueues | undefined;
   private readonly catalog: EventCatalog | undefined;
+  private readonly logger: Logger;
 
   constructor(options: DeadLetterStreamOptions) {
     const redis = options.redis as DeadLetterRedis;
@@ -135,6 +144,7 @@ export class DeadLetterStream {
     this.keys = options.keys;
     this.retryQueues = options.retryQueues;
     this.catalog = options.catalog;
+    this.logger = options.logger ?? silentLogger;
   }
 
   /**
@@ -409,14 +419,17 @@ export class DeadLetterStream {
   }
 
   private async replayEntry(entry: DeadLetterEntry, context: OperatorContext): Promise<ReplayResult> {
-    if (!this.retryQueues) throw new Error('DeadLetterStream needs retryQueues to replay');
+    const queues = this.retryQueues;
+    if (!queues) throw new Error('DeadLetterStream needs retryQueues to replay');
     const fields = Object.entries(entry.event).flat();
     const replayCount = entry.replayCount + 1;
-    // Job first, removal second: a crash in between leaves the entry listed, and a second
-    // replay of it maps to the same job id, so the group still runs it once. The job carries
-    // the entry's history (each record naming its round) and first failure time, so a dead
-    // letter of the replay keeps every attempt; its own attempts start again at 1.
-    const jobId = await this.retryQueues.schedule(
+    // Job first, held back; then the entry is taken; then the job is made due. A crash in
+    // between leaves the entry listed and the job due after the hold, and a second replay of
+    // the entry maps to the same job id, so the group still runs it once. An operator who took
+    // the entry first (a discard) gets the held job withdrawn before it can run. The job
+    // carries the entry's history (each record naming its round) and first failure time, so a
+    // dead letter of the replay keeps every attempt; its own attempts start again at 1.
+    const stored = queues.schedule(
       {
         group: entry.group,
         stream: entry.stream,
@@ -429,10 +442,24 @@ export class DeadLetterStream {
         firstFailedAt: entry.firstFailedAt || new Date().toISOString(),
         failures: entry.failures,
       },
-      0,
+      REPLAY_HOLD_MS,
     );
-    const removed = await this.remove(entry, 'replay', context);
-    if (!removed) throw await this.goneError(entry.id);
+    queues.flush();
+    const jobId = await stored;
+    if (!(await this.remove(entry, 'replay', context))) {
+      const gone = await this.goneError(entry.id);
+      // Replayed by someone else: the job is theirs too (same id), they make it due.
+      if (gone instanceof ConflictError && gone.code === 'DLQ_ENTRY_DISCARDED') {
+        if (!(await queues.withdraw(entry.group, jobId))) {
+          this.logger.error(
+            { id: entry.id, group: entry.group, jobId },
+            'a replay lost its entry to a discard, and its held job could no longer be withdrawn',
+          );
+        }
+      }
+      throw gone;
+    }
+    await queues.runNow(entry.group, [jobId]);
     return { id: entry.id, group: entry.group, eventId: entry.eventId, jobId };
   }
 

@@ -92,6 +92,7 @@ export class Fleet {
       keys: this.keys,
       retryQueues: this.retryQueues,
       catalog: options.catalog,
+      logger: this.logger,
     });
   }
 

@@ -413,6 +413,23 @@ export class RetryQueues {
     return undefined;
   }
 
+  /**
+   * Removes a job that has not started (waiting or delayed). False when it is running or has
+   * run; true when it is gone (or never was).
+   */
+  async withdraw(group: string, jobId: string): Promise<boolean> {
+    const job = await this.queue(group).getJob(jobId);
+    if (!job) return true;
+    const state = await job.getState();
+    if (state !== 'delayed' && state !== 'waiting' && state !== 'prioritized') return state === 'unknown';
+    try {
+      await job.remove();
+      return true;
+    } catch {
+      return false; // locked: it started meanwhile
+    }
+  }
+
   /** Promotes one job; says why not when it could not. */
   private async promote(queue: Queue<RetryJobData>, jobId: string): Promise<RunNowSkip['reason'] | undefined> {
     const job = await queue.getJob(jobId);

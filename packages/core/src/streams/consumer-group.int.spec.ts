@@ -288,21 +288,35 @@ describe('consumer group loop', () => {
     const key = fleet.keys.stream(STREAM);
     const badThing = await redis.xadd(key, '*', ...encodeEvent({ ...thing(1), data: { n: 'one' } }));
     const noType = await redis.xadd(key, '*', 'hello', 'world');
+    // A type no catalog entry knows (a producer's typo), and an empty one: nobody can tell whose.
+    const unknownType = await redis.xadd(key, '*', ...encodeEvent({ ...thing(2), type: 'thing.hapened' }));
+    const emptyType = await redis.xadd(key, '*', ...encodeEvent({ ...thing(2), type: '' }));
     await fleet.producer.publish(STREAM, thing(3));
     await waitFor(() => seenBy.things?.length === 1 && seenBy.all?.length === 1, { message: 'thing 3 handled' });
     // A dead letter is written together with its entry's XACK: nothing pending, every one is there.
     for (const g of ['things', 'others', 'all']) await waitFor(async () => (await pendingCount(fleet, g)) === 0);
 
     const { items } = await fleet.deadLetters.list();
-    const label = (entryId: string) => (entryId === badThing ? 'bad thing' : entryId === noType ? 'no type' : entryId);
-    // The bad `thing.happened`: by the group that handles it and the one that handles all; the
-    // entry naming no type: by every group, since none can tell it is not theirs.
-    expect(items.map((i) => `${i.group}: ${label(i.entryId)}`).sort()).toEqual([
+    const labels: Record<string, string> = {
+      [badThing as string]: 'bad thing',
+      [noType as string]: 'no type',
+      [unknownType as string]: 'unknown type',
+      [emptyType as string]: 'empty type',
+    };
+    // The bad `thing.happened`: by the group that handles it and the one that handles all; an
+    // entry naming no type, or one nobody knows: by every group, since none can tell it is not theirs.
+    expect(items.map((i) => `${i.group}: ${labels[i.entryId] ?? i.entryId}`).sort()).toEqual([
       'all: bad thing',
+      'all: empty type',
       'all: no type',
+      'all: unknown type',
+      'others: empty type',
       'others: no type',
+      'others: unknown type',
       'things: bad thing',
+      'things: empty type',
       'things: no type',
+      'things: unknown type',
     ]);
     expect(seenBy.others).toEqual([]);
   });

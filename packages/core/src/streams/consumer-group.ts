@@ -372,9 +372,10 @@ export class ConsumerGroup {
     } catch (err) {
       if (this.types) {
         // Not this group's to judge: a type it does not handle would have been acked unread.
-        // An entry naming no type could be anyone's, so every group dead-letters that.
+        // An entry naming no type, or a type the catalog does not know (a producer's typo),
+        // could be anyone's: every group dead-letters it, so it cannot vanish unseen.
         const type = fieldsToRecord(fields).type;
-        if (type !== undefined && !this.types.has(type)) {
+        if (type && this.options.catalog.has(type) && !this.types.has(type)) {
           this.ack(id);
           this.done(batch, index);
           return;

@@ -30,6 +30,19 @@ describe('DeadLetterStream', () => {
     expect(await world.dlq.countsByGroup()).toMatchObject({ a: 1, b: 1 });
   });
 
+  it('an entry whose id is empty or too long to be one is keyed by its stream entry, not folded onto another', async () => {
+    const entries = ['', '', 'x'.repeat(201)].map((id, i) => ({
+      ...input('bad-ids', 'invalid-event'),
+      entryId: `170000000000${i}-0`,
+      fields: ['id', id, 'type', 'thing.happened', 'data', '{}'],
+    }));
+    const written = [];
+    for (const entry of entries) written.push(await world.dlq.write(entry));
+    expect(written.map((w) => w.created)).toEqual([true, true, true]);
+    const listed = await world.dlq.list({ group: 'bad-ids' });
+    expect(listed.items.map((i) => i.eventId).sort()).toEqual(entries.map((e) => `entry:${e.entryId}`).sort());
+  });
+
   it('lists newest first with filters and a cursor that walks every match once', async () => {
     for (let i = 0; i < 7; i++) await world.dlq.write(input('paging', i % 2 ? 'non-retryable' : 'invalid-event', i));
     const seen: string[] = [];

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { ConflictError, DomainError, type ErrorSummary, NotFoundError, ValidationError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
-import { decodeEvent, fieldsToRecord } from '../events/codec';
+import { decodeEvent, fieldsToRecord, MAX_ENVELOPE_TEXT } from '../events/codec';
 import { type Logger, silentLogger } from '../logging/index';
 import type { RetryQueues } from '../retry/retry-queues';
 import type { StreamfleetKeys } from '../streams/keys';
@@ -153,7 +153,9 @@ export class DeadLetterStream {
    */
   async write(input: DeadLetterInput, ackEntryId?: string): Promise<{ id: string; created: boolean }> {
     const record = fieldsToRecord(input.fields);
-    const eventId = record.id ?? `entry:${input.entryId}`;
+    // An id that cannot be an event's (empty, or longer than any valid one) names nothing to
+    // dedupe by: key the dead letter by its stream entry, as when the id is missing.
+    const eventId = record.id && record.id.length <= MAX_ENVELOPE_TEXT ? record.id : `entry:${input.entryId}`;
     const now = new Date().toISOString();
     const failures = input.failures.slice(-MAX_FAILURE_HISTORY).map((f) => withRound(f, input.replayCount));
     const fields: string[] = [

@@ -50,7 +50,9 @@ const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{
 const POSITIVE_INT = /^[1-9]\d{0,8}$/;
 /** Up to 2^53 - 1 (16 digits), what `z.number().int()` and JSON numbers allow; checked exactly below. */
 const NON_NEGATIVE_INT = /^(0|[1-9]\d{0,15})$/;
-const MAX_TEXT = 200;
+/** The longest id, type and other envelope text a valid entry has. */
+export const MAX_ENVELOPE_TEXT = 200;
+const MAX_TEXT = MAX_ENVELOPE_TEXT;
 
 /**
  * Decodes and validates a stream entry. Anything wrong (missing field, bad JSON, unknown

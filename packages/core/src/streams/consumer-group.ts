@@ -4,7 +4,7 @@ import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { DeadLetterReason } from '../dead-letter/types';
 import { briefError, HandlerTimeoutError, isNonRetryable, MaxDeliveriesError, summariseError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
-import { decodeEvent, fieldsToRecord } from '../events/codec';
+import { decodeEvent, fieldsToRecord, MAX_ENVELOPE_TEXT } from '../events/codec';
 import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import type { RetryPolicy } from '../retry/retry-policy';
@@ -591,11 +591,22 @@ export class ConsumerGroup {
         id,
       );
       if (created) this.observer?.deadLettered?.(this.group, reason);
-      // The same line as the retry worker's; an invalid entry may have no id or type to name.
+      // The same line as the retry worker's; an invalid entry may have no id or type to name,
+      // or ones too long to log whole.
       const { id: eventId, type: eventType } = fieldsToRecord(fields);
       this.logger.warn(
-        { deadLetterId, entryId: id, eventId, eventType, reason, attempts, error: briefError(err) },
-        'event dead-lettered',
+        {
+          deadLetterId,
+          entryId: id,
+          eventId: eventId?.slice(0, MAX_ENVELOPE_TEXT),
+          eventType: eventType?.slice(0, MAX_ENVELOPE_TEXT),
+          reason,
+          attempts,
+          error: briefError(err),
+        },
+        created
+          ? 'event dead-lettered'
+          : 'event already dead-lettered by this group (an entry with the same event id): acked, no second dead letter',
       );
     } catch (writeErr) {
       this.logger.error({ err: writeErr, entryId: id }, 'could not dead-letter; leaving the entry pending');

@@ -316,8 +316,9 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
           'others matched). `ids` with a `filter` picks the ids the filter matches, time range included; the ' +
           'others are listed in `notMatching`. Entries whose event fails today’s schema are listed in ' +
           '`invalidToday` and never replayed (they would come straight back as `invalid-event`); they stay in ' +
-          'the dead-letter stream. With `dryRun` nothing changes: the answer says what would be replayed ' +
-          '(`matchedIds` but `invalidToday`).',
+          'the dead-letter stream and take no `limit` slot, so a call reaches the replayable entries behind ' +
+          'them (up to 10,000 of them are passed over per call; discard them, or filter by `reason`, if more). ' +
+          'With `dryRun` nothing changes: the answer says what would be replayed (`matchedIds` but `invalidToday`).',
         security: adminSecurity,
         headers: actorHeaders,
         body: bulkSchema,

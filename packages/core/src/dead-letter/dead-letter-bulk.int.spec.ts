@@ -89,6 +89,26 @@ describe('bulk replay of entries failing today’s schema', () => {
     expect(await world.dlq.countsByGroup()).toMatchObject({ 'invalid-today': 1 });
   });
 
+  it('they take no limit slot: a replay by filter reaches the replayable entries behind them', async () => {
+    const good = await write('invalid-first', 1);
+    const bad = [
+      await write('invalid-first', 'x'),
+      await write('invalid-first', 'y'),
+      await write('invalid-first', 'z'),
+    ];
+    const real = await world.dlq.replayMany({ filter: { group: 'invalid-first' }, limit: 2, actor: 'ops' });
+    expect(real).toMatchObject({ more: false, replayed: 1, replayedIds: [good] });
+    expect(real.invalidToday.map((i) => i.id)).toEqual([...bad].reverse());
+    expect(await world.dlq.get(good)).toBeUndefined();
+    // The limit still caps what is replayed; `more` says replayable entries are left.
+    const [older, newer] = [await write('invalid-more', 1), await write('invalid-more', 2)];
+    await write('invalid-more', 'x');
+    const capped = await world.dlq.replayMany({ filter: { group: 'invalid-more' }, limit: 1, actor: 'ops' });
+    expect(capped).toMatchObject({ more: true, replayed: 1, replayedIds: [newer] });
+    const rest = await world.dlq.replayMany({ filter: { group: 'invalid-more' }, limit: 1, actor: 'ops' });
+    expect(rest).toMatchObject({ more: false, replayedIds: [older] });
+  });
+
   it('a single replay refuses such an entry (DLQ_EVENT_INVALID, naming why) and changes nothing', async () => {
     const bad = await write('invalid-one', 'not-a-number');
     const auditBefore = (await world.dlq.audit({ limit: 1000 })).items.length;

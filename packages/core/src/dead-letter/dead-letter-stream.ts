@@ -42,6 +42,8 @@ const LOOKUP_CHUNK = 500;
  * it runs anyway if the replaying process died in between.
  */
 const REPLAY_HOLD_MS = 60_000;
+/** Entries a bulk replay passes over (failing today's schema) in one call, at most. */
+const MAX_SKIPPED = 10_000;
 
 type DeadLetterRedis = Redis & {
   sfWriteDeadLetter(...args: string[]): Promise<[string, number]>;
@@ -273,14 +275,12 @@ export class DeadLetterStream {
    * or discarded meanwhile is left out of `replayed`.
    */
   async replayMany(options: BulkReplayOptions): Promise<BulkReplayResult> {
-    const { entries, selection } = await this.select(options);
-    const result: BulkReplayResult = { ...selection, replayed: 0, invalidToday: [], replayedIds: [] };
-    const replayable: DeadLetterEntry[] = [];
-    for (const entry of entries) {
-      const invalid = this.schemaProblem(entry);
-      if (invalid) result.invalidToday.push({ id: entry.id, error: invalid });
-      else replayable.push(entry);
-    }
+    // Entries failing today's schema take no `limit` slot: a page of them must not hide the
+    // replayable entries behind them from every later call.
+    const { entries, selection, skipped } = await this.select(options, (entry) => this.schemaProblem(entry));
+    const result: BulkReplayResult = { ...selection, replayed: 0, invalidToday: skipped, replayedIds: [] };
+    const invalid = new Set(skipped.map((s) => s.id));
+    const replayable = entries.filter((entry) => !invalid.has(entry.id));
     if (result.dryRun) return result;
     for (const entry of replayable) {
       try {
@@ -317,13 +317,31 @@ export class DeadLetterStream {
    * whether more matched. By ids, every id is looked up: the first `limit` that exist and
    * match are picked, ids not there go to `missing`, ids the filter leaves out to `notMatching`.
    */
-  private async select(options: BulkOptions): Promise<{ entries: DeadLetterEntry[]; selection: BulkSelection }> {
+  private async select(
+    options: BulkOptions,
+    skip?: (entry: DeadLetterEntry) => string | undefined,
+  ): Promise<{ entries: DeadLetterEntry[]; selection: BulkSelection; skipped: { id: string; error: string }[] }> {
     const limit = clamp(options.limit ?? 100, 1, 10_000);
     const filter = options.filter ?? {};
     const missing: string[] = [];
     const notMatching: string[] = [];
-    // Picked beyond `limit` (by filter, one past it is read) to tell whether more matched.
-    let entries: DeadLetterEntry[] = [];
+    // Picked in order; `skip`ped ones are picked too but take no `limit` slot. One past the
+    // limit is read (by filter) to tell whether more matched.
+    const entries: DeadLetterEntry[] = [];
+    const skipped: { id: string; error: string }[] = [];
+    let counted = 0;
+    let more = false;
+    const pick = (entry: DeadLetterEntry): void => {
+      if (counted === limit) {
+        more = true;
+        return;
+      }
+      const problem = skip?.(entry);
+      if (problem === undefined) counted++;
+      else skipped.push({ id: entry.id, error: problem });
+      entries.push(entry);
+    };
+    const full = () => more || skipped.length >= MAX_SKIPPED;
     if (options.ids && options.ids.length > 0) {
       for (const id of options.ids) assertId(id);
       // A repeated id is one entry: counted once, and it takes one `limit` slot.
@@ -335,22 +353,25 @@ export class DeadLetterStream {
           const entry = found[j];
           if (!entry) missing.push(id);
           else if (!matches(entry, filter)) notMatching.push(id);
-          else entries.push(entry);
+          else if (!full()) pick(entry);
+          else more = true;
         });
       }
     } else {
       let cursor: string | undefined;
       do {
         const page = await this.list(filter, {
-          limit: Math.min(1000, limit + 1 - entries.length),
+          limit: Math.min(1000, limit + 1 - counted),
           ...(cursor ? { cursor } : {}),
         });
-        entries = entries.concat(page.items);
+        for (const entry of page.items) {
+          if (full()) break;
+          pick(entry);
+        }
         cursor = page.nextCursor;
-      } while (cursor && entries.length <= limit);
+        if (cursor && skipped.length >= MAX_SKIPPED) more = true;
+      } while (cursor && !full());
     }
-    const more = entries.length > limit;
-    entries = entries.slice(0, limit);
     const byGroup: Record<string, number> = {};
     const byReason: Record<string, number> = {};
     for (const entry of entries) {
@@ -367,7 +388,7 @@ export class DeadLetterStream {
       missing,
       notMatching,
     };
-    return { entries, selection };
+    return { entries, selection, skipped };
   }
 
   /** Deletes an entry for good, with an audit record. */

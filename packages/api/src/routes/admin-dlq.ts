@@ -91,7 +91,11 @@ const bulkResultExample = {
 const listResultSchema = withExample(
   z.object({
     items: z.array(entrySummarySchema),
-    nextCursor: streamIdSchema.optional().meta({ description: 'Absent on the last page' }),
+    nextCursor: streamIdSchema
+      .optional()
+      .meta({
+        description: 'Absent on the last page; present on a page cut short by the 5,000-entry read, even an empty one',
+      }),
   }),
   { items: [entrySummaryExample], nextCursor: EXAMPLE_IDS.deadLetter },
 );
@@ -202,7 +206,11 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
       schema: {
         tags: ['dead letters'],
         summary: 'List dead-lettered events',
-        description: 'Newest first. Filters combine; pass `nextCursor` back as `cursor` for the next (older) page.',
+        description:
+          'Newest first. Filters combine; pass `nextCursor` back as `cursor` for the next (older) page, until ' +
+          'it is absent. A filtered page may hold fewer than `limit` items, or none, and still a `nextCursor`: ' +
+          'one call reads at most 5,000 entries, so matches far apart take several calls. An empty page with ' +
+          'a cursor does not mean nothing else matches.',
         security: adminSecurity,
         querystring: filterSchema
           .extend({

@@ -91,11 +91,9 @@ const bulkResultExample = {
 const listResultSchema = withExample(
   z.object({
     items: z.array(entrySummarySchema),
-    nextCursor: streamIdSchema
-      .optional()
-      .meta({
-        description: 'Absent on the last page; present on a page cut short by the 5,000-entry read, even an empty one',
-      }),
+    nextCursor: streamIdSchema.optional().meta({
+      description: 'Absent on the last page; present on a page cut short by the 5,000-entry read, even an empty one',
+    }),
   }),
   { items: [entrySummaryExample], nextCursor: EXAMPLE_IDS.deadLetter },
 );

@@ -151,9 +151,9 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
       await insertVoid(sql, d.orderId, event.id);
     }
     const [marked] = await sql`
-        insert into payment_attempts (event_id, order_id) values (${event.id}, ${d.orderId})
-        on conflict do nothing
-        returning 1`;
+      insert into payment_attempts (event_id, order_id) values (${event.id}, ${d.orderId})
+      on conflict do nothing
+      returning 1`;
     let result: Awaited<ReturnType<PaymentGateway['charge']>>;
     try {
       result = await gateway.charge({
@@ -176,12 +176,12 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
       if (!(await markProcessed(tx, group, event.id))) return;
       await tx`delete from payment_attempts where event_id = ${event.id}`;
       const inserted = await tx`
-          insert into payments (order_id, status, amount, currency, charge_id, idempotency_key, failure_reason)
-          values (${d.orderId}, ${result.status === 'succeeded' ? 'succeeded' : 'failed'}, ${d.total}, ${d.currency},
-                  ${result.status === 'succeeded' ? result.chargeId : null}, ${event.id},
-                  ${result.status === 'declined' ? result.reason : null})
-          on conflict (order_id) do nothing
-          returning 1`;
+        insert into payments (order_id, status, amount, currency, charge_id, idempotency_key, failure_reason)
+        values (${d.orderId}, ${result.status === 'succeeded' ? 'succeeded' : 'failed'}, ${d.total}, ${d.currency},
+                ${result.status === 'succeeded' ? result.chargeId : null}, ${event.id},
+                ${result.status === 'declined' ? result.reason : null})
+        on conflict (order_id) do nothing
+        returning 1`;
       if (inserted.length === 0) {
         // The order was cancelled while we charged (a 'void' record won the race): give
         // the money back before committing. A failed refund rolls back and retries; the
@@ -194,9 +194,9 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
             signal: context.signal,
           });
           await tx`
-              update payments set status = 'refunded', amount = ${d.total}, currency = ${d.currency},
-                charge_id = ${result.chargeId}, refund_id = ${refundId}, updated_at = now()
-              where order_id = ${d.orderId}`;
+            update payments set status = 'refunded', amount = ${d.total}, currency = ${d.currency},
+              charge_id = ${result.chargeId}, refund_id = ${refundId}, updated_at = now()
+            where order_id = ${d.orderId}`;
           const data: PaymentRefundedData = {
             orderId: d.orderId,
             paymentId: result.chargeId,

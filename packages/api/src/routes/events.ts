@@ -261,7 +261,9 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
         summary: `Publish up to ${MAX_BATCH_SIZE} events`,
         description:
           'All or nothing: every event is validated first, and if any is invalid nothing is written and the ' +
-          'problem lists each bad event by index (`events.<i>.<field>`). Valid batches are written in one transaction.',
+          'problem lists each bad event by index (`events.<i>.<field>`): while any event is malformed, the ' +
+          'malformed ones; once all are well-formed, those whose type or data the catalog refuses. Valid batches ' +
+          'are written in one transaction.',
         headers: ingestHeaders,
         body: z.strictObject({
           events: z

@@ -91,7 +91,7 @@ export class Worker {
     const catalog = createCatalog();
     for (const { set } of selection) set.registerEvents?.(catalog);
     const keys = new StreamfleetKeys(config.prefix);
-    const redis = createRedis(config.redisUrl, { connectionName: 'sf:worker' });
+    const redis = createRedis(config.redisUrl, { connectionName: `${config.prefix}:worker` });
     const definitions: GroupDefinition[] = [];
     const deps: GroupDeps = { config, catalog, redis, keys, logger };
     for (const { set, groups } of selection) {

@@ -81,7 +81,7 @@ export class Fleet {
     // No auto-pipelining on this connection (nor on the readers duplicated from it): measured,
     // it makes the consumer loop ~20% slower. BullMQ also defines its 64 script commands here,
     // and ioredis copies them onto every pipeline or MULTI built on it (~100 us each).
-    this.redis = createRedis(options.redisUrl, { connectionName: 'sf:fleet' });
+    this.redis = createRedis(options.redisUrl, { connectionName: `${options.prefix}:fleet` });
     this.logger = options.logger ?? silentLogger;
     this.redis.on('error', (err: Error) => this.logger.debug({ err }, 'redis connection error'));
     this.consumerName = options.consumerName ?? defaultConsumerName();

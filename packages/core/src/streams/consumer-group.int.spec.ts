@@ -36,6 +36,17 @@ describe('consumer group loop', () => {
     expect(await fleet.deadLetters.length()).toBe(0);
   });
 
+  it('names its Redis connections after the key prefix, so CLIENT LIST tells deployments apart', async () => {
+    world.newTest();
+    const fleet = await startFleet([group('a', () => undefined)]);
+    const names = String(await redis.call('CLIENT', 'LIST', 'TYPE', 'normal'))
+      .split('\n')
+      .map((line) => / name=(\S*) /.exec(line)?.[1]);
+    const prefix = fleet.keys.prefix;
+    expect(names).toContain(`${prefix}:fleet`);
+    expect(names).toContain(`${prefix}:a:${fleet.consumerName}`);
+  });
+
   it('a handler context kept past its entry still tells its entry id once the read is done', async () => {
     world.newTest();
     const contexts: HandlerContext[] = [];
@@ -421,9 +432,9 @@ describe('consumer group loop', () => {
 
 describe('close() and its timeout', () => {
   /** The reader's line in CLIENT LIST (its connection is named `sf:<group>:<consumer>`). */
-  async function readerClient(groupName: string): Promise<{ id: string; cmd: string } | undefined> {
+  async function readerClient(fleet: Fleet, groupName: string): Promise<{ id: string; cmd: string } | undefined> {
     const list = (await redis.client('LIST')) as string;
-    const line = list.split('\n').find((l) => l.includes(` name=sf:${groupName}:`));
+    const line = list.split('\n').find((l) => l.includes(` name=${fleet.keys.prefix}:${groupName}:`));
     const field = (name: string) => line?.match(new RegExp(`(?:^| )${name}=(\\S*)`))?.[1];
     const id = field('id');
     return id ? { id, cmd: field('cmd') ?? '' } : undefined;
@@ -431,15 +442,15 @@ describe('close() and its timeout', () => {
 
   it('close() unblocks the reader even after it reconnected (a new client id)', async () => {
     world.newTest();
-    await startFleet([group('a', () => undefined)], { consumer: { blockMs: 120_000 } });
+    const fleet = await startFleet([group('a', () => undefined)], { consumer: { blockMs: 120_000 } });
     const before = await waitFor(async () => {
-      const c = await readerClient('a');
+      const c = await readerClient(fleet, 'a');
       return c?.cmd === 'xreadgroup' ? c : undefined;
     });
     await redis.client('KILL', 'ID', before.id);
     await waitFor(
       async () => {
-        const c = await readerClient('a');
+        const c = await readerClient(fleet, 'a');
         return c && c.id !== before.id && c.cmd === 'xreadgroup';
       },
       { message: 'the reader blocked again on a new connection' },

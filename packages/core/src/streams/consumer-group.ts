@@ -152,7 +152,9 @@ export class ConsumerGroup {
     this.streamKey = options.keys.stream(d.stream);
     this.redis = options.redis;
     this.ownsReader = options.reader === undefined;
-    this.reader = options.reader ?? options.redis.duplicate({ connectionName: `sf:${d.group}:${options.consumer}` });
+    this.reader =
+      options.reader ??
+      options.redis.duplicate({ connectionName: `${options.keys.prefix}:${d.group}:${options.consumer}` });
     const concurrency = d.concurrency ?? options.concurrency ?? 50;
     this.limiter = new KeyedLimiter<Delivery>(concurrency, (delivery) => this.run(delivery));
     this.handler = d.handler;

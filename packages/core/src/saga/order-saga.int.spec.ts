@@ -51,6 +51,35 @@ describe('saga expiry', () => {
   });
 });
 
+describe('saga expiry behind its own group', () => {
+  it('leaves a saga whose awaited outcome is recorded but not yet read (its group paused or behind)', async () => {
+    const [reserved, paid, declined, waiting] = [
+      await startedSaga(),
+      await startedSaga(),
+      await startedSaga(),
+      await startedSaga(),
+    ];
+    // Inventory reserved one order; payment charged or declined two others whose reservation the
+    // saga did read. The saga group has not read those outcomes yet. The fourth has no outcome.
+    await sql`insert into reservations (order_id, status, items) values (${reserved}, 'reserved', '[]')`;
+    for (const orderId of [paid, declined]) {
+      await sql`update order_sagas set state = 'awaiting_payment' where order_id = ${orderId}`;
+      await sql`insert into reservations (order_id, status, items) values (${orderId}, 'reserved', '[]')`;
+    }
+    await sql`
+      insert into payments (order_id, status, amount, currency, idempotency_key)
+      values (${paid}, 'succeeded', 10, 'EUR', ${`k-${paid}`}), (${declined}, 'failed', 10, 'EUR', ${`k-${declined}`})`;
+    const all = [reserved, paid, declined, waiting];
+    await sql`update order_sagas set updated_at = now() - interval '1 hour' where order_id = any(${all})`;
+
+    const expired = await expireStaleSagas(sql, { olderThanMs: 60_000, limit: 10_000 });
+
+    expect(expired.filter((id) => all.includes(id))).toEqual([waiting]);
+    for (const orderId of [reserved, paid, declined]) expect((await loadOrder(sql, orderId))?.status).toBe('PENDING');
+    expect((await loadOrder(sql, waiting))?.status).toBe('CANCELLED');
+  });
+});
+
 describe('saga cancellations', () => {
   it('cancels with a shortened reason when the failure is too long to fit order.cancelled (500 characters)', async () => {
     const saga = createSagaGroup({ sql });

@@ -187,18 +187,25 @@ export interface ExpireSagasOptions {
 /**
  * Gives up sagas stuck waiting (an event dead-lettered, a service down for long): cancels
  * the order with reason `timeout: <state>`, and the usual compensations follow from
- * `order.cancelled`. Safe to run from several processes at once (skip locked).
- * Returns the order ids it cancelled.
+ * `order.cancelled`. A saga whose reservation or payment outcome is already recorded is left
+ * to read it (its own group is paused or behind). Safe to run from several processes at once
+ * (skip locked). Returns the order ids it cancelled.
  */
 export async function expireStaleSagas(sql: Sql, options: ExpireSagasOptions): Promise<string[]> {
   return (await sql.begin(async (tx) => {
+    // A saga whose awaited outcome is already recorded is not stuck but behind: its event waits
+    // in the saga group's lag (the group paused, or slow). Cancelling would undo a paid order.
     const stale = await tx<{ order_id: string; state: SagaState }[]>`
-      select order_id, state from order_sagas
-      where state in ('awaiting_reservation', 'awaiting_payment')
-        and updated_at < now() - ${options.olderThanMs} * interval '1 millisecond'
-      order by updated_at
+      select s.order_id, s.state from order_sagas s
+      where s.state in ('awaiting_reservation', 'awaiting_payment')
+        and s.updated_at < now() - ${options.olderThanMs} * interval '1 millisecond'
+        and not (s.state = 'awaiting_reservation' and exists (
+          select 1 from reservations r where r.order_id = s.order_id and r.status in ('reserved', 'failed')))
+        and not (s.state = 'awaiting_payment' and exists (
+          select 1 from payments p where p.order_id = s.order_id and p.status in ('succeeded', 'failed')))
+      order by s.updated_at
       limit ${options.limit ?? 100}
-      for update skip locked`;
+      for update of s skip locked`;
     const expired: string[] = [];
     for (const saga of stale) {
       const marker = { type: 'saga.timed_out', id: `timeout:${saga.order_id}` };

@@ -1,4 +1,4 @@
-import { type JobsOptions, Queue } from 'bullmq';
+import { type Job, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
 import type { ErrorSummary } from '../errors/index';
@@ -87,6 +87,23 @@ export interface DeadLetterNowResult {
   marked: string[];
   skipped: DeadLetterNowSkip[];
 }
+
+/**
+ * Sets a job's data (ARGV[3]) only while it waits to run (delayed, waiting, paused or
+ * prioritized) and its data is still ARGV[2]. 1: set; 0: no such job; -1: not waiting
+ * (running or finished); -2: its data changed. KEYS: the job hash, then BullMQ's delayed,
+ * wait, paused and prioritized keys of its queue; ARGV[1]: the job id.
+ */
+const MARK_IF_WAITING = `
+local data = redis.call('HGET', KEYS[1], 'data')
+if not data then return 0 end
+local waiting = redis.call('ZSCORE', KEYS[2], ARGV[1]) or redis.call('LPOS', KEYS[3], ARGV[1])
+  or redis.call('LPOS', KEYS[4], ARGV[1]) or redis.call('ZSCORE', KEYS[5], ARGV[1])
+if not waiting then return -1 end
+if data ~= ARGV[2] then return -2 end
+redis.call('HSET', KEYS[1], 'data', ARGV[3])
+return 1
+`;
 
 /** Jobs promoted at once (their commands share the connection's pipeline). */
 const PROMOTE_CHUNK = 200;
@@ -387,29 +404,51 @@ export class RetryQueues {
   }
 
   private async markDead(queue: Queue<RetryJobData>, jobId: string): Promise<DeadLetterNowSkip['reason'] | undefined> {
-    const job = await queue.getJob(jobId);
-    if (!job) return 'not-found';
-    const state = await job.getState();
-    if (state === 'active') return 'running';
-    if (state !== 'delayed' && state !== 'waiting' && state !== 'prioritized') return 'not-found';
-    const data = job.data;
-    if (!data.deadLetter) {
+    // Compare-and-set, so a retry worker taking the job between the read and the write cannot
+    // run it with the old data and overwrite the mark when the attempt fails: the mark is set
+    // only while the job still waits and its data is what was read. A failed attempt updating
+    // the data meanwhile is read again.
+    for (let tries = 0; tries < 5; tries++) {
+      const job = await queue.getJob(jobId);
+      const raw = await this.connection.hget(queue.toKey(jobId), 'data');
+      if (!job || raw === null) return 'not-found';
+      const data = JSON.parse(raw) as RetryJobData;
+      if (data.deadLetter) return this.dueNow(job);
       // The dead letter keeps why the event was failing: its last failure in this round.
       const last = data.failures.findLast((f) => (f.replay ?? data.replayCount) === data.replayCount);
       const lastError = last
         ? { name: last.name, message: last.message }
         : { name: 'Error', message: 'dead-lettered by an operator before it failed in this round' };
-      try {
-        await job.updateData({
-          ...data,
-          deadLetter: { reason: 'operator', lastError, attempts: data.attemptOffset + job.attemptsMade },
-        });
-      } catch {
-        return 'not-found'; // finished and removed meanwhile
-      }
+      const marked: RetryJobData = {
+        ...data,
+        deadLetter: { reason: 'operator', lastError, attempts: data.attemptOffset + job.attemptsMade },
+      };
+      const k = queue.keys;
+      const result = Number(
+        await this.connection.eval(
+          MARK_IF_WAITING,
+          5,
+          queue.toKey(jobId),
+          k.delayed ?? '',
+          k.wait ?? '',
+          k.paused ?? '',
+          k.prioritized ?? '',
+          jobId,
+          raw,
+          JSON.stringify(marked),
+        ),
+      );
+      if (result === 1) return this.dueNow(job);
+      if (result === 0) return 'not-found';
+      if (result === -1) return (await job.getState()) === 'active' ? 'running' : 'not-found';
+      // -2: its data changed (an attempt failed and backed off meanwhile): read it again.
     }
-    // Already due on its own meanwhile: it runs (and is dead-lettered) all the same.
-    if (state === 'delayed') await job.promote().catch(() => undefined);
+    return 'running';
+  }
+
+  /** Makes a delayed job due now; one already due stays as it is. */
+  private async dueNow(job: Job<RetryJobData>): Promise<undefined> {
+    await job.promote().catch(() => undefined);
     return undefined;
   }
 

@@ -120,6 +120,25 @@ describe('saga cancellations', () => {
   });
 });
 
+describe('saga record of an order someone else cancelled first', () => {
+  it('keeps their reason and who they were, not the failure the saga read afterwards', async () => {
+    const orderId = await startedSaga();
+    await new OrderService(sql).cancel(orderId, 'changed my mind', 'customer');
+    await createSagaGroup({ sql }).handler(
+      createEvent({
+        type: 'inventory.reservation_failed',
+        aggregateId: orderId,
+        data: { orderId, reason: 'out_of_stock', unavailable: [{ sku: 'A', requested: 1, available: 0 }] },
+      }),
+      ctx,
+    );
+    const saga = await getSaga(sql, orderId);
+    expect(saga?.state).toBe('cancelled');
+    expect(saga?.data).toMatchObject({ cancelReason: 'changed my mind', cancelledBy: 'customer' });
+    expect(await loadOrder(sql, orderId)).toMatchObject({ cancellationReason: 'changed my mind', version: 2 });
+  });
+});
+
 describe('saga concurrency', () => {
   it('a retry racing the next event of the same order cannot undo a finished saga', async () => {
     // Both handlers read "no saga yet"; unserialised, the one writing last wins and an

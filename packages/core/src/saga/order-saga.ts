@@ -67,15 +67,29 @@ async function transition(
  * The command expects the version just read, so a user's change in between is a (retried)
  * ConcurrencyError, never a rule violation that would dead-letter the saga's event.
  */
+/**
+ * Cancels the order unless it is no longer open, and says why it ended, for the saga's record:
+ * `cancelReason` as given, or, when someone else (a customer) cancelled it first, their
+ * reason and who they were.
+ */
 async function cancelIfOpen(
   tx: TransactionSql,
   orderId: string,
   reason: string,
+  cancelReason: string,
   metadata: EventMetadata,
-): Promise<void> {
+): Promise<{ cancelReason: string; cancelledBy?: string }> {
   const order = await loadOrder(tx, orderId);
-  if (!order || (order.status !== 'PENDING' && order.status !== 'CONFIRMED')) return;
-  await cancelOrder(tx, orderId, reason, SAGA_ACTOR, { expectedVersion: order.version, metadata });
+  if (order?.status === 'CANCELLED') {
+    return {
+      cancelReason: order.cancellationReason ?? cancelReason,
+      ...(order.cancelledBy ? { cancelledBy: order.cancelledBy } : {}),
+    };
+  }
+  if (order && (order.status === 'PENDING' || order.status === 'CONFIRMED')) {
+    await cancelOrder(tx, orderId, reason, SAGA_ACTOR, { expectedVersion: order.version, metadata });
+  }
+  return { cancelReason };
 }
 
 async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
@@ -98,8 +112,8 @@ async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
       if (finished) return;
       const d = event.data as InventoryReservationFailedData;
       const skus = d.unavailable.map((u) => u.sku).join(', ');
-      await cancelIfOpen(tx, orderId, fitReason(`${d.reason}: ${skus}`), metadataFor(event));
-      await transition(tx, orderId, event, 'cancelled', { cancelReason: d.reason });
+      const ended = await cancelIfOpen(tx, orderId, fitReason(`${d.reason}: ${skus}`), d.reason, metadataFor(event));
+      await transition(tx, orderId, event, 'cancelled', ended);
       return;
     }
     case OrderEventType.paymentSucceeded: {
@@ -128,8 +142,9 @@ async function step(tx: TransactionSql, event: EventEnvelope): Promise<void> {
     case OrderEventType.paymentFailed: {
       if (finished) return;
       const d = event.data as PaymentFailedData;
-      await cancelIfOpen(tx, orderId, fitReason(`payment_failed: ${d.reason}`), metadataFor(event));
-      await transition(tx, orderId, event, 'cancelled', { cancelReason: 'payment_failed' });
+      const reason = fitReason(`payment_failed: ${d.reason}`);
+      const ended = await cancelIfOpen(tx, orderId, reason, 'payment_failed', metadataFor(event));
+      await transition(tx, orderId, event, 'cancelled', ended);
       return;
     }
     case OrderEventType.cancelled: {
@@ -211,8 +226,10 @@ export async function expireStaleSagas(sql: Sql, options: ExpireSagasOptions): P
       const marker = { type: 'saga.timed_out', id: `timeout:${saga.order_id}` };
       try {
         await tx.savepoint(async (sp) => {
-          await cancelIfOpen(sp, saga.order_id, `timeout: ${saga.state}`, { correlationId: saga.order_id });
-          await transition(sp, saga.order_id, marker, 'cancelled', { cancelReason: 'timeout' });
+          const ended = await cancelIfOpen(sp, saga.order_id, `timeout: ${saga.state}`, 'timeout', {
+            correlationId: saga.order_id,
+          });
+          await transition(sp, saga.order_id, marker, 'cancelled', ended);
         });
         expired.push(saga.order_id);
       } catch (err) {

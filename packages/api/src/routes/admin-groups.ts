@@ -618,7 +618,8 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         summary: 'Dead-letter a group’s retrying events now',
         description:
           'The jobs named by `ids` (job ids from /admin/retries/{group}), or with `{}` every job of the group ' +
-          `delayed when the call starts, are dead-lettered instead of retried. ${deadLetterNowDescription} ` +
+          'waiting to run when the call starts (delayed, or due but not started, as in a paused group), are ' +
+          `dead-lettered instead of retried. ${deadLetterNowDescription} ` +
           'Jobs whose attempt is running, and ids that are not retrying, are listed in `skipped`.',
         security: adminSecurity,
         headers: loggedActorHeaders,
@@ -630,7 +631,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
               .min(1)
               .max(MAX_RETRY_PAGE)
               .optional()
-              .meta({ description: `Job ids, 1-${MAX_RETRY_PAGE}; omit for every delayed job of the group` }),
+              .meta({ description: `Job ids, 1-${MAX_RETRY_PAGE}; omit for every job of the group waiting to run` }),
           })
           .meta({ example: { ids: [EXAMPLE_JOB_ID] } }),
         response: {

@@ -197,17 +197,25 @@ describe('RetryQueues.deadLetterNow: jobs marked to be dead-lettered instead of 
     });
   });
 
-  it('without ids, marks every delayed job of the group, and no other group’s', async () => {
+  it('without ids, marks every job of the group waiting to run, delayed or due, and no other group’s', async () => {
     const q = open(0);
     const delayed = [jobData('kill-all'), jobData('kill-all')];
     for (const data of delayed) await q.schedule(data, HOUR);
+    // Due, but no worker runs it (as in a paused group).
+    const due = jobData('kill-all');
+    await q.schedule(due, 0);
     const other = jobData('kill-other');
     await q.schedule(other, HOUR);
 
     const result = await q.deadLetterNow('kill-all');
 
-    expect(new Set(result.marked)).toEqual(new Set(delayed.map(idOf)));
-    expect(await q.counts('kill-all')).toMatchObject({ waiting: 2, delayed: 0 });
+    expect(new Set(result.marked)).toEqual(new Set([...delayed, due].map(idOf)));
+    expect(await q.counts('kill-all')).toMatchObject({ waiting: 3, delayed: 0 });
+    expect(Object.values(await marks(q, 'kill-all')).map(([, mark]) => (mark as { reason: string }).reason)).toEqual([
+      'operator',
+      'operator',
+      'operator',
+    ]);
     expect(await marks(q, 'kill-other')).toEqual({ [idOf(other)]: ['delayed', undefined] });
   });
 });

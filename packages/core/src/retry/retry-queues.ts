@@ -380,7 +380,8 @@ export class RetryQueues {
   }
 
   /**
-   * Sidekiq's "Kill": the named jobs (or, without ids, every delayed job of the group) are
+   * Sidekiq's "Kill": the named jobs (or, without ids, every job of the group waiting to run,
+   * delayed or due) are
    * dead-lettered with reason `operator` instead of retried. Each job is marked and made due;
    * the group's retry worker then writes the dead letter (the failures so far, the last error)
    * without running the handler, as it finishes any dead letter it could not write before. So
@@ -389,7 +390,7 @@ export class RetryQueues {
    */
   async deadLetterNow(group: string, jobIds?: readonly string[]): Promise<DeadLetterNowResult> {
     const queue = this.queue(group);
-    const ids = jobIds ?? (await this.connection.zrange(queue.keys.delayed ?? '', '0', '-1'));
+    const ids = jobIds ?? (await this.waitingIds(queue));
     const result: DeadLetterNowResult = { marked: [], skipped: [] };
     for (let i = 0; i < ids.length; i += PROMOTE_CHUNK) {
       const outcomes = await Promise.all(
@@ -403,6 +404,18 @@ export class RetryQueues {
     return result;
   }
 
+  /** Every job of the queue waiting to run: delayed, due (waiting, or held by a pause) and prioritized. */
+  private async waitingIds(queue: Queue<RetryJobData>): Promise<string[]> {
+    const k = queue.keys;
+    const [delayed, wait, paused, prioritized] = await Promise.all([
+      this.connection.zrange(k.delayed ?? '', '0', '-1'),
+      this.connection.lrange(k.wait ?? '', '0', '-1'),
+      this.connection.lrange(k.paused ?? '', '0', '-1'),
+      this.connection.zrange(k.prioritized ?? '', '0', '-1'),
+    ]);
+    return [...new Set([...delayed, ...wait, ...paused, ...prioritized])];
+  }
+
   private async markDead(queue: Queue<RetryJobData>, jobId: string): Promise<DeadLetterNowSkip['reason'] | undefined> {
     // Compare-and-set, so a retry worker taking the job between the read and the write cannot
     // run it with the old data and overwrite the mark when the attempt fails: the mark is set
@@ -413,16 +426,18 @@ export class RetryQueues {
       const raw = await this.connection.hget(queue.toKey(jobId), 'data');
       if (!job || raw === null) return 'not-found';
       const data = JSON.parse(raw) as RetryJobData;
-      if (data.deadLetter) return this.dueNow(job);
-      // The dead letter keeps why the event was failing: its last failure in this round.
+      // The dead letter keeps why the event was failing: its last failure in this round. A job
+      // already marked (or already bound for the dead letters) keeps its mark.
       const last = data.failures.findLast((f) => (f.replay ?? data.replayCount) === data.replayCount);
       const lastError = last
         ? { name: last.name, message: last.message }
         : { name: 'Error', message: 'dead-lettered by an operator before it failed in this round' };
-      const marked: RetryJobData = {
-        ...data,
-        deadLetter: { reason: 'operator', lastError, attempts: data.attemptOffset + job.attemptsMade },
-      };
+      const marked = data.deadLetter
+        ? raw
+        : JSON.stringify({
+            ...data,
+            deadLetter: { reason: 'operator', lastError, attempts: data.attemptOffset + job.attemptsMade },
+          } satisfies RetryJobData);
       const k = queue.keys;
       const result = Number(
         await this.connection.eval(
@@ -435,7 +450,7 @@ export class RetryQueues {
           k.prioritized ?? '',
           jobId,
           raw,
-          JSON.stringify(marked),
+          marked,
         ),
       );
       if (result === 1) return this.dueNow(job);

@@ -150,10 +150,9 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
       }
       await insertVoid(sql, d.orderId, event.id);
     }
-    const [marked] = await sql`
+    const [attempt] = await sql<{ attempt_id: string }[]>`
       insert into payment_attempts (event_id, order_id) values (${event.id}, ${d.orderId})
-      on conflict do nothing
-      returning 1`;
+      returning attempt_id`;
     let result: Awaited<ReturnType<PaymentGateway['charge']>>;
     try {
       result = await gateway.charge({
@@ -165,16 +164,20 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
         signal: context.signal,
       });
     } catch (err) {
-      // The gateway did nothing, and no earlier attempt had sent this charge: forget the
-      // attempt, so a cancellation before the retry means no charge at all.
-      if (marked && err instanceof PaymentGatewayUnavailableError && err.nothingDone) {
-        await sql`delete from payment_attempts where event_id = ${event.id}`.catch(() => undefined);
+      // The gateway did nothing for this attempt: forget it (only it: an earlier or a
+      // concurrent attempt of the same charge keeps its own row), so a cancellation before
+      // the retry means no charge at all.
+      if (attempt && err instanceof PaymentGatewayUnavailableError && err.nothingDone) {
+        await sql`delete from payment_attempts where event_id = ${event.id} and attempt_id = ${attempt.attempt_id}`.catch(
+          () => undefined,
+        );
       }
       throw err;
     }
     await sql.begin(async (tx) => {
-      if (!(await markProcessed(tx, group, event.id))) return;
+      // The outcome is recorded (here, or by a duplicate that won): no attempt is in doubt any more.
       await tx`delete from payment_attempts where event_id = ${event.id}`;
+      if (!(await markProcessed(tx, group, event.id))) return;
       const inserted = await tx`
         insert into payments (order_id, status, amount, currency, charge_id, idempotency_key, failure_reason)
         values (${d.orderId}, ${result.status === 'succeeded' ? 'succeeded' : 'failed'}, ${d.total}, ${d.currency},

@@ -383,6 +383,44 @@ describe('payment group', () => {
     }
   });
 
+  it('two runs of one charge at once: the one the gateway refused cannot erase the other that may have charged', async () => {
+    const inner = new SimulatedPaymentGateway();
+    let calls = 0;
+    let secondStarted: () => void = () => undefined;
+    const second = new Promise<void>((resolve) => {
+      secondStarted = resolve;
+    });
+    const gateway = {
+      async charge(request: ChargeRequest) {
+        calls += 1;
+        if (calls === 1) {
+          // The first run waits until a duplicate delivery of the same event is charging too,
+          // then the gateway refuses it outright (503: nothing done).
+          await second;
+          throw new PaymentGatewayUnavailableError('503', { nothingDone: true });
+        }
+        secondStarted();
+        await inner.charge(request); // the duplicate's charge goes through, but its answer is lost
+        throw new PaymentGatewayUnavailableError('timed out');
+      },
+      refund: inner.refund.bind(inner),
+    };
+    const group = createPaymentGroup({ sql, gateway });
+    const orderId = randomUUID();
+    const event = reserved(orderId);
+    const runs = await Promise.allSettled([group.handler(event, ctx), group.handler(event, ctx)]);
+    expect(runs.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    await cancelledInEventStore(orderId);
+    await group.handler(cancelled(orderId), ctx);
+
+    const retrying = createPaymentGroup({ sql, gateway: inner });
+    await retrying.handler(event, { ...ctx, attempt: 2 });
+
+    expect(inner.chargeCount).toBe(1);
+    expect(inner.refundCount).toBe(1);
+    expect(await getPayment(sql, orderId)).toMatchObject({ status: 'refunded' });
+  });
+
   it('a retried charge after a transient failure charges once', async () => {
     const gateway = new SimulatedPaymentGateway({ failNextCalls: 1 });
     const group = createPaymentGroup({ sql, gateway });

@@ -16,7 +16,7 @@ beforeAll(async () => {
   sql = createPostgres(db.url, { max: 5 });
   // Concurrent starts apply each migration once.
   const results = await Promise.all([migrate(sql), migrate(sql), migrate(sql)]);
-  expect(results.flatMap((r) => r.applied).sort()).toEqual(MIGRATIONS.map((m) => m.version));
+  expect(results.flatMap((r) => r.applied).sort((a, b) => a - b)).toEqual(MIGRATIONS.map((m) => m.version));
 });
 
 afterAll(async () => {

@@ -179,6 +179,17 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'parked outbox rows counted from an index',
     sql: `create index outbox_parked on outbox (id) where published_at is null and failed_at is not null;`,
   },
+  {
+    version: 10,
+    name: 'one payment_attempts row per attempt',
+    sql: `
+      -- Two runs of one charge at once (a redelivery beside a retry) each keep their own row:
+      -- the one the gateway refused deletes only its own, never the other's evidence.
+      alter table payment_attempts add column attempt_id uuid not null default gen_random_uuid();
+      alter table payment_attempts drop constraint payment_attempts_pkey;
+      alter table payment_attempts add primary key (event_id, attempt_id);
+    `,
+  },
 ];
 
 export interface MigrateResult {

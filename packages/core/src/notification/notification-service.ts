@@ -156,6 +156,18 @@ export function createNotificationGroup(options: NotificationGroupOptions): Grou
               await record(tx, 'skipped', { delivered: false, status: null }, newer.eventId);
               return;
             }
+            if (event.type === OrderEventType.confirmed) {
+              // Read late (this group paused or behind): the event store may know the order was
+              // cancelled since. The customer hears of the cancellation, not of a stale confirmation.
+              const [cancellation] = await tx<{ eventId: string }[]>`
+                select event_id::text as "eventId" from events
+                where aggregate_id = ${data.orderId} and type = ${OrderEventType.cancelled} and version > ${version}
+                limit 1`;
+              if (cancellation) {
+                await record(tx, 'skipped', { delivered: false, status: null }, cancellation.eventId);
+                return;
+              }
+            }
           }
           // A throw rolls back the (group, event id) record too: the retry sends again.
           const result = await deliver(event, payload, context.signal);

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent, type EventEnvelope } from '../events/envelope';
 import { createPostgres, type Sql } from '../store/client';
+import { appendToStream } from '../store/event-store';
 import {
   handlerContext,
   type MigratedTestDatabase,
@@ -198,6 +199,23 @@ describe('notification order: a stale notification is never sent after a newer o
     expect(await listNotifications(sql, 'o-s2')).toMatchObject([
       { eventId: cancel.id, status: 'sent', delivered: false },
       { eventId: confirm.id, status: 'skipped', supersededBy: cancel.id },
+    ]);
+  });
+
+  it('a confirmation read after the order was already cancelled (group paused or behind) is never sent', async () => {
+    const group = createNotificationGroup({ sql, webhookUrl: webhook.url });
+    const { events } = await appendToStream(sql, 'o-s4', 0, [
+      { type: 'order.created', data: { orderId: 'o-s4' } },
+      { type: 'order.confirmed', data: { orderId: 'o-s4', customerId: 'c-s' } },
+      { type: 'order.cancelled', data: { orderId: 'o-s4', customerId: 'c-s', reason: 'changed my mind' } },
+    ]);
+    const [, confirm, cancel] = events as [EventEnvelope, EventEnvelope, EventEnvelope];
+    await group.handler(confirm, ctx);
+    await group.handler(cancel, ctx);
+    expect(receivedFor('o-s4')).toEqual(['order_cancelled@3']);
+    expect(await listNotifications(sql, 'o-s4')).toMatchObject([
+      { eventId: confirm.id, status: 'skipped', delivered: false, supersededBy: cancel.id },
+      { eventId: cancel.id, status: 'sent', delivered: true },
     ]);
   });
 

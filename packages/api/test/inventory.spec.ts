@@ -41,6 +41,18 @@ describe('/v1/inventory/:sku', () => {
     expect(await getStock(sql, 'SKU-inv.1_a')).toMatchObject({ available: 0, reserved: 0 });
   });
 
+  it('refuses a count that, with the units held by orders, would not fit: a release must always fit back', async () => {
+    expect((await put('SKU-inv-held', { available: 10 })).statusCode).toBe(200);
+    // An order holds 4 of them.
+    await sql`update inventory set available = available - 4, reserved = reserved + 4 where sku = 'SKU-inv-held'`;
+    const res = await put('SKU-inv-held', { available: 2_147_483_647 });
+    expect(res.statusCode).toBe(422);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json()).toMatchObject({ code: 'STOCK_OUT_OF_RANGE', details: { field: 'available', max: 2_147_483_643 } });
+    expect(await getStock(sql, 'SKU-inv-held')).toMatchObject({ available: 6, reserved: 4 });
+    expect((await put('SKU-inv-held', { available: 2_147_483_643 })).statusCode).toBe(200);
+  });
+
   it('answers 404 problem for an unknown SKU', async () => {
     const res = await h.app.inject({ method: 'GET', url: '/v1/inventory/SKU-missing' });
     expect(res.statusCode).toBe(404);

@@ -1,4 +1,4 @@
-import { NonRetryableError } from '../errors/index';
+import { DomainError, NonRetryableError } from '../errors/index';
 import { createEvent, type EventEnvelope } from '../events/envelope';
 import type { Logger } from '../logging/index';
 import {
@@ -30,11 +30,29 @@ export interface StockLevel {
   reserved: number;
 }
 
-/** Sets a SKU's available stock (seeding, a stock count). */
+/** The most units a SKU holds, available and reserved together (a Postgres integer). */
+export const MAX_STOCK = 2_147_483_647;
+
+/**
+ * Sets a SKU's available stock (seeding, a stock count). With the units its orders hold, it
+ * must fit `MAX_STOCK` (a `DomainError`, `STOCK_OUT_OF_RANGE`, naming the most it may be):
+ * those units come back to `available` when their orders are cancelled.
+ */
 export async function setStock(sql: Queryable, sku: string, available: number): Promise<void> {
-  await sql`
-    insert into inventory (sku, available) values (${sku}, ${available})
-    on conflict (sku) do update set available = excluded.available, updated_at = now()`;
+  try {
+    await sql`
+      insert into inventory (sku, available) values (${sku}, ${available})
+      on conflict (sku) do update set available = excluded.available, updated_at = now()`;
+  } catch (err) {
+    if (!tooMuchStock(err)) throw err;
+    const [row] = await sql<{ reserved: number }[]>`select reserved from inventory where sku = ${sku}`;
+    const max = MAX_STOCK - (row?.reserved ?? 0);
+    throw new DomainError(
+      'STOCK_OUT_OF_RANGE',
+      `available stock of ${sku} can be at most ${max}: ${MAX_STOCK} less the ${row?.reserved ?? 0} units its orders hold`,
+      { cause: err, details: { field: 'available', max } },
+    );
+  }
 }
 
 export async function getStock(sql: Queryable, sku: string): Promise<StockLevel | undefined> {
@@ -154,6 +172,16 @@ async function commit(
 
 /** Postgres: a value does not fit its column (here `available`, an integer). */
 const NUMERIC_VALUE_OUT_OF_RANGE = '22003';
+/** Postgres: a check constraint failed (here `inventory_total_fits`). */
+const CHECK_VIOLATION = '23514';
+
+function tooMuchStock(err: unknown): boolean {
+  const e = err as { code?: unknown; constraint_name?: unknown };
+  return (
+    e.code === NUMERIC_VALUE_OUT_OF_RANGE ||
+    (e.code === CHECK_VIOLATION && e.constraint_name === 'inventory_total_fits')
+  );
+}
 
 /**
  * Adds received goods to a SKU's available stock (a SKU not seen before starts at zero).
@@ -166,7 +194,7 @@ async function receive(tx: TransactionSql, event: EventEnvelope<string, StockRec
       insert into inventory (sku, available) values (${sku}, ${quantity})
       on conflict (sku) do update set available = inventory.available + excluded.available, updated_at = now()`;
   } catch (err) {
-    if ((err as { code?: unknown }).code !== NUMERIC_VALUE_OUT_OF_RANGE) throw err;
+    if (!tooMuchStock(err)) throw err;
     throw new NonRetryableError(`available stock of ${sku} plus ${quantity} received is more than can be stored`, {
       cause: err,
       code: 'STOCK_OUT_OF_RANGE',

@@ -190,6 +190,16 @@ export const MIGRATIONS: readonly Migration[] = [
       alter table payment_attempts add primary key (event_id, attempt_id);
     `,
   },
+  {
+    version: 11,
+    name: 'a SKU holds at most what an integer column does, reserved units included',
+    sql: `
+      -- Reserving and releasing move units between the two columns: with their sum bounded, a
+      -- release always fits back, however much stock was counted or received meanwhile.
+      alter table inventory add constraint inventory_total_fits
+        check (available::bigint + reserved <= 2147483647);
+    `,
+  },
 ];
 
 export interface MigrateResult {

@@ -46,10 +46,13 @@ export function inventoryRoutes(sql: Sql): FastifyPluginAsyncZod {
         schema: {
           tags: ['inventory'],
           summary: "Set a SKU's available stock",
-          description: 'Creates the SKU if new; otherwise replaces `available` and leaves `reserved` as it is.',
+          description:
+            'Creates the SKU if new; otherwise replaces `available` and leaves `reserved` as it is. `available` ' +
+            'plus `reserved` must fit 2147483647 (422 STOCK_OUT_OF_RANGE naming the most it may be): reserved ' +
+            'units come back to `available` when their orders are cancelled.',
           params: skuParams,
           body: setStockSchema,
-          response: { 200: stockSchema, ...problemResponses(400, 415) },
+          response: { 200: stockSchema, ...problemResponses(400, 415, 422) },
         },
       },
       async (request) => {

@@ -411,9 +411,9 @@ describe('dead-lettering retries now (Sidekiq’s "Kill")', () => {
   /** The payment group's dead letters of an event, as operators list them. */
   const deadLettersOf = async (data: RetryJobData) => {
     const res = await h.app.inject({ method: 'GET', url: `/admin/dlq?group=${PAYMENT}`, headers: adminHeaders });
-    return (res.json().items as { eventId: string; reason: string; attempts: number; lastError: string }[]).filter(
-      (i) => i.eventId === data.eventId,
-    );
+    return (
+      res.json().items as { id: string; eventId: string; reason: string; attempts: number; lastError: string }[]
+    ).filter((i) => i.eventId === data.eventId);
   };
 
   beforeAll(async () => {
@@ -458,6 +458,11 @@ describe('dead-lettering retries now (Sidekiq’s "Kill")', () => {
     );
     expect(dead).toMatchObject({ reason: 'operator', attempts: 1, lastError: 'kill-one failed' });
     expect(handled).not.toContain(kill.eventId);
+    // Audited like a replay or a discard: who, when, and the dead letter it made.
+    const audit = await h.app.inject({ method: 'GET', url: '/admin/audit', headers: adminHeaders });
+    expect(audit.json().items.filter((r: { eventId: string }) => r.eventId === kill.eventId)).toEqual([
+      expect.objectContaining({ action: 'dead-letter', actor: 'alice', group: PAYMENT, deadLetterId: dead?.id }),
+    ]);
     await waitFor(async () => (await h.deps.retryQueues.counts(PAYMENT)).waiting === 0, {
       message: 'the job gone from the queue',
     });

@@ -48,7 +48,10 @@ describe('/v1/inventory/:sku', () => {
     const res = await put('SKU-inv-held', { available: 2_147_483_647 });
     expect(res.statusCode).toBe(422);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(res.json()).toMatchObject({ code: 'STOCK_OUT_OF_RANGE', details: { field: 'available', max: 2_147_483_643 } });
+    expect(res.json()).toMatchObject({
+      code: 'STOCK_OUT_OF_RANGE',
+      details: { field: 'available', max: 2_147_483_643 },
+    });
     expect(await getStock(sql, 'SKU-inv-held')).toMatchObject({ available: 6, reserved: 4 });
     expect((await put('SKU-inv-held', { available: 2_147_483_643 })).statusCode).toBe(200);
   });

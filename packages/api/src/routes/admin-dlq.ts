@@ -31,7 +31,9 @@ const idParams = z.strictObject({ id: streamIdSchema });
 
 const auditRecordSchema = z.object({
   id: z.string(),
-  action: z.enum(['replay', 'discard']),
+  action: z.enum(['replay', 'discard', 'dead-letter']).meta({
+    description: '`dead-letter`: an operator dead-lettered a retrying event (POST /admin/retries/{group}/dead-letter)',
+  }),
   actor: z.string(),
   at: z.string(),
   deadLetterId: z.string(),

@@ -644,7 +644,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     async (request) => {
       const { group } = request.params;
       await checkGroup(group, 'params.group', 404);
-      const { marked, skipped } = await retryQueues.deadLetterNow(group, request.body.ids);
+      const { marked, skipped } = await retryQueues.deadLetterNow(group, request.body.ids, actorOf(request));
       request.log.info(
         { group, actor: actorOf(request), marked: marked.length, skipped: skipped.length },
         'retries dead-lettered by an operator',
@@ -676,7 +676,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     async (request) => {
       const { group, jobId } = request.params;
       await checkGroup(group, 'params.group', 404);
-      const [skip] = (await retryQueues.deadLetterNow(group, [jobId])).skipped;
+      const [skip] = (await retryQueues.deadLetterNow(group, [jobId], actorOf(request))).skipped;
       if (skip?.reason === 'not-found') {
         throw new ApiProblem(404, 'NOT_FOUND', `group "${group}" is not retrying a job "${jobId}"`, {
           errors: [{ field: 'params.jobId', message: 'not a retrying job of this group' }],

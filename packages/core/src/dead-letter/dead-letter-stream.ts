@@ -400,6 +400,34 @@ export class DeadLetterStream {
     return entry;
   }
 
+  /**
+   * Audits an operator's dead-lettering of a retrying event, once its dead letter `id` is
+   * written (by the retry worker, from the mark the operator left on the job).
+   */
+  async auditDeadLettered(entry: { id: string; group: string; eventId: string; type: string }, actor: string) {
+    await this.redis.xadd(
+      this.keys.audit,
+      'MAXLEN',
+      '~',
+      AUDIT_MAX_LEN,
+      '*',
+      'action',
+      'dead-letter',
+      'actor',
+      actor,
+      'at',
+      new Date().toISOString(),
+      'deadLetterId',
+      entry.id,
+      'group',
+      entry.group,
+      'eventId',
+      entry.eventId,
+      'type',
+      entry.type,
+    );
+  }
+
   async audit(
     options: { limit?: number; cursor?: string } = {},
   ): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
@@ -416,7 +444,7 @@ export class DeadLetterStream {
       const r = fieldsToRecord(fields);
       const record: AuditRecord = {
         id,
-        action: r.action === 'discard' ? 'discard' : 'replay',
+        action: r.action === 'discard' || r.action === 'dead-letter' ? r.action : 'replay',
         actor: r.actor ?? '',
         at: r.at ?? '',
         deadLetterId: r.deadLetterId ?? '',

@@ -85,7 +85,8 @@ export interface DeadLetterPage {
 
 export interface AuditRecord {
   id: string;
-  action: 'replay' | 'discard';
+  /** `dead-letter`: an operator dead-lettered a retrying event (recorded once its dead letter is written). */
+  action: 'replay' | 'discard' | 'dead-letter';
   actor: string;
   at: string;
   deadLetterId: string;

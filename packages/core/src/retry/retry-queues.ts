@@ -22,7 +22,8 @@ export interface RetryJobData {
    * Set when a run decided to dead-letter the event but could not write the dead letter: the
    * job's next run writes exactly this (and does not call the handler again).
    */
-  deadLetter?: { reason: DeadLetterReason; lastError: ErrorSummary; attempts: number };
+  /** Bound for the dead letters (a write that failed, or an operator's mark, `actor` naming them). */
+  deadLetter?: { reason: DeadLetterReason; lastError: ErrorSummary; attempts: number; actor?: string };
 }
 
 export interface RetryCounts {
@@ -388,13 +389,15 @@ export class RetryQueues {
    * a crash at any point loses nothing and writes the dead letter once; in a paused group it
    * waits for the resume. A job whose attempt is running is left to that attempt (`running`).
    */
-  async deadLetterNow(group: string, jobIds?: readonly string[]): Promise<DeadLetterNowResult> {
+  async deadLetterNow(group: string, jobIds?: readonly string[], actor?: string): Promise<DeadLetterNowResult> {
     const queue = this.queue(group);
     const ids = jobIds ?? (await this.waitingIds(queue));
     const result: DeadLetterNowResult = { marked: [], skipped: [] };
     for (let i = 0; i < ids.length; i += PROMOTE_CHUNK) {
       const outcomes = await Promise.all(
-        ids.slice(i, i + PROMOTE_CHUNK).map(async (jobId) => ({ jobId, skipped: await this.markDead(queue, jobId) })),
+        ids
+          .slice(i, i + PROMOTE_CHUNK)
+          .map(async (jobId) => ({ jobId, skipped: await this.markDead(queue, jobId, actor) })),
       );
       for (const { jobId, skipped } of outcomes) {
         if (skipped) result.skipped.push({ jobId, reason: skipped });
@@ -416,7 +419,11 @@ export class RetryQueues {
     return [...new Set([...delayed, ...wait, ...paused, ...prioritized])];
   }
 
-  private async markDead(queue: Queue<RetryJobData>, jobId: string): Promise<DeadLetterNowSkip['reason'] | undefined> {
+  private async markDead(
+    queue: Queue<RetryJobData>,
+    jobId: string,
+    actor: string | undefined,
+  ): Promise<DeadLetterNowSkip['reason'] | undefined> {
     // Compare-and-set, so a retry worker taking the job between the read and the write cannot
     // run it with the old data and overwrite the mark when the attempt fails: the mark is set
     // only while the job still waits and its data is what was read. A failed attempt updating
@@ -436,7 +443,12 @@ export class RetryQueues {
         ? raw
         : JSON.stringify({
             ...data,
-            deadLetter: { reason: 'operator', lastError, attempts: data.attemptOffset + job.attemptsMade },
+            deadLetter: {
+              reason: 'operator',
+              lastError,
+              attempts: data.attemptOffset + job.attemptsMade,
+              ...(actor ? { actor } : {}),
+            },
           } satisfies RetryJobData);
       const k = queue.keys;
       const result = Number(

@@ -133,8 +133,8 @@ export class RetryWorker {
     const where = { eventId: data.eventId, eventType: data.type, attempt, jobId: job.id };
     if (data.deadLetter) {
       // A previous run decided to dead-letter the event but could not write it: finish that.
-      const { reason, lastError, attempts } = data.deadLetter;
-      await this.deadLetter(data, reason, lastError, data.failures, attempts);
+      const { reason, lastError, attempts, actor } = data.deadLetter;
+      await this.deadLetter(data, reason, lastError, data.failures, attempts, actor);
       return;
     }
     if (job.stalledCounter >= this.options.maxDeliveries) {
@@ -250,6 +250,7 @@ export class RetryWorker {
     lastError: ErrorSummary,
     failures: FailureRecord[],
     attempts: number,
+    actor?: string,
   ): Promise<void> {
     const { id: deadLetterId, created } = await this.options.deadLetters.write({
       group: data.group,
@@ -264,6 +265,15 @@ export class RetryWorker {
       firstFailedAt: data.firstFailedAt,
     });
     if (created) this.options.observer?.deadLettered?.(data.group, reason);
+    // An operator's dead-lettering is audited with the dead letter it made (once: not again
+    // when a run that died after the write runs again).
+    if (created && actor) {
+      await this.options.deadLetters
+        .auditDeadLettered({ id: deadLetterId, group: data.group, eventId: data.eventId, type: data.type }, actor)
+        .catch((err: unknown) =>
+          this.logger.error({ err, deadLetterId, actor }, 'could not audit an operator’s dead-lettering'),
+        );
+    }
     this.logger.warn(
       {
         deadLetterId,

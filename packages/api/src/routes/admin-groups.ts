@@ -241,6 +241,24 @@ const deadLetterOneNowResultSchema = withExample(
   { group: 'payment', jobId: EXAMPLE_JOB_ID, state: 'waiting', deadLetterPending: { reason: 'operator' } },
 );
 
+/** The body of a bulk retry action: job ids, or none for `all`. */
+const jobIdsBody = (all: string) =>
+  z
+    .strictObject({
+      ids: z
+        .array(nameSchema)
+        .min(1)
+        .max(MAX_RETRY_PAGE)
+        .optional()
+        .meta({ description: `Job ids, 1-${MAX_RETRY_PAGE}; omit for ${all}` }),
+    })
+    .meta({ example: { ids: [EXAMPLE_JOB_ID] } });
+
+const notRetrying = (group: string, jobId: string) =>
+  new ApiProblem(404, 'NOT_FOUND', `group "${group}" is not retrying a job "${jobId}"`, {
+    errors: [{ field: 'params.jobId', message: 'not a retrying job of this group' }],
+  });
+
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0) || 0);
 
 /** Consumer groups per stream (XINFO GROUPS / CONSUMERS) and retry queue counts. */
@@ -536,16 +554,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         security: adminSecurity,
         headers: loggedActorHeaders,
         params: z.strictObject({ group: nameSchema }),
-        body: z
-          .strictObject({
-            ids: z
-              .array(nameSchema)
-              .min(1)
-              .max(MAX_RETRY_PAGE)
-              .optional()
-              .meta({ description: `Job ids, 1-${MAX_RETRY_PAGE}; omit for every delayed job of the group` }),
-          })
-          .meta({ example: { ids: ['payment.0193a6f2-6c1e-7f6a-9d2b-6f1c2e3d4a5b'] } }),
+        body: jobIdsBody('every delayed job of the group'),
         response: {
           200: runNowResultSchema,
           ...adminProblems,
@@ -589,11 +598,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
       const { group, jobId } = request.params;
       await checkGroup(group, 'params.group', 404);
       const [skip] = (await retryQueues.runNow(group, [jobId])).skipped;
-      if (skip?.reason === 'not-found') {
-        throw new ApiProblem(404, 'NOT_FOUND', `group "${group}" is not retrying a job "${jobId}"`, {
-          errors: [{ field: 'params.jobId', message: 'not a retrying job of this group' }],
-        });
-      }
+      if (skip?.reason === 'not-found') throw notRetrying(group, jobId);
       if (skip) {
         throw new ApiProblem(409, 'RETRY_NOT_DELAYED', `job "${jobId}" is already due or running`, {
           errors: [{ field: 'params.jobId', message: 'already due or running' }],
@@ -624,16 +629,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         security: adminSecurity,
         headers: loggedActorHeaders,
         params: z.strictObject({ group: nameSchema }),
-        body: z
-          .strictObject({
-            ids: z
-              .array(nameSchema)
-              .min(1)
-              .max(MAX_RETRY_PAGE)
-              .optional()
-              .meta({ description: `Job ids, 1-${MAX_RETRY_PAGE}; omit for every job of the group waiting to run` }),
-          })
-          .meta({ example: { ids: [EXAMPLE_JOB_ID] } }),
+        body: jobIdsBody('every job of the group waiting to run'),
         response: {
           200: deadLetterNowResultSchema,
           ...adminProblems,
@@ -677,11 +673,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
       const { group, jobId } = request.params;
       await checkGroup(group, 'params.group', 404);
       const [skip] = (await retryQueues.deadLetterNow(group, [jobId], actorOf(request))).skipped;
-      if (skip?.reason === 'not-found') {
-        throw new ApiProblem(404, 'NOT_FOUND', `group "${group}" is not retrying a job "${jobId}"`, {
-          errors: [{ field: 'params.jobId', message: 'not a retrying job of this group' }],
-        });
-      }
+      if (skip?.reason === 'not-found') throw notRetrying(group, jobId);
       if (skip) {
         throw new ApiProblem(409, 'RETRY_RUNNING', `job "${jobId}" is running an attempt now; that attempt decides`, {
           errors: [{ field: 'params.jobId', message: 'running now' }],

@@ -42,6 +42,31 @@ const LOOKUP_CHUNK = 500;
  * it runs anyway if the replaying process died in between.
  */
 const REPLAY_HOLD_MS = 60_000;
+
+/** An audit record's fields, as the audit stream holds them (`audit()` reads them back). */
+function auditFields(
+  action: AuditRecord['action'],
+  actor: string,
+  at: string,
+  entry: { id: string; group: string; eventId: string; type: string },
+): string[] {
+  return [
+    'action',
+    action,
+    'actor',
+    actor,
+    'at',
+    at,
+    'deadLetterId',
+    entry.id,
+    'group',
+    entry.group,
+    'eventId',
+    entry.eventId,
+    'type',
+    entry.type,
+  ];
+}
 /** Entries a bulk replay passes over (failing today's schema) in one call, at most. */
 const MAX_SKIPPED = 10_000;
 
@@ -411,20 +436,7 @@ export class DeadLetterStream {
       '~',
       AUDIT_MAX_LEN,
       '*',
-      'action',
-      'dead-letter',
-      'actor',
-      actor,
-      'at',
-      new Date().toISOString(),
-      'deadLetterId',
-      entry.id,
-      'group',
-      entry.group,
-      'eventId',
-      entry.eventId,
-      'type',
-      entry.type,
+      ...auditFields('dead-letter', actor, new Date().toISOString(), entry),
     );
   }
 
@@ -521,20 +533,7 @@ export class DeadLetterStream {
   ): Promise<boolean> {
     const at = new Date().toISOString();
     const audit = [
-      'action',
-      action,
-      'actor',
-      context.actor,
-      'at',
-      at,
-      'deadLetterId',
-      entry.id,
-      'group',
-      entry.group,
-      'eventId',
-      entry.eventId,
-      'type',
-      entry.type,
+      ...auditFields(action, context.actor, at, entry),
       ...(context.batchId ? ['batchId', context.batchId] : []),
     ];
     const mark = marker(entry.group, entry.eventId, entry.replayCount);

@@ -1,4 +1,11 @@
-import { fieldsToRecord, GroupPauses, infoList, isNoGroupError, RetryPolicy } from '@streamfleet/core';
+import {
+  fieldsToRecord,
+  GroupPauses,
+  infoList,
+  isNoGroupError,
+  lastFailureOfRound,
+  RetryPolicy,
+} from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { actorOf, adminAuth } from '../http/admin-auth';
@@ -503,7 +510,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         const { data } = job;
         const aggregateId = fieldsToRecord(data.fields).aggregateId;
         // The job carries the earlier rounds' failures too (each naming its round): this round's last.
-        const last = data.failures.findLast((f) => (f.replay ?? data.replayCount) === data.replayCount);
+        const last = lastFailureOfRound(data);
         return {
           jobId: job.jobId,
           state: job.state,

@@ -42,6 +42,8 @@ const LOOKUP_CHUNK = 500;
  * it runs anyway if the replaying process died in between.
  */
 const REPLAY_HOLD_MS = 60_000;
+/** Entries a bulk replay passes over (failing today's schema) in one call, at most. */
+const MAX_SKIPPED = 10_000;
 
 /** An audit record's fields, as the audit stream holds them (`audit()` reads them back). */
 function auditFields(
@@ -67,8 +69,6 @@ function auditFields(
     entry.type,
   ];
 }
-/** Entries a bulk replay passes over (failing today's schema) in one call, at most. */
-const MAX_SKIPPED = 10_000;
 
 type DeadLetterRedis = Redis & {
   sfWriteDeadLetter(...args: string[]): Promise<[string, number]>;
@@ -356,8 +356,9 @@ export class DeadLetterStream {
     const skipped: { id: string; error: string }[] = [];
     let counted = 0;
     let more = false;
+    // Once `limit` entries count (or too many were skipped), the next match only says there is more.
     const pick = (entry: DeadLetterEntry): void => {
-      if (counted === limit) {
+      if (counted === limit || skipped.length >= MAX_SKIPPED) {
         more = true;
         return;
       }
@@ -366,7 +367,6 @@ export class DeadLetterStream {
       else skipped.push({ id: entry.id, error: problem });
       entries.push(entry);
     };
-    const full = () => more || skipped.length >= MAX_SKIPPED;
     if (options.ids && options.ids.length > 0) {
       for (const id of options.ids) assertId(id);
       // A repeated id is one entry: counted once, and it takes one `limit` slot.
@@ -378,8 +378,7 @@ export class DeadLetterStream {
           const entry = found[j];
           if (!entry) missing.push(id);
           else if (!matches(entry, filter)) notMatching.push(id);
-          else if (!full()) pick(entry);
-          else more = true;
+          else pick(entry);
         });
       }
     } else {
@@ -390,12 +389,11 @@ export class DeadLetterStream {
           ...(cursor ? { cursor } : {}),
         });
         for (const entry of page.items) {
-          if (full()) break;
           pick(entry);
+          if (more) break;
         }
         cursor = page.nextCursor;
-        if (cursor && skipped.length >= MAX_SKIPPED) more = true;
-      } while (cursor && !full());
+      } while (cursor && !more);
     }
     const byGroup: Record<string, number> = {};
     const byReason: Record<string, number> = {};

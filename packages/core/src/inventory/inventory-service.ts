@@ -46,10 +46,11 @@ export async function setStock(sql: Queryable, sku: string, available: number): 
   } catch (err) {
     if (!tooMuchStock(err)) throw err;
     const [row] = await sql<{ reserved: number }[]>`select reserved from inventory where sku = ${sku}`;
-    const max = MAX_STOCK - (row?.reserved ?? 0);
+    const reserved = row?.reserved ?? 0;
+    const max = MAX_STOCK - reserved;
     throw new DomainError(
       'STOCK_OUT_OF_RANGE',
-      `available stock of ${sku} can be at most ${max}: ${MAX_STOCK} less the ${row?.reserved ?? 0} units its orders hold`,
+      `available stock of ${sku} can be at most ${max}: ${MAX_STOCK} less the ${reserved} units its orders hold`,
       { cause: err, details: { field: 'available', max } },
     );
   }

@@ -1,9 +1,9 @@
+import { createCatalog } from '../catalog';
 import { ConcurrencyError, NotFoundError } from '../errors/index';
-import { EventCatalog } from '../events/catalog';
 import type { EventEnvelope, EventMetadata } from '../events/envelope';
 import type { Queryable } from '../store/client';
 import { appendToStream, loadEvents, type PendingEvent } from '../store/event-store';
-import { ORDERS_STREAM, registerOrderEvents } from './events';
+import { ORDERS_STREAM } from './events';
 import {
   type CreateOrderInput,
   decideCancel,
@@ -105,7 +105,7 @@ async function execute(
 }
 
 /** The order domain's schemas: what the relay and every consumer will check these events against. */
-const catalog = registerOrderEvents(new EventCatalog());
+const catalog = createCatalog();
 
 async function commit(
   sql: Queryable,

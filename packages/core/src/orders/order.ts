@@ -1,15 +1,15 @@
 import { DomainError } from '../errors/index';
 import type { EventEnvelope } from '../events/envelope';
 import type { PendingEvent } from '../store/event-store';
-import type {
-  OrderCancelledData,
-  OrderConfirmedData,
-  OrderCreatedData,
-  OrderDeliveredData,
-  OrderPaidData,
-  OrderShippedData,
+import {
+  MAX_REASON_LENGTH,
+  type OrderCancelledData,
+  type OrderConfirmedData,
+  type OrderCreatedData,
+  type OrderDeliveredData,
+  type OrderPaidData,
+  type OrderShippedData,
 } from './events';
-import { MAX_REASON_LENGTH } from './events';
 
 /** Every status an order can be in, in lifecycle order (CANCELLED can follow PENDING, CONFIRMED or PAID). */
 export const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'PAID', 'SHIPPED', 'DELIVERED', 'CANCELLED'] as const;

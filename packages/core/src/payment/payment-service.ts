@@ -14,7 +14,7 @@ import type { Queryable, Sql } from '../store/client';
 import { enqueueOutbox } from '../store/outbox';
 import { isProcessed, markProcessed } from '../store/processed-events';
 import type { GroupDefinition, HandlerContext } from '../streams/handler';
-import { type PaymentGateway, PaymentGatewayUnavailableError } from './payment-gateway';
+import { type ChargeResult, type PaymentGateway, PaymentGatewayUnavailableError } from './payment-gateway';
 
 export const PAYMENT_GROUP = 'payment';
 
@@ -153,7 +153,7 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
     const [attempt] = await sql<{ attempt_id: string }[]>`
       insert into payment_attempts (event_id, order_id) values (${event.id}, ${d.orderId})
       returning attempt_id`;
-    let result: Awaited<ReturnType<PaymentGateway['charge']>>;
+    let result: ChargeResult;
     try {
       result = await gateway.charge({
         orderId: d.orderId,

@@ -2,6 +2,7 @@ export { DEFAULT_RETRY, RetryPolicy, type RetryPolicyOptions } from './retry-pol
 export {
   type DeadLetterNowResult,
   type DeadLetterNowSkip,
+  lastFailureOfRound,
   RETRY_BACKOFF_TYPE,
   RETRYING_STATES,
   type RetryCounts,

@@ -19,10 +19,10 @@ export interface RetryJobData {
   firstFailedAt: string;
   failures: FailureRecord[];
   /**
-   * Set when a run decided to dead-letter the event but could not write the dead letter: the
-   * job's next run writes exactly this (and does not call the handler again).
+   * Set when a run decided to dead-letter the event but could not write the dead letter, or
+   * an operator dead-lettered it (`actor` naming them): the job's next run writes exactly this
+   * (and does not call the handler again).
    */
-  /** Bound for the dead letters (a write that failed, or an operator's mark, `actor` naming them). */
   deadLetter?: { reason: DeadLetterReason; lastError: ErrorSummary; attempts: number; actor?: string };
 }
 
@@ -105,6 +105,34 @@ if data ~= ARGV[2] then return -2 end
 redis.call('HSET', KEYS[1], 'data', ARGV[3])
 return 1
 `;
+
+/** BullMQ's keys of a queue's jobs waiting to run: delayed, wait, paused, prioritized. */
+function waitingKeys(queue: Queue<RetryJobData>): [string, string, string, string] {
+  const k = queue.keys;
+  return [k.delayed ?? '', k.wait ?? '', k.paused ?? '', k.prioritized ?? ''];
+}
+
+/** The job bound for the dead letters by an operator, keeping why it was failing: its last failure of the round. */
+function withOperatorMark(data: RetryJobData, attemptsMade: number, actor: string | undefined): RetryJobData {
+  const last = lastFailureOfRound(data);
+  const lastError = last
+    ? { name: last.name, message: last.message }
+    : { name: 'Error', message: 'dead-lettered by an operator before it failed in this round' };
+  return {
+    ...data,
+    deadLetter: {
+      reason: 'operator',
+      lastError,
+      attempts: data.attemptOffset + attemptsMade,
+      ...(actor ? { actor } : {}),
+    },
+  };
+}
+
+/** The job's last failure in its current round (a replay starts a round), if it failed in it yet. */
+export function lastFailureOfRound(data: RetryJobData): FailureRecord | undefined {
+  return data.failures.findLast((f) => (f.replay ?? data.replayCount) === data.replayCount);
+}
 
 /** Jobs promoted at once (their commands share the connection's pipeline). */
 const PROMOTE_CHUNK = 200;
@@ -409,14 +437,14 @@ export class RetryQueues {
 
   /** Every job of the queue waiting to run: delayed, due (waiting, or held by a pause) and prioritized. */
   private async waitingIds(queue: Queue<RetryJobData>): Promise<string[]> {
-    const k = queue.keys;
-    const [delayed, wait, paused, prioritized] = await Promise.all([
-      this.connection.zrange(k.delayed ?? '', '0', '-1'),
-      this.connection.lrange(k.wait ?? '', '0', '-1'),
-      this.connection.lrange(k.paused ?? '', '0', '-1'),
-      this.connection.zrange(k.prioritized ?? '', '0', '-1'),
+    const [delayed, wait, paused, prioritized] = waitingKeys(queue);
+    const lists = await Promise.all([
+      this.connection.zrange(delayed, '0', '-1'),
+      this.connection.lrange(wait, '0', '-1'),
+      this.connection.lrange(paused, '0', '-1'),
+      this.connection.zrange(prioritized, '0', '-1'),
     ]);
-    return [...new Set([...delayed, ...wait, ...paused, ...prioritized])];
+    return [...new Set(lists.flat())];
   }
 
   private async markDead(
@@ -433,37 +461,10 @@ export class RetryQueues {
       const raw = await this.connection.hget(queue.toKey(jobId), 'data');
       if (!job || raw === null) return 'not-found';
       const data = JSON.parse(raw) as RetryJobData;
-      // The dead letter keeps why the event was failing: its last failure in this round. A job
-      // already marked (or already bound for the dead letters) keeps its mark.
-      const last = data.failures.findLast((f) => (f.replay ?? data.replayCount) === data.replayCount);
-      const lastError = last
-        ? { name: last.name, message: last.message }
-        : { name: 'Error', message: 'dead-lettered by an operator before it failed in this round' };
-      const marked = data.deadLetter
-        ? raw
-        : JSON.stringify({
-            ...data,
-            deadLetter: {
-              reason: 'operator',
-              lastError,
-              attempts: data.attemptOffset + job.attemptsMade,
-              ...(actor ? { actor } : {}),
-            },
-          } satisfies RetryJobData);
-      const k = queue.keys;
+      // A job already marked (or already bound for the dead letters) keeps its mark.
+      const marked = data.deadLetter ? raw : JSON.stringify(withOperatorMark(data, job.attemptsMade, actor));
       const result = Number(
-        await this.connection.eval(
-          MARK_IF_WAITING,
-          5,
-          queue.toKey(jobId),
-          k.delayed ?? '',
-          k.wait ?? '',
-          k.paused ?? '',
-          k.prioritized ?? '',
-          jobId,
-          raw,
-          marked,
-        ),
+        await this.connection.eval(MARK_IF_WAITING, 5, queue.toKey(jobId), ...waitingKeys(queue), jobId, raw, marked),
       );
       if (result === 1) return this.dueNow(job);
       if (result === 0) return 'not-found';

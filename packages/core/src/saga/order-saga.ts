@@ -65,12 +65,9 @@ async function transition(
 /**
  * Cancels the order unless it already is (or can no longer be): the saga never fights a user.
  * The command expects the version just read, so a user's change in between is a (retried)
- * ConcurrencyError, never a rule violation that would dead-letter the saga's event.
- */
-/**
- * Cancels the order unless it is no longer open, and says why it ended, for the saga's record:
- * `cancelReason` as given, or, when someone else (a customer) cancelled it first, their
- * reason and who they were.
+ * ConcurrencyError, never a rule violation that would dead-letter the saga's event. Returns
+ * why the order ended, for the saga's record: `cancelReason`, or, when someone else (a
+ * customer) cancelled it first, their reason and who they were.
  */
 async function cancelIfOpen(
   tx: TransactionSql,

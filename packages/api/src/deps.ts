@@ -3,11 +3,11 @@ import type {
   EventCatalog,
   Logger,
   ReadinessCheck,
+  RedisClient,
   RetryQueues,
   StreamProducer,
 } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { Redis } from 'ioredis';
 
 export type { ReadinessCheck };
 
@@ -35,7 +35,7 @@ export interface ApiRoutePlugin {
 /** Everything the HTTP app talks to. Built by `server.ts` (or by tests); the app never connects itself. */
 export interface ApiDeps {
   /** A connection for reads, the idempotency store and the readiness ping. */
-  redis: Redis;
+  redis: RedisClient;
   catalog: EventCatalog;
   producer: StreamProducer;
   deadLetters: DeadLetterStream;

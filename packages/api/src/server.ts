@@ -52,12 +52,16 @@ async function main(): Promise<void> {
   // Every command then rides in an ioredis pipeline: patches/ioredis@6.0.0.patch makes a
   // finished pipeline release its commands, which were otherwise kept until a full GC.
   const redis = createRedis(config.redisUrl, {
+    cluster: config.redisCluster,
     connectionName: `${config.prefix}:api`,
     maxRetriesPerRequest: 2,
     enableAutoPipelining: true,
   });
   // BullMQ wants a connection that never gives up on a command; give it its own.
-  const bullConnection = createRedis(config.redisUrl, { connectionName: `${config.prefix}:api:retry` });
+  const bullConnection = createRedis(config.redisUrl, {
+    cluster: config.redisCluster,
+    connectionName: `${config.prefix}:api:retry`,
+  });
   const catalog = createCatalog();
   const retryQueues = new RetryQueues({ connection: bullConnection, keys });
   const sql = createPostgres(config.databaseUrl, { max: config.databasePoolMax, applicationName: 'streamfleet-api' });

@@ -1,3 +1,4 @@
+import type { RedisClient } from '@streamfleet/core';
 import {
   type Config,
   ConfigError,
@@ -11,7 +12,6 @@ import {
   runReadinessChecks,
   StreamfleetKeys,
 } from '@streamfleet/core';
-import type { Redis } from 'ioredis';
 import type { GroupDeps, GroupRegistry, GroupSet } from './groups/registry';
 import { HealthServer, type Readiness } from './health/health-server';
 import { WorkerMetrics } from './metrics/worker-metrics';
@@ -39,7 +39,7 @@ export class Worker {
   /** Bound port of the health server; `undefined` when it could not listen or is off. */
   port: number | undefined;
   private readonly fleet: Fleet;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly health: HealthServer | undefined;
   private readonly sets: GroupSet[];
   private readonly deps: GroupDeps;
@@ -52,7 +52,7 @@ export class Worker {
     readonly definitions: GroupDefinition[],
     sets: GroupSet[],
     deps: GroupDeps,
-    redis: Redis,
+    redis: RedisClient,
     keys: StreamfleetKeys,
     fleet: Fleet,
   ) {
@@ -91,7 +91,10 @@ export class Worker {
     const catalog = createCatalog();
     for (const { set } of selection) set.registerEvents?.(catalog);
     const keys = new StreamfleetKeys(config.prefix);
-    const redis = createRedis(config.redisUrl, { connectionName: `${config.prefix}:worker` });
+    const redis = createRedis(config.redisUrl, {
+      cluster: config.redisCluster,
+      connectionName: `${config.prefix}:worker`,
+    });
     const definitions: GroupDefinition[] = [];
     const deps: GroupDeps = { config, catalog, redis, keys, logger };
     for (const { set, groups } of selection) {
@@ -103,6 +106,7 @@ export class Worker {
     let observerTarget: WorkerMetrics | undefined;
     const fleet = new Fleet({
       redisUrl: config.redisUrl,
+      redisCluster: config.redisCluster,
       prefix: config.prefix,
       catalog,
       groups: definitions,
@@ -175,7 +179,7 @@ export class Worker {
    * Logs connection loss and recovery once per outage (ioredis reconnects by itself and
    * would otherwise print "Unhandled error event" on every attempt).
    */
-  private watchConnection(connection: Redis, name: string): void {
+  private watchConnection(connection: RedisClient, name: string): void {
     const { logger } = this.options;
     let down = false;
     let lastError: string | undefined;

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { StreamfleetKeys } from '@streamfleet/core';
+import type { RedisClient, StreamfleetKeys } from '@streamfleet/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { ApiProblem } from './problem';
 
@@ -39,7 +38,7 @@ const STALE_CLAIM_MS = 30_000;
  */
 export class IdempotencyStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: StreamfleetKeys,
     private readonly ttlSeconds: number,
   ) {}

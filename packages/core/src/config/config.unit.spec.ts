@@ -113,6 +113,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: 'postgresql://u@db/app' }).databaseUrl).toBe('postgresql://u@db/app');
   });
 
+  it('reads REDIS_CLUSTER: REDIS_URL is then one node of a Redis Cluster', () => {
+    expect(loadConfig({}).redisCluster).toBe(false);
+    expect(loadConfig({ REDIS_CLUSTER: '' }).redisCluster).toBe(false);
+    expect(loadConfig({ REDIS_CLUSTER: 'true' }).redisCluster).toBe(true);
+    expect(loadConfig({ REDIS_CLUSTER: '1' }).redisCluster).toBe(true);
+    expect(loadConfig({ REDIS_CLUSTER: 'false' }).redisCluster).toBe(false);
+    expect(() => loadConfig({ REDIS_CLUSTER: 'cluster' })).toThrow(/REDIS_CLUSTER: must be true or false/);
+  });
+
   it('reads DATABASE_POOL_MAX, the Postgres pool size of each process (default 10)', () => {
     expect(loadConfig({}).databasePoolMax).toBe(10);
     expect(loadConfig({ DATABASE_POOL_MAX: '4' }).databasePoolMax).toBe(4);

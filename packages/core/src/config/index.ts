@@ -68,6 +68,10 @@ export const configSchema = z
       'redis://127.0.0.1:6379',
       z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }),
     ),
+    REDIS_CLUSTER: z
+      .enum(['', 'true', 'false', '1', '0'], { error: 'must be true or false' })
+      .default('')
+      .transform((v) => v === 'true' || v === '1'),
     DATABASE_URL: requiredIfSet(
       'postgres://postgres@127.0.0.1:5432/streamfleet',
       z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }),
@@ -184,6 +188,8 @@ export type Env = z.infer<typeof configSchema>;
 export interface Config {
   env: Env['NODE_ENV'];
   redisUrl: string;
+  /** `REDIS_URL` is one node of a Redis Cluster. */
+  redisCluster: boolean;
   databaseUrl: string;
   /** Postgres pool size of each process (the relay's LISTEN takes one more connection). */
   databasePoolMax: number;
@@ -261,6 +267,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   return {
     env: e.NODE_ENV,
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER,
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
     port: e.PORT,

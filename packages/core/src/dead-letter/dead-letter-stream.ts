@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
 import { ConflictError, DomainError, type ErrorSummary, NotFoundError, ValidationError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent, fieldsToRecord, MAX_ENVELOPE_TEXT } from '../events/codec';
 import { type Logger, silentLogger } from '../logging/index';
 import type { RetryQueues } from '../retry/retry-queues';
+import type { RedisClient } from '../streams/connection';
 import type { StreamfleetKeys } from '../streams/keys';
 import { isStreamId, streamIdTime } from '../streams/reply';
 import {
@@ -70,13 +70,13 @@ function auditFields(
   ];
 }
 
-type DeadLetterRedis = Redis & {
+type DeadLetterRedis = RedisClient & {
   sfWriteDeadLetter(...args: string[]): Promise<[string, number]>;
   sfRemoveDeadLetter(...args: string[]): Promise<number>;
 };
 
 export interface DeadLetterStreamOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: StreamfleetKeys;
   /** Needed for replay: the dead event goes back to its group's retry queue. */
   retryQueues?: RetryQueues;

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { EventCatalog } from '../events/catalog';
 import { Periodic } from '../housekeeping/periodic';
@@ -8,6 +7,7 @@ import { type Logger, silentLogger } from '../logging/index';
 import { DEFAULT_RETRY, RetryPolicy, type RetryPolicyOptions } from '../retry/retry-policy';
 import { RetryQueues } from '../retry/retry-queues';
 import { RetryWorker } from '../retry/retry-worker';
+import type { RedisClient } from '../streams/connection';
 import { createRedis } from '../streams/connection';
 import { ConsumerGroup, type ConsumerTuning } from '../streams/consumer-group';
 import type { GroupDefinition, GroupObserver } from '../streams/handler';
@@ -18,6 +18,8 @@ import { settleWithin } from '../timing';
 
 export interface FleetOptions {
   redisUrl: string;
+  /** `redisUrl` is one node of a Redis Cluster. */
+  redisCluster?: boolean;
   prefix: string;
   catalog: EventCatalog;
   groups: GroupDefinition[];
@@ -64,7 +66,7 @@ export function defaultConsumerName(): string {
  */
 export class Fleet {
   readonly keys: StreamfleetKeys;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly producer: StreamProducer;
   readonly retryQueues: RetryQueues;
   readonly deadLetters: DeadLetterStream;
@@ -81,7 +83,10 @@ export class Fleet {
     // No auto-pipelining on this connection (nor on the readers duplicated from it): measured,
     // it makes the consumer loop ~20% slower. BullMQ also defines its 64 script commands here,
     // and ioredis copies them onto every pipeline or MULTI built on it (~100 us each).
-    this.redis = createRedis(options.redisUrl, { connectionName: `${options.prefix}:fleet` });
+    this.redis = createRedis(options.redisUrl, {
+      cluster: options.redisCluster ?? false,
+      connectionName: `${options.prefix}:fleet`,
+    });
     this.logger = options.logger ?? silentLogger;
     this.redis.on('error', (err: Error) => this.logger.debug({ err }, 'redis connection error'));
     this.consumerName = options.consumerName ?? defaultConsumerName();

@@ -1,7 +1,7 @@
 import { type Job, type JobsOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
 import type { ErrorSummary } from '../errors/index';
+import type { RedisClient } from '../streams/connection';
 import type { StreamfleetKeys } from '../streams/keys';
 
 /** What a retry job carries: the event verbatim, and its failure history so far. */
@@ -190,7 +190,7 @@ export function retryJobId(group: string, eventId: string, replayCount: number):
 
 export interface RetryQueuesOptions {
   /** A connection BullMQ may share for its queue commands. */
-  connection: Redis;
+  connection: RedisClient;
   keys: StreamfleetKeys;
   /** How long finished jobs are kept, which is how long a re-delivery is recognised. */
   keepCompletedSeconds?: number;
@@ -209,7 +209,7 @@ export interface RetryQueuesOptions {
  */
 export class RetryQueues {
   private readonly queues = new Map<string, Queue<RetryJobData>>();
-  private readonly connection: Redis;
+  private readonly connection: RedisClient;
   private readonly keys: StreamfleetKeys;
   private readonly keepCompletedSeconds: number;
   private readonly lingerMs: number;

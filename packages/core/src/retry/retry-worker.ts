@@ -1,5 +1,4 @@
 import { type Job, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
 import { briefError, type ErrorSummary, HandlerTimeoutError, isNonRetryable, summariseError } from '../errors/index';
@@ -7,6 +6,7 @@ import type { EventCatalog } from '../events/catalog';
 import { decodeEvent } from '../events/codec';
 import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
+import type { RedisClient } from '../streams/connection';
 import { isRedisUnavailable } from '../streams/connection';
 import {
   type GroupDefinition,
@@ -25,7 +25,7 @@ const STALLED_BACKSTOP = 1000;
 
 export interface RetryWorkerOptions {
   /** Needs `maxRetriesPerRequest: null` (BullMQ blocks on a duplicate of it). */
-  connection: Redis;
+  connection: RedisClient;
   keys: StreamfleetKeys;
   definition: GroupDefinition;
   catalog: EventCatalog;

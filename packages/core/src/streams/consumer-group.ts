@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { DeadLetterReason } from '../dead-letter/types';
 import { briefError, HandlerTimeoutError, isNonRetryable, MaxDeliveriesError, summariseError } from '../errors/index';
@@ -11,6 +11,7 @@ import type { RetryPolicy } from '../retry/retry-policy';
 import type { RetryQueues } from '../retry/retry-queues';
 import { failure } from '../retry/retry-worker';
 import { settleWithin } from '../timing';
+import { connectionNameOf, duplicateRedis, type RedisClient, serversOf } from './connection';
 import {
   type GroupDefinition,
   type GroupObserver,
@@ -31,7 +32,7 @@ import {
 
 const REMOVE_IDLE_CONSUMER = readFileSync(new URL('./remove-idle-consumer-1.lua', import.meta.url), 'utf8');
 
-type ConsumerRedis = Redis & {
+type ConsumerRedis = RedisClient & {
   sfRemoveIdleConsumer(stream: string, group: string, consumer: string, minIdleMs: number): Promise<number>;
 };
 
@@ -63,9 +64,9 @@ export interface ConsumerTuning {
 
 export interface ConsumerGroupOptions extends ConsumerTuning {
   /** Command connection: acks, claims, scripts. Shared with others is fine. */
-  redis: Redis;
+  redis: RedisClient;
   /** Blocking XREADGROUP connection, owned by this loop. Default: `redis.duplicate()`. */
-  reader?: Redis;
+  reader?: RedisClient;
   keys: StreamfleetKeys;
   definition: GroupDefinition;
   catalog: EventCatalog;
@@ -95,8 +96,8 @@ export class ConsumerGroup {
   readonly stream: string;
   readonly consumer: string;
   private readonly streamKey: string;
-  private readonly redis: Redis;
-  private readonly reader: Redis;
+  private readonly redis: RedisClient;
+  private readonly reader: RedisClient;
   private readonly ownsReader: boolean;
   private readonly limiter: KeyedLimiter<Delivery>;
   private readonly handler: GroupDefinition['handler'];
@@ -153,8 +154,7 @@ export class ConsumerGroup {
     this.redis = options.redis;
     this.ownsReader = options.reader === undefined;
     this.reader =
-      options.reader ??
-      options.redis.duplicate({ connectionName: `${options.keys.prefix}:${d.group}:${options.consumer}` });
+      options.reader ?? duplicateRedis(options.redis, `${options.keys.prefix}:${d.group}:${options.consumer}`);
     const concurrency = d.concurrency ?? options.concurrency ?? 50;
     this.limiter = new KeyedLimiter<Delivery>(concurrency, (delivery) => this.run(delivery));
     this.handler = d.handler;
@@ -209,22 +209,27 @@ export class ConsumerGroup {
    * dropped connection) is a new client: it is found by its connection name; the id it had at
    * start is the fallback for a reader without one.
    */
-  private async readerIds(): Promise<number[]> {
-    const name = this.reader.options.connectionName;
+  private async readerIds(): Promise<Array<{ server: Redis; id: number }>> {
+    const name = connectionNameOf(this.reader);
     if (name) {
       try {
-        const list = String(await this.redis.call('CLIENT', 'LIST', 'TYPE', 'normal'));
-        const ids = list
-          .split('\n')
-          .filter((line) => line.includes(` name=${name} `))
-          .map((line) => Number(/^id=(\d+)/.exec(line)?.[1]))
-          .filter((id) => Number.isInteger(id));
-        if (ids.length > 0) return ids;
+        const found: Array<{ server: Redis; id: number }> = [];
+        // One server, or on a cluster every master: the reader is blocked on the one serving its stream.
+        for (const server of serversOf(this.redis)) {
+          const list = String(await server.call('CLIENT', 'LIST', 'TYPE', 'normal'));
+          for (const line of list.split('\n')) {
+            const id = line.includes(` name=${name} `) ? Number(/^id=(\d+)/.exec(line)?.[1]) : Number.NaN;
+            if (Number.isInteger(id)) found.push({ server, id });
+          }
+        }
+        if (found.length > 0) return found;
       } catch (err) {
         this.logger.debug({ err }, 'CLIENT LIST failed; unblocking the reader by its first id');
       }
     }
-    return this.readerId === undefined ? [] : [this.readerId];
+    return this.readerId === undefined || this.redis instanceof Cluster
+      ? []
+      : [{ server: this.redis, id: this.readerId }];
   }
 
   /** Entries handed to handlers and not yet finished. */
@@ -689,7 +694,7 @@ export class ConsumerGroup {
     const slow: string[] = [];
     for (const batch of this.openBatches) if (batch.startedAt <= threshold) batch.forEachOpen((id) => slow.push(id));
     if (slow.length === 0) return;
-    await this.redis.xclaim(this.streamKey, this.group, this.consumer, 0, ...slow, 'JUSTID');
+    await this.redis.call('XCLAIM', this.streamKey, this.group, this.consumer, 0, ...slow, 'JUSTID');
   }
 
   /** Asks Redis now and then whether the group is paused (one SISMEMBER, off the hot path). */
@@ -723,7 +728,7 @@ export class ConsumerGroup {
 
   /** Ends the reader's blocked XREADGROUP, if it is in one (CLIENT UNBLOCK: it answers nothing). */
   private async unblockReader(): Promise<void> {
-    for (const id of await this.readerIds()) await this.redis.client('UNBLOCK', id).catch(() => undefined);
+    for (const { server, id } of await this.readerIds()) await server.client('UNBLOCK', id).catch(() => undefined);
   }
 
   /** Claims entries whose consumer went quiet for longer than the visibility timeout. */

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { RetryQueues } from '../retry/retry-queues';
+import type { RedisClient } from './connection';
 import type { StreamfleetKeys } from './keys';
 
 /**
@@ -13,7 +13,7 @@ import type { StreamfleetKeys } from './keys';
  */
 export class GroupPauses {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: StreamfleetKeys,
     private readonly retryQueues: RetryQueues,
   ) {}

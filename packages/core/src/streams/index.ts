@@ -1,4 +1,4 @@
-export { createRedis, isRedisUnavailable } from './connection';
+export { createRedis, isRedisUnavailable, type RedisClient, type RedisConnectionOptions } from './connection';
 export { ConsumerGroup, type ConsumerGroupOptions, type ConsumerTuning } from './consumer-group';
 export { GroupPauses } from './group-pauses';
 export {

@@ -1,11 +1,11 @@
-import type { Redis } from 'ioredis';
 import type { EventCatalog } from '../events/catalog';
 import { encodeEvent } from '../events/codec';
 import type { EventEnvelope } from '../events/envelope';
+import type { RedisClient } from './connection';
 import type { StreamfleetKeys } from './keys';
 
 export interface StreamProducerOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: StreamfleetKeys;
   /** When given, every event's data is validated before it is written. */
   catalog?: EventCatalog;
@@ -22,7 +22,7 @@ export interface PublishTarget {
  * ioredis pipelines concurrent calls on one connection.
  */
 export class StreamProducer {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: StreamfleetKeys;
   private readonly catalog: EventCatalog | undefined;
 

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection';
 import type { StreamfleetKeys } from './keys';
 import { infoList, infoRecord } from './reply';
 
 export interface StreamTrimmerOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: StreamfleetKeys;
   /** Entries younger than this are kept even when every group acknowledged them. */
   retentionMs?: number;
@@ -12,7 +12,7 @@ export interface StreamTrimmerOptions {
 
 const TRIM_TO_SAFE_FLOOR = readFileSync(new URL('./trim-stream-1.lua', import.meta.url), 'utf8');
 
-type TrimmerRedis = Redis & {
+type TrimmerRedis = RedisClient & {
   sfTrimToSafeFloor(stream: string, retentionMs: number): Promise<[string, number]>;
 };
 

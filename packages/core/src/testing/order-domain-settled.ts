@@ -1,14 +1,14 @@
-import type { Redis } from 'ioredis';
 import { ORDERS_STREAM } from '../orders/events';
 import type { RetryCounts } from '../retry/retry-queues';
 import type { Sql } from '../store/client';
+import type { RedisClient } from '../streams/connection';
 import type { StreamfleetKeys } from '../streams/keys';
 import { infoList } from '../streams/reply';
 import { waitFor } from './index';
 
 export interface OrderDomainRun {
   sql: Sql;
-  redis: Redis;
+  redis: RedisClient;
   keys: StreamfleetKeys;
   /** The groups on the orders stream, e.g. the five order groups. */
   groups: readonly string[];

@@ -1,5 +1,12 @@
-import type { Config, EventCatalog, GroupDefinition, Logger, ReadinessCheck, StreamfleetKeys } from '@streamfleet/core';
-import type { Redis } from 'ioredis';
+import type {
+  Config,
+  EventCatalog,
+  GroupDefinition,
+  Logger,
+  ReadinessCheck,
+  RedisClient,
+  StreamfleetKeys,
+} from '@streamfleet/core';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 
 /** What a group set gets to build its handlers with. Connections are the worker's: don't close them. */
@@ -7,7 +14,7 @@ export interface GroupDeps {
   config: Config;
   /** The worker's catalog, with every selected set's event types registered. */
   catalog: EventCatalog;
-  redis: Redis;
+  redis: RedisClient;
   keys: StreamfleetKeys;
   logger: Logger;
 }

@@ -1,11 +1,10 @@
-import type { DeadLetterReason, GroupObserver, RetryQueues, StreamfleetKeys } from '@streamfleet/core';
+import type { DeadLetterReason, GroupObserver, RedisClient, RetryQueues, StreamfleetKeys } from '@streamfleet/core';
 import { infoList } from '@streamfleet/core';
-import type { Redis } from 'ioredis';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface WorkerMetricsOptions {
   /** Command connection used by the gauges' collect (XINFO GROUPS, XLEN). */
-  redis: Redis;
+  redis: RedisClient;
   keys: StreamfleetKeys;
   /** The groups this process runs, with their streams: the gauges cover these. */
   groups: readonly { group: string; stream: string }[];

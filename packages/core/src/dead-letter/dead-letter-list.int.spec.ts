@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { StreamfleetKeys } from '../streams/keys';
 import { streamIdTime } from '../streams/reply';
 import { cleanupPrefix, deadLetterInput, testRedisUrl, uniquePrefix, waitFor } from '../testing/index';
@@ -73,6 +73,24 @@ describe('DeadLetterStream.list filters', () => {
       [...early].reverse(),
     );
     expect(await walk({ group: 'timed', from: at(early[0] as string) }, 3)).toEqual([...early, ...late].reverse());
+  });
+
+  it("shows as deadLetteredAt the time it filters on (Redis's), even from a worker whose clock is off", async () => {
+    // The writer's clock an hour behind Redis's: the time shown must still select the entry.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() - 3_600_000 });
+    let id: string;
+    try {
+      id = await write('skewed', 'thing.happened', 'non-retryable');
+    } finally {
+      vi.useRealTimers();
+    }
+    const entry = (await dlq.get(id)) as DeadLetterEntry;
+    expect(Date.parse(entry.deadLetteredAt)).toBe(streamIdTime(id));
+    const [listed] = (await dlq.list({ group: 'skewed' })).items;
+    expect(listed?.deadLetteredAt).toBe(entry.deadLetteredAt);
+    const shown = new Date(entry.deadLetteredAt);
+    expect(await walk({ group: 'skewed', to: shown })).toEqual([id]);
+    expect(await walk({ group: 'skewed', from: shown })).toEqual([id]);
   });
 });
 

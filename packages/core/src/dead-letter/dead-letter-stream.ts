@@ -183,7 +183,6 @@ export class DeadLetterStream {
     // An id that cannot be an event's (empty, or longer than any valid one) names nothing to
     // dedupe by: key the dead letter by its stream entry, as when the id is missing.
     const eventId = record.id && record.id.length <= MAX_ENVELOPE_TEXT ? record.id : `entry:${input.entryId}`;
-    const now = new Date().toISOString();
     const failures = input.failures.slice(-MAX_FAILURE_HISTORY).map((f) => withRound(f, input.replayCount));
     const fields: string[] = [
       'group',
@@ -210,8 +209,6 @@ export class DeadLetterStream {
       JSON.stringify(failures),
       'firstFailedAt',
       input.firstFailedAt,
-      'deadLetteredAt',
-      now,
       'event',
       JSON.stringify(record),
     ];
@@ -624,7 +621,8 @@ function parseEntry(id: string, fields: string[]): DeadLetterEntry {
     lastError: parseJson<ErrorSummary>(r.error, { name: 'Error', message: '' }),
     failures: parseFailures(r.failures, replayCount),
     firstFailedAt: r.firstFailedAt ?? '',
-    deadLetteredAt: r.deadLetteredAt ?? '',
+    // The entry id's time, Redis's clock: the one the time filters use, whatever the writer's clock said.
+    deadLetteredAt: new Date(streamIdTime(id)).toISOString(),
     event: parseJson<Record<string, string>>(r.event, {}),
   };
   if (r.aggregateId) entry.aggregateId = r.aggregateId;

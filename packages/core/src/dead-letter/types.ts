@@ -58,6 +58,7 @@ export interface DeadLetterEntry extends DeadLetterRecord {
   eventId: string;
   type: string;
   aggregateId?: string;
+  /** When it was dead-lettered: the entry id's time (Redis's clock), the one the time filters use. */
   deadLetteredAt: string;
   /** The event as it was on the stream, field by field. */
   event: Record<string, string>;

@@ -487,6 +487,46 @@ describe('close() and its timeout', () => {
     expect(Number(((await redis.xpending(fleet.keys.stream(STREAM), 'a')) as [number])[0])).toBe(5);
   });
 
+  it('past its timeout, close() hands back what it never started: another consumer takes it at once, as a first delivery', async () => {
+    world.newTest();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // A visibility timeout longer than the test: only a hand-back lets the survivor claim now.
+    const consumer = { concurrency: 1, batchSize: 10, blockMs: 100, visibilityTimeoutMs: 60_000, claimIntervalMs: 50 };
+    const startedByFirst: number[] = [];
+    await startFleet(
+      [
+        group('a', (e) => {
+          startedByFirst.push(n(e));
+          return gate;
+        }),
+      ],
+      { consumer, consumerName: 'first' },
+    );
+    const [first] = world.running;
+    await first?.producer.publishMany([1, 2, 3, 4, 5].map((i) => ({ stream: STREAM, event: thing(i) })));
+    await waitFor(() => startedByFirst.length === 1);
+    await world.running.splice(0)[0]?.close({ timeoutMs: 100 });
+
+    const survivor: Array<[number, number]> = [];
+    const fleet = await startFleet([group('a', (e, ctx) => void survivor.push([n(e), ctx.deliveryCount]))], {
+      consumer,
+      consumerName: 'survivor',
+    });
+    await waitFor(() => survivor.length === 4, { message: 'the four entries never started, claimed by the survivor' });
+    // Never run, so never counted: each is the survivor's first delivery. Entry 1 ran and stays with `first`.
+    expect(survivor.sort((x, y) => x[0] - y[0])).toEqual([
+      [2, 1],
+      [3, 1],
+      [4, 1],
+      [5, 1],
+    ]);
+    expect(Number(((await redis.xpending(fleet.keys.stream(STREAM), 'a')) as [number])[0])).toBe(1);
+    release();
+  });
+
   it('close() does not wait past its timeout for a retry job that is still running', async () => {
     world.newTest();
     let release: () => void = () => undefined;

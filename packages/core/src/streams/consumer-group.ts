@@ -232,6 +232,47 @@ export class ConsumerGroup {
       : [{ server: this.redis, id: this.readerId }];
   }
 
+  /**
+   * Gives back the entries this consumer read and never started: claimable by any other
+   * consumer at once (idle as long as the visibility timeout) and with the delivery that
+   * never ran taken off their count, so a restart with a backlog does not push healthy
+   * entries towards `maxDeliveries`. Left as they are if Redis cannot be told.
+   */
+  private async handBackUnstarted(): Promise<void> {
+    const unstarted = this.limiter.takeQueued();
+    const byCount = new Map<number, string[]>();
+    for (const d of unstarted) {
+      const ids = byCount.get(d.deliveryCount) ?? [];
+      ids.push(d.entryId);
+      byCount.set(d.deliveryCount, ids);
+    }
+    try {
+      for (const [count, ids] of byCount) {
+        // JUSTID: this XCLAIM (to ourselves) counts no delivery of its own.
+        await this.redis.call(
+          'XCLAIM',
+          this.streamKey,
+          this.group,
+          this.consumer,
+          0,
+          ...ids,
+          'IDLE',
+          this.visibilityTimeoutMs,
+          'RETRYCOUNT',
+          Math.max(0, count - 1),
+          'JUSTID',
+        );
+      }
+      if (unstarted.length > 0) this.logger.info({ entries: unstarted.length }, 'handed back entries never started');
+    } catch (err) {
+      this.logger.warn(
+        { err },
+        'could not hand back the entries never started; they are claimed after the visibility timeout',
+      );
+    }
+    for (const d of unstarted) this.done(d.batch, d.index);
+  }
+
   /** Entries handed to handlers and not yet finished. */
   get inFlightCount(): number {
     return this.inFlight;
@@ -258,6 +299,7 @@ export class ConsumerGroup {
       await settleWithin(drained, timeoutMs);
       if (this.inFlight > 0) {
         this.abandoned = true;
+        await this.handBackUnstarted();
         this.logger.warn({ inFlight: this.inFlight }, 'closing with handlers still running');
       }
     }

@@ -58,6 +58,29 @@ export class KeyedLimiter<T extends Keyed> {
     this.pump();
   }
 
+  /**
+   * Takes every item not started yet (ready for a slot, or queued behind its key's running
+   * item) out of the limiter and returns them, oldest of each key first; the running items
+   * stay, and their release starts nothing more of their keys.
+   */
+  takeQueued(): T[] {
+    const taken: T[] = [];
+    const readyKeys = new Set<string>();
+    for (let i = this.readyHead; i < this.ready.length; i++) {
+      const item = this.ready[i] as T;
+      taken.push(item);
+      readyKeys.add(item.key);
+    }
+    this.ready = [];
+    this.readyHead = 0;
+    for (const [key, queued] of this.busy) {
+      if (queued) taken.push(...queued);
+      if (readyKeys.has(key)) this.busy.delete(key);
+      else this.busy.set(key, null);
+    }
+    return taken;
+  }
+
   /** Starts ready items while slots are free. A loop, not recursion, when `start` releases at once. */
   private pump(): void {
     if (this.pumping) return;

@@ -74,4 +74,27 @@ describe('KeyedLimiter', () => {
     }
     expect(started).toEqual(Array.from({ length: n }, (_, i) => i));
   });
+  it('takeQueued() takes what has not started, and the running items release into nothing', () => {
+    const started: string[] = [];
+    const limiter = new KeyedLimiter<Item>(2, (item) => void started.push(`${item.key}${item.n}`));
+    // a0 and b0 run; a1 waits behind a0, c0 for a slot, c1 behind c0.
+    for (const [key, n] of [
+      ['a', 0],
+      ['b', 0],
+      ['a', 1],
+      ['c', 0],
+      ['c', 1],
+    ] as const)
+      limiter.submit({ key, n });
+    expect(started).toEqual(['a0', 'b0']);
+    const taken = limiter.takeQueued().map((item) => `${item.key}${item.n}`);
+    expect(taken.sort()).toEqual(['a1', 'c0', 'c1']);
+    limiter.release('a');
+    limiter.release('b');
+    expect(started).toEqual(['a0', 'b0']);
+    expect(limiter.running).toBe(0);
+    // Usable afterwards: a key taken away starts afresh.
+    limiter.submit({ key: 'c', n: 2 });
+    expect(started).toEqual(['a0', 'b0', 'c2']);
+  });
 });

@@ -191,7 +191,7 @@ export interface Config {
   /** `REDIS_URL` is one node of a Redis Cluster. */
   redisCluster: boolean;
   databaseUrl: string;
-  /** Postgres pool size of each process (the relay's LISTEN takes one more connection). */
+  /** Postgres pool size of each process (a worker's outbox relay takes two more: its LISTEN and its lock session). */
   databasePoolMax: number;
   port: number;
   host: string;

@@ -9,7 +9,7 @@ import {
 import { cleanupPrefix, testRedisUrl, uniquePrefix, waitFor } from '@streamfleet/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultRegistry, E2E_EVENT_TYPE, E2E_STREAM, e2eKeys, registerE2eEvents } from './groups/index';
+import { defaultRegistry, E2E_EVENT_TYPE, E2E_STREAM, e2eKeys, GroupRegistry, registerE2eEvents } from './groups/index';
 import { Worker } from './worker';
 
 describe('Worker endpoints', () => {
@@ -91,5 +91,60 @@ describe('Worker endpoints', () => {
     const res = await fetch(`${base}/readyz`);
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ status: 'not-ready', reason: 'shutting down' });
+  });
+});
+
+describe('Worker close', () => {
+  it('has its group sets hand over fleet-wide duties before it drains its handlers, and closes them after', async () => {
+    const prefix = uniquePrefix('wkc');
+    const redisUrl = testRedisUrl();
+    const steps: string[] = [];
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const registry = new GroupRegistry().add({
+      name: 'slow-set',
+      groups: ['slow'],
+      includedByDefault: true,
+      registerEvents: registerE2eEvents,
+      create: () => [
+        {
+          group: 'slow',
+          stream: E2E_STREAM,
+          handler: async () => {
+            steps.push('handler started');
+            await held;
+            steps.push('handler done');
+          },
+        },
+      ],
+      handOver: async () => {
+        steps.push('hand over');
+        // Handed over while the handler is still draining: nothing waits for it.
+        release();
+      },
+      close: async () => void steps.push('close'),
+    });
+    const config = loadConfig({ REDIS_URL: redisUrl, STREAMFLEET_PREFIX: prefix, WORKER_PORT: '0' });
+    const worker = await Worker.create({ config, logger: silentLogger, registry, defaultMetrics: false });
+    try {
+      await worker.start();
+      const catalog = createCatalog();
+      registerE2eEvents(catalog);
+      const redis = new Redis(redisUrl);
+      await new StreamProducer({ redis, keys: new StreamfleetKeys(prefix), catalog }).publish(
+        E2E_STREAM,
+        createEvent({ type: E2E_EVENT_TYPE, data: { n: 1 } }),
+      );
+      redis.disconnect();
+      await waitFor(() => steps.includes('handler started'));
+      await worker.close({ timeoutMs: 10_000 });
+      expect(steps).toEqual(['handler started', 'hand over', 'handler done', 'close']);
+    } finally {
+      release();
+      await worker.close({ timeoutMs: 1000 });
+      await cleanupPrefix(redisUrl, prefix);
+    }
   });
 });

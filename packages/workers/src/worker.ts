@@ -239,6 +239,8 @@ export class Worker {
     this.state = 'closing';
     const { logger } = this.options;
     logger.info({ timeoutMs: options.timeoutMs }, 'worker stopping');
+    for (const set of this.sets)
+      await set.handOver?.().catch((err: unknown) => logger.error({ err }, 'hand-over failed'));
     await this.fleet.close(options);
     for (const set of this.sets) await set.close?.().catch((err: unknown) => logger.error({ err }, 'close failed'));
     await this.redis.quit().catch(() => this.redis.disconnect());

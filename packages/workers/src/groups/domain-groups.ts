@@ -155,6 +155,10 @@ export function domainGroupSet(options: DomainGroupsOptions = {}): GroupSet {
         (s) => s.parked,
       );
     },
+    // The relay resigns first: its lock goes to another worker while this one drains.
+    async handOver() {
+      await relay?.close();
+    },
     async close() {
       await Promise.all(housekeeping.map((task) => task.close()));
       await relay?.close();

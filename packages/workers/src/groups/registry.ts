@@ -36,6 +36,12 @@ export interface GroupSet {
   create(deps: GroupDeps): Promise<GroupDefinition[]> | GroupDefinition[];
   /** Runs before the consumers start: migrations, background services (e.g. an outbox relay). */
   start?(deps: GroupDeps): Promise<void>;
+  /**
+   * Runs as the worker begins to close, before its consumers drain: gives up duties the
+   * fleet shares (the outbox relay's leadership) so another worker takes them over now,
+   * not once the drain is over.
+   */
+  handOver?(): Promise<void>;
   /** Runs after the consumers stopped. */
   close?(): Promise<void>;
   /**

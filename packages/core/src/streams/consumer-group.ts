@@ -753,26 +753,17 @@ export class ConsumerGroup {
       claimedTotal += live.length;
       const mine = new Set<string>();
       for (const batch of this.openBatches) batch.forEachOpen((id) => mine.add(id));
-      const first = live[0]?.[0] as string;
-      const last = live.at(-1)?.[0] as string;
-      const pending = (await this.redis.xpending(
-        this.streamKey,
-        this.group,
-        first,
-        last,
-        live.length + this.inFlight + 16,
-        this.consumer,
-      )) as XPendingEntry[];
-      const deliveries = new Map(pending.map((p) => [p[0], Number(p[3])]));
+      const deliveries = await this.deliveryCounts(live);
       const batch = this.openBatch(live);
       for (let i = 0; i < live.length; i++) {
         const [id, fields] = live[i] as [string, string[]];
+        const count = deliveries.get(id);
         // Our own slow handler: the claim only refreshed its idle time, which is what we want.
-        if (mine.has(id)) {
+        // Or no longer pending at all: acknowledged since the claim, nothing left to do.
+        if (mine.has(id) || count === undefined) {
           this.done(batch, i);
           continue;
         }
-        const count = deliveries.get(id) ?? 1;
         this.logger.info({ entryId: id, deliveries: count }, 'claimed an idle entry');
         if (count > this.maxDeliveries) {
           const error = new MaxDeliveriesError(count - 1);
@@ -783,6 +774,38 @@ export class ConsumerGroup {
       }
     } while (cursor !== '0-0' && this.running);
     return claimedTotal;
+  }
+
+  /**
+   * How often each claimed entry has been delivered, the claim included. One XPENDING over
+   * the claimed range usually answers for all of them, but this consumer's other pending
+   * entries in that range (in flight, left pending by a failed store, or an earlier process of
+   * the same name) can crowd some out of its reply: those are asked for one by one (one
+   * pipeline), never assumed to be first deliveries. An entry absent even then is no longer
+   * pending (acknowledged since the claim).
+   */
+  private async deliveryCounts(live: StreamEntry[]): Promise<Map<string, number>> {
+    const first = live[0]?.[0] as string;
+    const last = live.at(-1)?.[0] as string;
+    const pending = (await this.redis.xpending(
+      this.streamKey,
+      this.group,
+      first,
+      last,
+      live.length + this.inFlight + 16,
+      this.consumer,
+    )) as XPendingEntry[];
+    const deliveries = new Map(pending.map((p) => [p[0], Number(p[3])]));
+    const missing = live.map((e) => e[0]).filter((id) => !deliveries.has(id));
+    if (missing.length === 0) return deliveries;
+    const pipeline = this.redis.pipeline();
+    for (const id of missing) pipeline.xpending(this.streamKey, this.group, id, id, 1);
+    for (const [err, reply] of (await pipeline.exec()) ?? []) {
+      if (err) throw err;
+      const entry = (reply as XPendingEntry[])[0];
+      if (entry) deliveries.set(entry[0], Number(entry[3]));
+    }
+    return deliveries;
   }
 
   /** Removes consumers of this group that have nothing pending and have been idle too long. */

@@ -613,7 +613,7 @@ export class ConsumerGroup {
         },
         created
           ? 'event dead-lettered'
-          : 'event already dead-lettered by this group (an entry with the same event id): acked, no second dead letter',
+          : 'event already dead-lettered by this group (this entry, or another with the same event id): acked, no second dead letter',
       );
     } catch (writeErr) {
       this.logger.error({ err: writeErr, entryId: id }, 'could not dead-letter; leaving the entry pending');

@@ -41,7 +41,10 @@ export interface ConsumerTuning {
   /** Entries per XREADGROUP. */
   batchSize?: number;
   blockMs?: number;
-  /** Handlers running at once. */
+  /**
+   * Handlers running at once, not counting those that timed out and ignore their signal: their
+   * slot (and their aggregate) goes to the next entry.
+   */
   concurrency?: number;
   /** An entry pending this long (its consumer died) is claimed by a live consumer. */
   visibilityTimeoutMs?: number;

@@ -8,13 +8,16 @@ import type { DeadLetterInput } from './types';
 
 const world = new DeadLetterWorld().useHooks();
 
+let entries = 0;
+
 function input(group: string, reason: DeadLetterInput['reason'], n: number | string = 1): DeadLetterInput {
   return deadLetterInput(
     group,
     reason,
     { type: 'thing.happened', data: { n } },
     {
-      entryId: `${Date.now()}-0`,
+      // An entry of its own each: invalid-event dead letters are keyed by their stream entry.
+      entryId: `${Date.now()}-${++entries}`,
       attempts: 3,
     },
   );

@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     connectionName: `${config.prefix}:api:retry`,
   });
   const catalog = createCatalog();
-  const retryQueues = new RetryQueues({ connection: bullConnection, keys });
+  const retryQueues = new RetryQueues({ connection: bullConnection, keys, logger });
   const sql = createPostgres(config.databaseUrl, { max: config.databasePoolMax, applicationName: 'streamfleet-api' });
   const deps = {
     redis,

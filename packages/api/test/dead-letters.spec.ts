@@ -629,8 +629,12 @@ describe('POST /admin/dlq/discard', () => {
       headers: { ...adminHeaders, ...headers },
       payload: payload as Record<string, unknown>,
     });
+  let entries = 0;
+  // Each from an entry of its own: invalid-event dead letters are keyed by their stream entry.
   const deadLetter = (group: string, reason: 'invalid-event' | 'non-retryable') =>
-    h.deps.deadLetters.write(deadLetterInput(group, reason, { type: 'test.thing', data: { name: group } }));
+    h.deps.deadLetters.write(
+      deadLetterInput(group, reason, { type: 'test.thing', data: { name: group } }, { entryId: `${++entries}-0` }),
+    );
 
   beforeAll(async () => {
     h = await createHarness();

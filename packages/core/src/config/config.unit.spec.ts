@@ -223,6 +223,18 @@ describe('loadConfig', () => {
     expect(loadConfig({ RETRY_MAX_DELAY_MS: '3600000', DEDUP_RETENTION_HOURS: '4' }).dedupRetentionMs).toBe(
       4 * 3_600_000,
     );
+    // Every attempt may also run up to the handler timeout: 3 x (1 h + 30 min) + 30 s; none with 0.
+    expect(() =>
+      loadConfig({ RETRY_MAX_DELAY_MS: '3600000', HANDLER_TIMEOUT_MS: '1800000', DEDUP_RETENTION_HOURS: '4' }),
+    ).toThrow(/DEDUP_RETENTION_HOURS: must be 0 \(forever\) or at least 5: .*HANDLER_TIMEOUT_MS/);
+    expect(
+      loadConfig({ RETRY_MAX_DELAY_MS: '3600000', HANDLER_TIMEOUT_MS: '0', DEDUP_RETENTION_HOURS: '4' })
+        .dedupRetentionMs,
+    ).toBe(4 * 3_600_000);
+    // A hung handler's attempts alone: 3 x 3 h.
+    expect(() => loadConfig({ HANDLER_TIMEOUT_MS: '10800000', DEDUP_RETENTION_HOURS: '1' })).toThrow(
+      /DEDUP_RETENTION_HOURS: must be 0 \(forever\) or at least 10/,
+    );
     expect(loadConfig({ VISIBILITY_TIMEOUT_MS: '7200000', DEDUP_RETENTION_HOURS: '0' }).dedupRetentionMs).toBe(0);
     expect(loadConfig({}).dedupRetentionMs).toBe(168 * 3_600_000);
   });

@@ -149,7 +149,9 @@ export const configSchema = z
       });
     }
     // An override's missing side is the global value, so check each group's effective pair.
-    let retryWindowMs = env.RETRY_MAX_ATTEMPTS * env.RETRY_MAX_DELAY_MS;
+    // Each attempt may run up to the handler timeout before its retry is even scheduled.
+    const attemptMs = env.HANDLER_TIMEOUT_MS;
+    let retryWindowMs = env.RETRY_MAX_ATTEMPTS * (env.RETRY_MAX_DELAY_MS + attemptMs);
     for (const [group, o] of Object.entries(env.RETRY_OVERRIDES)) {
       const base = o.baseDelayMs ?? env.RETRY_BASE_DELAY_MS;
       const max = o.maxDelayMs ?? env.RETRY_MAX_DELAY_MS;
@@ -163,13 +165,14 @@ export const configSchema = z
               : `must be >= ${o.baseDelayMs === undefined ? 'RETRY_BASE_DELAY_MS' : 'baseDelayMs'} (${base})`,
         });
       }
-      retryWindowMs = Math.max(retryWindowMs, (o.maxAttempts ?? env.RETRY_MAX_ATTEMPTS) * max);
+      retryWindowMs = Math.max(retryWindowMs, (o.maxAttempts ?? env.RETRY_MAX_ATTEMPTS) * (max + attemptMs));
     }
     // A handler's dedup row must outlive every redelivery of its event: a claim after the
-    // visibility timeout, then up to maxAttempts retries each at most maxDelay apart.
+    // visibility timeout, then up to maxAttempts attempts, each running up to the handler
+    // timeout and retried at most maxDelay later. (Pauses and DLQ replays have no bound: README.)
     // (Skipped when a duration is out of range: that is reported already, and is the real mistake.)
     const neededMs = env.VISIBILITY_TIMEOUT_MS + retryWindowMs;
-    const durationsInRange = [env.VISIBILITY_TIMEOUT_MS, env.RETRY_MAX_DELAY_MS]
+    const durationsInRange = [env.VISIBILITY_TIMEOUT_MS, env.RETRY_MAX_DELAY_MS, env.HANDLER_TIMEOUT_MS]
       .concat(Object.values(env.RETRY_OVERRIDES).map((o) => o.maxDelayMs ?? 0))
       .every((ms) => ms <= MAX_DURATION_MS);
     if (durationsInRange && env.DEDUP_RETENTION_HOURS > 0 && env.DEDUP_RETENTION_HOURS * 3_600_000 < neededMs) {
@@ -178,7 +181,8 @@ export const configSchema = z
         path: ['DEDUP_RETENTION_HOURS'],
         message:
           `must be 0 (forever) or at least ${Math.ceil(neededMs / 3_600_000)}: an event can still be redelivered ` +
-          `${neededMs} ms after its first delivery (VISIBILITY_TIMEOUT_MS + attempts x max retry delay)`,
+          `${neededMs} ms after its first delivery ` +
+          '(VISIBILITY_TIMEOUT_MS + attempts x (max retry delay + HANDLER_TIMEOUT_MS))',
       });
     }
   });

@@ -11,8 +11,12 @@ const keys = new StreamfleetKeys(prefix);
 let redis: Redis;
 let dlq: DeadLetterStream;
 
+let entries = 0;
 async function write(group: string, type: string, reason: DeadLetterReason): Promise<string> {
-  const { id } = await dlq.write(deadLetterInput(group, reason, { type, data: { n: 1 } }));
+  // Each from an entry of its own: invalid-event dead letters are keyed by their stream entry.
+  const { id } = await dlq.write(
+    deadLetterInput(group, reason, { type, data: { n: 1 } }, { entryId: `${++entries}-0` }),
+  );
   return id;
 }
 

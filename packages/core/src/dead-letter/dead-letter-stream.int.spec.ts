@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, ValidationError } from '../errors/index';
+import { encodeEvent } from '../events/codec';
+import { createEvent } from '../events/envelope';
 import { DeadLetterWorld } from '../testing/dead-letter-world';
 import { deadLetterInput } from '../testing/index';
 import type { DeadLetterInput } from './types';
 
 const world = new DeadLetterWorld().useHooks();
+
+let entries = 0;
 
 function input(group: string, reason: DeadLetterInput['reason'], n: number | string = 1): DeadLetterInput {
   return deadLetterInput(
@@ -12,7 +16,8 @@ function input(group: string, reason: DeadLetterInput['reason'], n: number | str
     reason,
     { type: 'thing.happened', data: { n } },
     {
-      entryId: `${Date.now()}-0`,
+      // An entry of its own each: invalid-event dead letters are keyed by their stream entry.
+      entryId: `${Date.now()}-${++entries}`,
       attempts: 3,
     },
   );
@@ -41,6 +46,37 @@ describe('DeadLetterStream', () => {
     expect(written.map((w) => w.created)).toEqual([true, true, true]);
     const listed = await world.dlq.list({ group: 'bad-ids' });
     expect(listed.items.map((i) => i.eventId).sort()).toEqual(entries.map((e) => `entry:${e.entryId}`).sort());
+  });
+
+  it('an invalid entry is keyed by its stream entry: a redelivery is one dead letter, another entry with its id is another', async () => {
+    // Valid by today's catalog (so it can be replayed), as after a catalog upgrade.
+    const withId = (entryId: string, id: string, n: number): DeadLetterInput => ({
+      ...input('inv', 'invalid-event'),
+      entryId,
+      fields: encodeEvent({ ...createEvent({ type: 'thing.happened', data: { n } }), id }),
+    });
+    const valid = input('inv', 'non-retryable');
+    const validId = valid.fields[valid.fields.indexOf('id') + 1] as string;
+    const first = withId('1700000000001-0', 'shared', 1);
+    const written = [
+      await world.dlq.write(first),
+      await world.dlq.write(withId('1700000000002-0', 'shared', 2)),
+      await world.dlq.write(valid),
+      await world.dlq.write(withId('1700000000003-0', validId, 3)),
+    ];
+    expect(written.map((w) => w.created)).toEqual([true, true, true, true]);
+    expect(await world.dlq.write(first)).toEqual({ id: written[0]?.id, created: false });
+    // The entry keeps the id it carried; replay and discard find its marker all the same.
+    expect((await world.dlq.get(written[0]?.id as string))?.eventId).toBe('shared');
+    const markers = () => world.redis.hvals(world.keys.deadLetterMarkers);
+    await world.dlq.replay(written[0]?.id as string, { actor: 'ops' });
+    await world.dlq.discard(written[1]?.id as string, { actor: 'ops' });
+    await world.dlq.discard(written[3]?.id as string, { actor: 'ops' });
+    const left = await markers();
+    for (const removed of [written[0], written[1], written[3]]) expect(left).not.toContain(removed?.id);
+    expect(left).toContain(written[2]?.id);
+    // A late write of a removed one's round is still recognised (a redelivery after its replay).
+    expect(await world.dlq.write(first)).toEqual({ id: written[0]?.id, created: false });
   });
 
   it('lists newest first with filters and a cursor that walks every match once', async () => {

@@ -150,7 +150,8 @@ export interface BulkDiscardResult extends BulkSelection {
 }
 
 /**
- * The fleet's one dead-letter stream. Writes are idempotent per (group, event, replay round);
+ * The fleet's one dead-letter stream. Writes are idempotent per (group, event, replay round),
+ * an invalid entry's per (group, stream entry, replay round);
  * replay sends an event back to the group that failed it, and only that group, with fresh
  * attempts; replays and discards leave an audit record. Safe to share; holds no state.
  */
@@ -175,7 +176,8 @@ export class DeadLetterStream {
   }
 
   /**
-   * Writes the entry unless this (group, event, replay round) is already dead-lettered.
+   * Writes the entry unless this (group, event, replay round) is already dead-lettered (for an
+   * `invalid-event`, this stream entry rather than the id it carries).
    * With `ackEntryId`, the source entry is XACKed in the same script.
    */
   async write(input: DeadLetterInput, ackEntryId?: string): Promise<{ id: string; created: boolean }> {
@@ -212,7 +214,7 @@ export class DeadLetterStream {
       'event',
       JSON.stringify(record),
     ];
-    const mark = marker(input.group, eventId, input.replayCount);
+    const mark = marker({ ...input, eventId });
     const [id, created] = await this.redis.sfWriteDeadLetter(
       this.keys.deadLetter,
       this.keys.deadLetterMarkers,
@@ -531,7 +533,7 @@ export class DeadLetterStream {
       ...auditFields(action, context.actor, at, entry),
       ...(context.batchId ? ['batchId', context.batchId] : []),
     ];
-    const mark = marker(entry.group, entry.eventId, entry.replayCount);
+    const mark = marker(entry);
     const removed = await this.redis.sfRemoveDeadLetter(
       this.keys.deadLetter,
       this.keys.deadLetterMarkers,
@@ -599,8 +601,17 @@ export class DeadLetterStream {
   }
 }
 
-function marker(group: string, eventId: string, replayCount: number): string {
-  return `${group}|${eventId}|${replayCount}`;
+/**
+ * What a dead letter is written once per: its group, its event and its replay round. An entry
+ * that failed validation is keyed by its stream entry instead: the id it carries was not
+ * validated, so another bad entry (or a valid event) with the same id is a different failure,
+ * while a redelivery of the same entry is the same one.
+ */
+function marker(
+  d: Pick<DeadLetterInput, 'group' | 'reason' | 'entryId' | 'replayCount'> & { eventId: string },
+): string {
+  const key = d.reason === 'invalid-event' ? `entry:${d.entryId}` : d.eventId;
+  return `${d.group}|${key}|${d.replayCount}`;
 }
 
 function parseEntry(id: string, fields: string[]): DeadLetterEntry {

@@ -91,7 +91,12 @@ export class Fleet {
     this.redis.on('error', (err: Error) => this.logger.debug({ err }, 'redis connection error'));
     this.consumerName = options.consumerName ?? defaultConsumerName();
     this.producer = new StreamProducer({ redis: this.redis, keys: this.keys, catalog: options.catalog });
-    this.retryQueues = new RetryQueues({ connection: this.redis, keys: this.keys, lingerMs: options.retryLingerMs });
+    this.retryQueues = new RetryQueues({
+      connection: this.redis,
+      keys: this.keys,
+      lingerMs: options.retryLingerMs,
+      logger: this.logger,
+    });
     this.deadLetters = new DeadLetterStream({
       redis: this.redis,
       keys: this.keys,

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { StreamfleetKeys } from '../streams/keys';
-import { cleanupPrefix, testRedisUrl, uniquePrefix } from '../testing/index';
+import { capturingLogger, cleanupPrefix, TestRedisServer, testRedisUrl, uniquePrefix, waitFor } from '../testing/index';
 import { type RetryJobData, RetryQueues, retryJobId } from './retry-queues';
 
 const prefix = uniquePrefix();
@@ -112,6 +112,48 @@ describe('RetryQueues: jobs wait for company, never past their due time', () => 
     queues = undefined;
     await settled;
     expect(await stored(closing)).toBe(true);
+  });
+});
+
+describe('RetryQueues after close() and during an outage', () => {
+  it('after close(), a late schedule (a handler failing after its fleet stopped) is refused at once and stores nothing', async () => {
+    const q = open(0);
+    await q.schedule(jobData(), 600_000);
+    await q.close();
+    queues = undefined;
+    const late = jobData();
+    await expect(q.schedule(late, 600_000)).rejects.toThrow(/closed/);
+    q.flush();
+    expect(await stored(late)).toBe(false);
+  });
+
+  describe('on a Redis that goes away', () => {
+    // Its own server: the test kills it.
+    const server = new TestRedisServer();
+    beforeAll(() => server.start(), 20_000);
+    afterAll(() => server.stop());
+
+    it('reports the connection errors to its logger, and writes nothing to stderr', async () => {
+      const { logger, withMessage } = capturingLogger('debug');
+      const connection = new Redis(server.url, { maxRetriesPerRequest: null, retryStrategy: () => 20 });
+      connection.on('error', () => undefined); // the owner of the connection logs the outage
+      const q = new RetryQueues({ connection, keys, logger, lingerMs: 0 });
+      const consoleError = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+      try {
+        await q.schedule(jobData(), 600_000);
+        await server.kill();
+        const logged = () => withMessage('retry queue: redis unavailable');
+        await waitFor(() => consoleError.mock.calls.length > 0 || logged().length >= 3, {
+          message: 'reconnect attempts reported',
+        });
+        expect(consoleError).not.toHaveBeenCalled();
+        expect(logged()[0]).toMatchObject({ level: 20, group: GROUP });
+      } finally {
+        consoleError.mockRestore();
+        connection.disconnect();
+        await q.close();
+      }
+    });
   });
 });
 

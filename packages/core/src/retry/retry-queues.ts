@@ -1,7 +1,8 @@
 import { type Job, type JobsOptions, Queue } from 'bullmq';
 import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
 import type { ErrorSummary } from '../errors/index';
-import type { RedisClient } from '../streams/connection';
+import { type Logger, silentLogger } from '../logging/index';
+import { isRedisUnavailable, type RedisClient } from '../streams/connection';
 import type { StreamfleetKeys } from '../streams/keys';
 
 /** What a retry job carries: the event verbatim, and its failure history so far. */
@@ -201,6 +202,8 @@ export interface RetryQueuesOptions {
    * move a retry later: each job is stored with what is left of its delay.
    */
   lingerMs?: number;
+  /** Where the queues' connection errors go (a Queue without a listener prints them to stderr). */
+  logger?: Logger;
 }
 
 /**
@@ -219,18 +222,28 @@ export class RetryQueues {
   private armed: { at: number; disarm: () => void } | undefined;
   /** Bulk adds on the wire; `close()` waits for them. */
   private readonly storing = new Set<Promise<void>>();
+  private readonly logger: Logger;
+  /** `close()` was called: nothing more is stored (a queue built now would never be closed). */
+  private closed = false;
 
   constructor(options: RetryQueuesOptions) {
     this.connection = options.connection;
     this.keys = options.keys;
     this.keepCompletedSeconds = options.keepCompletedSeconds ?? 24 * 3600;
     this.lingerMs = Math.max(0, options.lingerMs ?? DEFAULT_RETRY_LINGER_MS);
+    this.logger = (options.logger ?? silentLogger).child({ component: 'retry' });
   }
 
   queue(group: string): Queue<RetryJobData> {
     let queue = this.queues.get(group);
     if (!queue) {
       queue = new Queue<RetryJobData>(group, { connection: this.connection, prefix: this.keys.bullPrefix });
+      // BullMQ reports an outage on every reconnect attempt, and prints it to stderr when nobody
+      // listens; whoever owns the connection logs the outage once, so here it is only debug.
+      queue.on('error', (err) => {
+        if (isRedisUnavailable(err)) this.logger.debug({ err, group }, 'retry queue: redis unavailable');
+        else this.logger.error({ err, group }, 'retry queue error');
+      });
       this.queues.set(group, queue);
     }
     return queue;
@@ -247,6 +260,8 @@ export class RetryQueues {
    * each.
    */
   schedule(data: RetryJobData, delayMs: number): Promise<string> {
+    // A handler that failed after its fleet closed: its entry stays pending, to be claimed.
+    if (this.closed) return Promise.reject(new Error('retry queues are closed: the retry job was not stored'));
     const jobId = retryJobId(data.group, data.eventId, data.replayCount);
     const wait = Math.max(0, delayMs);
     const now = Date.now();
@@ -523,6 +538,7 @@ export class RetryQueues {
 
   async close(): Promise<void> {
     this.flush();
+    this.closed = true;
     await Promise.all([...this.storing]);
     await Promise.all([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();

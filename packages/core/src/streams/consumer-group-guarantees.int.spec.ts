@@ -183,6 +183,33 @@ describe('streams loop', () => {
     expect(await fleet.deadLetters.length()).toBe(0);
   });
 
+  it('10c. claimed entries delivered too often are dead-lettered even among many of this consumer’s own pending entries', async () => {
+    world.newTest();
+    const key = await createGroupOnly('a');
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) ids.push((await redis.xadd(key, '*', ...encodeEvent(thing(i)))) as string);
+    await redis.xreadgroup('GROUP', 'a', 'dead', 'COUNT', 100, 'STREAMS', key, '>');
+    // Every other entry crashed its consumers 10 times and is idle; the ones between are this
+    // consumer's own, pending and fresh (left pending by a failed store, or by an earlier run of
+    // the same name): they lie in the claimed range without being claimed.
+    const crashers = ids.filter((_, i) => i % 2 === 0);
+    const own = ids.filter((_, i) => i % 2 === 1);
+    await redis.xclaim(key, 'a', 'dead', 0, ...crashers, 'IDLE', 60_000, 'RETRYCOUNT', 10, 'JUSTID');
+    await redis.xclaim(key, 'a', 'me', 0, ...own, 'IDLE', 0, 'RETRYCOUNT', 1, 'JUSTID');
+    const ran: number[] = [];
+    const fleet = await startFleet([group('a', (e) => void ran.push(n(e)))], {
+      consumerName: 'me',
+      consumer: { blockMs: 100, visibilityTimeoutMs: 5000, maxDeliveries: 3, claimIntervalMs: 50 },
+    });
+    await waitFor(async () => ran.length + (await fleet.deadLetters.length()) >= crashers.length, {
+      message: 'every crasher claimed',
+    });
+    const { items } = await fleet.deadLetters.list({}, { limit: 100 });
+    expect(ran).toEqual([]);
+    expect(items.map((d) => d.entryId).sort()).toEqual([...crashers].sort());
+    expect(new Set(items.map((d) => `${d.reason} ${d.attempts}`))).toEqual(new Set(['max-deliveries 10']));
+  });
+
   it('removes an idle consumer with nothing pending but keeps an idle one that still has entries pending', async () => {
     world.newTest();
     const key = await createGroupOnly('a');

@@ -288,6 +288,32 @@ describe('consumer group loop', () => {
     await waitFor(async () => (await pendingCount(fleet, 'a')) === 0);
   });
 
+  it('5a. distinct invalid entries are each dead-lettered, even when they carry an id already used', async () => {
+    world.newTest();
+    const seen: number[] = [];
+    const fleet = await startFleet([
+      group('a', (e) => {
+        if (n(e) === 1) throw new NonRetryableError('refused');
+        seen.push(n(e));
+      }),
+    ]);
+    const key = fleet.keys.stream(STREAM);
+    const valid = thing(1);
+    await fleet.producer.publish(STREAM, valid);
+    await waitFor(async () => (await fleet.deadLetters.length()) === 1, { message: 'the valid event dead-lettered' });
+    // Two different bad entries sharing one id, and a bad entry reusing the dead-lettered event's id.
+    const bad = [
+      await redis.xadd(key, '*', ...encodeEvent({ ...thing(2), id: 'shared-id', data: { n: 'two' } })),
+      await redis.xadd(key, '*', ...encodeEvent({ ...thing(3), id: 'shared-id', data: { n: 'three' } })),
+      await redis.xadd(key, '*', ...encodeEvent({ ...thing(4), id: valid.id, data: { n: 'four' } })),
+    ];
+    await fleet.producer.publish(STREAM, thing(5));
+    await waitFor(() => seen.length === 1, { message: 'the loop went on' });
+    await waitFor(async () => (await pendingCount(fleet, 'a')) === 0, { message: 'every entry acked' });
+    const { items } = await fleet.deadLetters.list({ reason: 'invalid-event' });
+    expect(items.map((i) => i.entryId).sort()).toEqual([...bad].sort());
+  });
+
   it('5b. an invalid event is dead-lettered only by the groups that handle the type it names', async () => {
     world.newTest();
     const seenBy: Record<string, number[]> = { things: [], others: [], all: [] };

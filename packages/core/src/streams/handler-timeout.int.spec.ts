@@ -124,6 +124,36 @@ describe('handler timeout', () => {
     });
   });
 
+  it('a handler is given its whole timeout from its own start, even after a busy turn of the event loop', async () => {
+    world.newTest();
+    const timeoutMs = 500;
+    const ranFor: number[] = [];
+    const fleet = await startFleet(
+      [
+        group(
+          'a',
+          async (e, ctx) => {
+            if (n(e) === 0) {
+              // Synchronous work first in the batch: the handlers after it start 400 ms late.
+              const until = performance.now() + 400;
+              while (performance.now() < until);
+              return;
+            }
+            const started = performance.now();
+            await aborted(ctx);
+            if (ctx.attempt === 1) ranFor.push(performance.now() - started);
+          },
+          { timeoutMs },
+        ),
+      ],
+      { retry: { maxAttempts: 1 } },
+    );
+    await fleet.producer.publishMany(Array.from({ length: 21 }, (_, i) => ({ stream: STREAM, event: thing(i) })));
+    await waitFor(() => ranFor.length === 20, { message: 'every waiting handler timed out' });
+    // Aborted no earlier than the timeout (a millisecond of slack for the clock reads around it).
+    expect(Math.min(...ranFor)).toBeGreaterThanOrEqual(timeoutMs - 1);
+  });
+
   it("a group's timeoutMs overrides the fleet's; 0 lets a slow handler run to its end", async () => {
     world.newTest();
     const attempts: number[] = [];

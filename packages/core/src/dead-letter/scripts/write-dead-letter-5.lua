@@ -10,7 +10,8 @@
           recent enough that a late writer of the same round may still come (a retry job
           that stalled after writing it runs again)
 
-  ARGV[1] marker: "<group>|<event id>|<replay count>"
+  ARGV[1] marker: "<group>|<event id>|<replay count>" ("entry:<entry id>" for the event id of
+          an invalid-event)
   ARGV[2] group
   ARGV[3] source entry id to XACK, or "" when the entry was already acknowledged
   ARGV[4..] field/value pairs of the dead-letter entry

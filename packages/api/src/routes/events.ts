@@ -13,6 +13,7 @@ import { idempotencyKeyHeader } from '../http/idempotency';
 import { jsonInteger } from '../http/integers';
 import { withExample } from '../http/openapi';
 import { problemResponses } from '../http/problem';
+import { wellFormedString } from '../http/text';
 import { limitedBy, type RouteContext } from '../route-context';
 
 /** Most events one batch request may carry. */
@@ -21,19 +22,9 @@ export const MAX_BATCH_SIZE = 500;
 const TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
-/** Node 20 has `String#isWellFormed`; TypeScript's ES2023 lib does not declare it. */
-const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
-
-/**
- * An id-like string stored as is on the stream entry. A lone UTF-16 surrogate would be
- * written as U+FFFD, so `order-\ud800` and `order-\udbff` would arrive as one and the same id.
- */
+/** An id-like string stored as is on the stream entry. */
 function idText() {
-  return z
-    .string()
-    .min(1)
-    .max(200)
-    .refine(isWellFormed, 'must be well-formed Unicode (a lone surrogate cannot be stored)');
+  return wellFormedString(1, 200);
 }
 
 const metadataSchema = z

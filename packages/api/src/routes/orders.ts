@@ -16,18 +16,7 @@ import type { ApiRoutePlugin } from '../deps';
 import { idempotencyKeyHeader } from '../http/idempotency';
 import { jsonInteger, queryInteger } from '../http/integers';
 import { problemResponses } from '../http/problem';
-
-/**
- * Text the order routes accept. Postgres cannot store NUL (U+0000) in text or jsonb, so it is
- * refused here, naming the field, instead of failing the insert (or the lookup) with a 500.
- */
-function storableString(min: number, max: number) {
-  return z
-    .string()
-    .min(min)
-    .max(max)
-    .refine((s) => !s.includes('\u0000'), 'must not contain a NUL character (U+0000)');
-}
+import { storableString } from '../http/text';
 
 /**
  * Upper bounds of an order line. With at most 100 lines, the largest total is

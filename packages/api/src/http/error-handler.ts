@@ -2,6 +2,7 @@ import {
   ConcurrencyError,
   ConflictError,
   DomainError,
+  isPostgresUnavailable,
   isRedisUnavailable,
   NotFoundError,
   StreamfleetError,
@@ -93,14 +94,26 @@ export function toProblem(err: unknown, request?: FastifyRequest): ApiProblem {
       'the request holds text the database cannot store (a NUL character, U+0000, or a lone UTF-16 surrogate); nothing was written',
     );
   }
+  // A read wrote nothing, whichever store is down.
+  const read = request?.method === 'GET' || request?.method === 'HEAD';
+  if (isPostgresUnavailable(err)) {
+    return new ApiProblem(
+      503,
+      'POSTGRES_UNAVAILABLE',
+      read
+        ? 'Postgres is not reachable right now; retry later'
+        : // The connection may have been lost during COMMIT, or after an earlier statement of
+          // the request committed: whether it took effect is unknown.
+          'Postgres is not reachable right now, so the request may or may not have been carried out; check before repeating it',
+      { headers: { 'retry-after': '1' } },
+    );
+  }
   if (isRedisUnavailable(err)) {
     return new ApiProblem(
       503,
       'REDIS_UNAVAILABLE',
-      'Redis is not reachable right now; nothing was written, retry later',
-      {
-        headers: { 'retry-after': '1' },
-      },
+      `Redis is not reachable right now; ${read ? '' : 'nothing was written, '}retry later`,
+      { headers: { 'retry-after': '1' } },
     );
   }
   return internal();

@@ -663,6 +663,44 @@ describe('bad requests', () => {
     expect(res.json().errors).toEqual([{ field: 'query.from', message: 'Invalid ISO datetime' }]);
   });
 
+  it.each([
+    ['unknown top-level keys', '/v1/events', (keys: string) => `{"type":"test.thing","data":{"name":"a"}${keys}}`],
+    ['unknown keys in data', '/v1/events', (keys: string) => `{"type":"test.thing","data":{"name":"a"${keys}}}`],
+    [
+      'unknown keys in a batch event',
+      '/v1/events/batch',
+      (keys: string) => `{"events":[{"type":"test.thing","data":{"name":"a"}${keys}}]}`,
+    ],
+  ])(
+    'a body with 60,000 %s gets a problem of bounded size: 100 errors, 20 in the detail, the rest counted',
+    async (_what, url, bodyWith) => {
+      const keys = Array.from({ length: 60_000 }, (_, i) => `,"k${i}":1`).join('');
+      const res = await h.app.inject(raw(url, bodyWith(keys)));
+      expect(res.statusCode).toBe(400);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body.length).toBeLessThan(16_000);
+      const problem = res.json();
+      expect(problem.code).toBe('VALIDATION_ERROR');
+      expect(problem.errors).toHaveLength(100);
+      expect(problem.moreErrors).toBe(59_900);
+      expect(problem.errors[0].field).toMatch(/k0$/);
+      expect(problem.errors[0].message).toBe('unknown field');
+      expect(problem.detail.split('; ')).toHaveLength(21);
+      expect(problem.detail).toMatch(/; and 59980 more$/);
+    },
+  );
+
+  it('a problem with few errors lists them all and has no moreErrors', async () => {
+    const res = await h.app.inject(raw('/v1/events', '{"type":"test.thing","data":{"name":"a"},"a":1,"b":2}'));
+    expect(res.statusCode).toBe(400);
+    expect(res.json().errors).toEqual([
+      { field: 'a', message: 'unknown field' },
+      { field: 'b', message: 'unknown field' },
+    ]);
+    expect(res.json()).not.toHaveProperty('moreErrors');
+    expect(res.json().detail).toBe('a: unknown field; b: unknown field');
+  });
+
   it('wrote nothing to Redis for any of them', async () => {
     expect(await h.keyList()).toEqual(keysBefore);
   });

@@ -2,6 +2,7 @@ import {
   ConcurrencyError,
   ConflictError,
   DomainError,
+  describeIssues,
   isPostgresUnavailable,
   isRedisUnavailable,
   NotFoundError,
@@ -65,7 +66,7 @@ export function toProblem(err: unknown, request?: FastifyRequest): ApiProblem {
   const fastifyError = err as Partial<FastifyError> & { validation?: ValidationItem[]; validationContext?: string };
   if (Array.isArray(fastifyError.validation)) {
     const errors = validationFields(fastifyError.validation, fastifyError.validationContext);
-    const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'request does not match its schema';
+    const detail = describeIssues(errors) || 'request does not match its schema';
     return new ApiProblem(400, 'VALIDATION_ERROR', detail, { errors });
   }
   const status = fastifyError.statusCode;

@@ -6,6 +6,9 @@ export interface ProblemField {
   message: string;
 }
 
+/** Most field errors a problem lists; `moreErrors` counts the rest, so a problem stays small. */
+export const MAX_PROBLEM_ERRORS = 100;
+
 /**
  * An RFC 9457 problem the API answers with. Routes throw it (or a core `StreamfleetError`);
  * the error handler is the only place that turns errors into HTTP responses.
@@ -34,8 +37,12 @@ export class ApiProblem extends Error {
     this.status = status;
     this.code = code;
     this.title = options.title ?? defaultTitle(status);
-    this.errors = options.errors ?? [];
-    this.extensions = options.extensions ?? {};
+    const errors = options.errors ?? [];
+    this.errors = errors.length > MAX_PROBLEM_ERRORS ? errors.slice(0, MAX_PROBLEM_ERRORS) : errors;
+    this.extensions =
+      errors.length > MAX_PROBLEM_ERRORS
+        ? { ...options.extensions, moreErrors: errors.length - MAX_PROBLEM_ERRORS }
+        : (options.extensions ?? {});
     this.headers = options.headers ?? {};
   }
 }
@@ -81,7 +88,16 @@ export const problemSchema = z
     code: z.string().meta({ description: 'Stable machine-readable error code', example: 'VALIDATION_ERROR' }),
     errors: z
       .array(z.object({ field: z.string(), message: z.string() }))
-      .meta({ description: 'Field-level details (dotted paths)' }),
+      .meta({ description: `Field-level details (dotted paths), the first ${MAX_PROBLEM_ERRORS}` }),
+    moreErrors: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({
+        description: `How many more field errors there were than the ${MAX_PROBLEM_ERRORS} listed in \`errors\``,
+        example: 42,
+      }),
     instance: z.string().optional(),
     requestId: z.string().optional(),
   })

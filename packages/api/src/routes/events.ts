@@ -1,5 +1,6 @@
 import {
   createEvent,
+  describeIssues,
   type EventCatalog,
   type FieldIssue,
   type NewEvent,
@@ -200,11 +201,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
 
   const refuse = (all: FieldIssue[]): never => {
     const issues = onePerField(all);
-    const detail = issues
-      .slice(0, 20)
-      .map((i) => `${i.field}: ${i.message}`)
-      .join('; ');
-    throw new ValidationError(`event rejected: ${detail}`, issues);
+    throw new ValidationError(`event rejected: ${describeIssues(issues)}`, issues);
   };
 
   /** Writes the events (one pipeline) and shapes the 202 answer. */

@@ -550,6 +550,14 @@ describe('/v1/orders', () => {
     ]) {
       expect(Object.keys(op.responses), where).toEqual(expect.arrayContaining(['413', '415']));
     }
+    // Every order route reads or writes Postgres: each documents the 503 of an outage.
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
+      if (!path.startsWith('/v1/orders')) continue;
+      for (const [method, op] of Object.entries(ops)) {
+        const responses = (op as { responses: Record<string, { content?: Record<string, unknown> }> }).responses;
+        expect(Object.keys(responses['503']?.content ?? {}), `${method} ${path}`).toEqual(['application/problem+json']);
+      }
+    }
     const getOne = JSON.stringify(doc.paths['/v1/orders/{id}'].get.responses['200']);
     expect(getOne).toContain('"saga"');
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeTruthy();

@@ -105,6 +105,14 @@ export const problemSchema = z
 
 export type ProblemBody = z.infer<typeof problemSchema>;
 
+/** A route's 503: what it reads or writes is out of reach. */
+const unavailableSchema = problemSchema.meta({
+  description:
+    'RFC 9457 problem details (served as application/problem+json): a store the route needs is not reachable ' +
+    'right now, `REDIS_UNAVAILABLE` or `POSTGRES_UNAVAILABLE` (for a write, Postgres’ says that the request may ' +
+    'or may not have been carried out); retry after `retry-after` seconds',
+});
+
 /** The document a problem is answered with; `instance` is the request's path, when there is one. */
 export function problemDocument(problem: ApiProblem, instance: string | undefined, requestId: string): ProblemBody {
   return {
@@ -120,7 +128,14 @@ export function problemDocument(problem: ApiProblem, instance: string | undefine
   };
 }
 
-/** Response map of problem documents for the given statuses, for route schemas. */
+/**
+ * Response map of problem documents for the given statuses, for route schemas. Every route
+ * that reads or writes Redis or Postgres can answer 503 (`REDIS_UNAVAILABLE`,
+ * `POSTGRES_UNAVAILABLE`): give it 503 too.
+ */
 export function problemResponses<S extends number>(...statuses: S[]): Record<S, typeof problemSchema> {
-  return Object.fromEntries(statuses.map((s) => [s, problemSchema])) as Record<S, typeof problemSchema>;
+  return Object.fromEntries(statuses.map((s) => [s, s === 503 ? unavailableSchema : problemSchema])) as Record<
+    S,
+    typeof problemSchema
+  >;
 }

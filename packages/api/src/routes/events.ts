@@ -229,7 +229,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
           'through its outbox (e.g. `payment.succeeded`): consumers trust those as facts.',
         headers: ingestHeaders,
         body: input,
-        response: { 202: acceptedResultSchema, ...problemResponses(400, 409, 413, 415, 422, 429) },
+        response: { 202: acceptedResultSchema, ...problemResponses(400, 409, 413, 415, 422, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -260,7 +260,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
             .max(MAX_BATCH_SIZE)
             .meta({ description: `1 to ${MAX_BATCH_SIZE} events` }),
         }),
-        response: { 202: batchAcceptedSchema, ...problemResponses(400, 409, 413, 415, 422, 429) },
+        response: { 202: batchAcceptedSchema, ...problemResponses(400, 409, 413, 415, 422, 429, 503) },
       },
     },
     async (request, reply) => {

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminHeaders, createHarness, type Harness } from './harness';
@@ -701,7 +702,36 @@ describe('bad requests', () => {
     expect(res.json().detail).toBe('a: unknown field; b: unknown field');
   });
 
+  it.each([
+    ['gzip, with a gzipped body', 'gzip', gzipSync(JSON.stringify(thing({ name: 'a' })))],
+    ['br, with a plain body', 'br', Buffer.from(JSON.stringify(thing({ name: 'a' })))],
+    ['a list of codings', 'identity, gzip', Buffer.from(JSON.stringify(thing({ name: 'a' })))],
+  ])('a body in content-encoding %s is 415 naming headers.content-encoding', async (_what, encoding, body) => {
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...json, 'content-encoding': encoding },
+      body,
+    });
+    expect(res.statusCode).toBe(415);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    // RFC 9110 15.5.16: say which codings are accepted.
+    expect(res.headers['accept-encoding']).toBe('identity');
+    expect(res.json()).toMatchObject({
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+      errors: [{ field: 'headers.content-encoding', message: expect.stringContaining('send the body unencoded') }],
+    });
+  });
+
   it('wrote nothing to Redis for any of them', async () => {
     expect(await h.keyList()).toEqual(keysBefore);
+  });
+
+  // After the check above: this one writes.
+  it('takes a body whose content-encoding is identity, as one without', async () => {
+    for (const encoding of ['identity', 'Identity']) {
+      const res = await h.app.inject(post('/v1/events', thing({ name: 'a' }), { 'content-encoding': encoding }));
+      expect(res.statusCode, encoding).toBe(202);
+    }
   });
 });

@@ -56,6 +56,7 @@ const MAX_PARAM_LENGTH = 200;
 const API_DESCRIPTION = `Event ingestion and dead-letter administration for a streamfleet Redis Streams fleet.
 
 Errors are RFC 9457 problem documents (\`application/problem+json\`) with a stable \`code\` and field-level \`errors\`.
+Request bodies are UTF-8 JSON, sent unencoded: any \`content-encoding\` but \`identity\` is a 415.
 Admin routes need \`Authorization: Bearer <ADMIN_TOKEN>\`. Every response carries \`x-request-id\` (echoed when sent).`;
 
 /**
@@ -155,6 +156,7 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
   // As bytes: a body that is not UTF-8 is refused, not read with U+FFFD put in its place.
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     try {
+      refuseContentEncoding(request.headers['content-encoding']);
       done(null, parseJsonBody(jsonText(request.headers['content-type'], body as Buffer)));
     } catch (err) {
       done(err as Error, undefined);
@@ -228,6 +230,27 @@ function jsonText(contentType: string | undefined, body: Buffer): string {
     });
   }
   return body.toString('utf8');
+}
+
+/**
+ * Bodies are read as sent: nothing decompresses them. A body in any content-coding but
+ * `identity` is a 415 (RFC 9110 15.5.16, with `Accept-Encoding` saying what is taken), rather
+ * than gzip read as "not valid UTF-8", or a `br` header on a plain body silently ignored.
+ */
+function refuseContentEncoding(contentEncoding: string | undefined): void {
+  if (contentEncoding === undefined || /^\s*(identity)?\s*$/i.test(contentEncoding)) return;
+  const shown = contentEncoding.length <= 100 ? contentEncoding : `${contentEncoding.slice(0, 100)}...`;
+  throw new ApiProblem(
+    415,
+    'UNSUPPORTED_MEDIA_TYPE',
+    `request bodies are not decoded; content-encoding ${shown} is not accepted`,
+    {
+      errors: [
+        { field: 'headers.content-encoding', message: `${shown} is not accepted; send the body unencoded (identity)` },
+      ],
+      headers: { 'accept-encoding': 'identity' },
+    },
+  );
 }
 
 const compiledSchemas = new WeakMap<object, unknown>();

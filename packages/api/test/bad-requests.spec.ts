@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminHeaders, createHarness, type Harness } from './harness';
@@ -663,7 +664,74 @@ describe('bad requests', () => {
     expect(res.json().errors).toEqual([{ field: 'query.from', message: 'Invalid ISO datetime' }]);
   });
 
+  it.each([
+    ['unknown top-level keys', '/v1/events', (keys: string) => `{"type":"test.thing","data":{"name":"a"}${keys}}`],
+    ['unknown keys in data', '/v1/events', (keys: string) => `{"type":"test.thing","data":{"name":"a"${keys}}}`],
+    [
+      'unknown keys in a batch event',
+      '/v1/events/batch',
+      (keys: string) => `{"events":[{"type":"test.thing","data":{"name":"a"}${keys}}]}`,
+    ],
+  ])(
+    'a body with 60,000 %s gets a problem of bounded size: 100 errors, 20 in the detail, the rest counted',
+    async (_what, url, bodyWith) => {
+      const keys = Array.from({ length: 60_000 }, (_, i) => `,"k${i}":1`).join('');
+      const res = await h.app.inject(raw(url, bodyWith(keys)));
+      expect(res.statusCode).toBe(400);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body.length).toBeLessThan(16_000);
+      const problem = res.json();
+      expect(problem.code).toBe('VALIDATION_ERROR');
+      expect(problem.errors).toHaveLength(100);
+      expect(problem.moreErrors).toBe(59_900);
+      expect(problem.errors[0].field).toMatch(/k0$/);
+      expect(problem.errors[0].message).toBe('unknown field');
+      expect(problem.detail.split('; ')).toHaveLength(21);
+      expect(problem.detail).toMatch(/; and 59980 more$/);
+    },
+  );
+
+  it('a problem with few errors lists them all and has no moreErrors', async () => {
+    const res = await h.app.inject(raw('/v1/events', '{"type":"test.thing","data":{"name":"a"},"a":1,"b":2}'));
+    expect(res.statusCode).toBe(400);
+    expect(res.json().errors).toEqual([
+      { field: 'a', message: 'unknown field' },
+      { field: 'b', message: 'unknown field' },
+    ]);
+    expect(res.json()).not.toHaveProperty('moreErrors');
+    expect(res.json().detail).toBe('a: unknown field; b: unknown field');
+  });
+
+  it.each([
+    ['gzip, with a gzipped body', 'gzip', gzipSync(JSON.stringify(thing({ name: 'a' })))],
+    ['br, with a plain body', 'br', Buffer.from(JSON.stringify(thing({ name: 'a' })))],
+    ['a list of codings', 'identity, gzip', Buffer.from(JSON.stringify(thing({ name: 'a' })))],
+  ])('a body in content-encoding %s is 415 naming headers.content-encoding', async (_what, encoding, body) => {
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...json, 'content-encoding': encoding },
+      body,
+    });
+    expect(res.statusCode).toBe(415);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    // RFC 9110 15.5.16: say which codings are accepted.
+    expect(res.headers['accept-encoding']).toBe('identity');
+    expect(res.json()).toMatchObject({
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+      errors: [{ field: 'headers.content-encoding', message: expect.stringContaining('send the body unencoded') }],
+    });
+  });
+
   it('wrote nothing to Redis for any of them', async () => {
     expect(await h.keyList()).toEqual(keysBefore);
+  });
+
+  // After the check above: this one writes.
+  it('takes a body whose content-encoding is identity, as one without', async () => {
+    for (const encoding of ['identity', 'Identity']) {
+      const res = await h.app.inject(post('/v1/events', thing({ name: 'a' }), { 'content-encoding': encoding }));
+      expect(res.statusCode, encoding).toBe(202);
+    }
   });
 });

@@ -618,6 +618,17 @@ describe('dead-letter ids, cursors and repeats at fixed ids', () => {
     expect(res.json()).toMatchObject({ dryRun: true, matched: 2, byGroup: { g: 2 }, missing: [] });
     expect(res.json().invalidToday.map((i: { id: string }) => i.id)).toEqual([x, y]);
   });
+
+  it('bulk replay can match more than limit, as documented: entries invalid today take no slot', async () => {
+    const [x, y] = IDS as [string, string];
+    const res = await admin('POST', '/admin/dlq/replay', { ids: [x, y], limit: 1, dryRun: true });
+    expect(res.json()).toMatchObject({ matched: 2, more: false, matchedIds: [x, y] });
+    expect(res.json().invalidToday).toHaveLength(2);
+    const doc = (await h.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const answer = doc.paths['/admin/dlq/replay'].post.responses['200'].content['application/json'].schema;
+    expect(answer.properties.matched.description).not.toMatch(/at most `limit`/);
+    expect(answer.properties.matched.description).toMatch(/invalidToday/);
+  });
 });
 
 describe('POST /admin/dlq/discard', () => {

@@ -134,6 +134,10 @@ describe('/v1/inventory/:sku', () => {
     expect(path.put.tags).toEqual(['inventory']);
     expect(JSON.stringify(path.put.requestBody)).toContain('"example"');
     expect(Object.keys(path.put.responses)).toEqual(expect.arrayContaining(['413', '415']));
+    // Both read or write Postgres: each documents the 503 of an outage.
+    for (const method of ['get', 'put']) {
+      expect(Object.keys(path[method].responses['503']?.content ?? {}), method).toEqual(['application/problem+json']);
+    }
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeTruthy();
   });
 });

@@ -173,10 +173,26 @@ describe('OpenAPI document', () => {
         ] as const) {
           expect(headers[name], `${where} ${status} ${name}`).toEqual(limited ? ref(component) : undefined);
         }
+        // 429 and the 503 of a store out of reach say when to retry; /readyz's 503 is its report.
+        const retries = status === '429' || (status === '503' && path !== '/readyz');
         expect(headers['retry-after'], `${where} ${status} retry-after`).toEqual(
-          status === '429' ? ref('RetryAfter') : undefined,
+          retries ? ref('RetryAfter') : undefined,
         );
       }
+    }
+  });
+
+  it('documents the 503 problem (Redis or Postgres unavailable) on every operation that uses Redis', () => {
+    for (const { where, path, op } of operations(doc)) {
+      // Liveness and the API's own metrics never touch Redis; /readyz's 503 is its readiness report.
+      if (path === '/healthz' || path === '/metrics' || path === '/readyz') {
+        if (path !== '/readyz') expect(op.responses['503'], where).toBeUndefined();
+        continue;
+      }
+      const unavailable = op.responses['503'];
+      expect(Object.keys(unavailable?.content ?? {}), where).toEqual(['application/problem+json']);
+      const schema = unavailable?.content?.['application/problem+json']?.schema as { description?: string };
+      expect(schema.description, where).toMatch(/REDIS_UNAVAILABLE.*POSTGRES_UNAVAILABLE/);
     }
   });
 

@@ -411,14 +411,69 @@ describe('/v1/orders', () => {
     }
   });
 
-  it('answers 400, not 500, when Postgres refuses a NUL that reached a query (backstop)', async () => {
-    for (const query of [sql`select ${'a\u0000b'}::text`, sql`select ${sql.json({ a: 'a\u0000b' })}::jsonb`]) {
+  it('refuses a lone UTF-16 surrogate in any order string with 400 naming the field, storing nothing', async () => {
+    // Valid JSON ("\ud800" is an escape JSON allows), but not text Postgres' jsonb can store.
+    const lone = 'c\ud800';
+    // A pending order, so that a command that got past validation would write its text.
+    const { id } = (await h.app.inject({ method: 'POST', url: '/v1/orders', payload: body })).json();
+    const cases: [string, InjectOptions, string][] = [
+      ['cancel reason', { method: 'POST', url: `/v1/orders/${id}/cancel`, payload: { reason: lone } }, 'reason'],
+      [
+        'cancelledBy',
+        { method: 'POST', url: `/v1/orders/${id}/cancel`, payload: { reason: 'x', cancelledBy: '\udfff' } },
+        'cancelledBy',
+      ],
+      ['ship carrier', { method: 'POST', url: `/v1/orders/${id}/ship`, payload: { carrier: lone } }, 'carrier'],
+      [
+        'ship trackingNumber',
+        { method: 'POST', url: `/v1/orders/${id}/ship`, payload: { trackingNumber: lone } },
+        'trackingNumber',
+      ],
+      [
+        'customerId',
+        { method: 'POST', url: '/v1/orders', payload: { ...body, orderId: 'lone-1', customerId: lone } },
+        'customerId',
+      ],
+      ['orderId', { method: 'POST', url: '/v1/orders', payload: { ...body, orderId: 'o-\udc00' } }, 'orderId'],
+      ...(['line1', 'city', 'postalCode'] as const).map((field, i): [string, InjectOptions, string] => [
+        `address ${field}`,
+        {
+          method: 'POST',
+          url: '/v1/orders',
+          payload: {
+            ...body,
+            orderId: `lone-addr-${i}`,
+            shippingAddress: { line1: 'l', city: 'c', postalCode: 'p', country: 'DE', [field]: lone },
+          },
+        },
+        `shippingAddress.${field}`,
+      ]),
+    ];
+    for (const [name, request, field] of cases) {
+      const problem = expectProblem(await h.app.inject(request), 400);
+      expect(problem.code, name).toBe('VALIDATION_ERROR');
+      expect(fields(problem), name).toEqual([field]);
+    }
+    for (const refused of ['lone-1', 'o-\udc00', 'lone-addr-0', 'lone-addr-1', 'lone-addr-2']) {
+      expect(await stored(refused), refused).toEqual({ events: 0, outbox: 0 });
+    }
+    expect(await stored(id)).toEqual({ events: 1, outbox: 1 });
+  });
+
+  it('answers 400, not 500, when Postgres refuses a NUL or a lone surrogate that reached a query (backstop)', async () => {
+    for (const query of [
+      sql`select ${'a\u0000b'}::text`,
+      sql`select ${sql.json({ a: 'a\u0000b' })}::jsonb`,
+      sql`select ${sql.json({ a: 'a\ud800' })}::jsonb`,
+    ]) {
       const err = await query.catch((e: unknown) => e);
-      expect(['22021', '22P05']).toContain((err as { code?: string }).code);
+      expect(['22021', '22P05', '22P02']).toContain((err as { code?: string }).code);
       expect(toProblem(err)).toMatchObject({ status: 400, code: 'UNSUPPORTED_CHARACTER' });
     }
-    const other = await sql`select 1/0`.catch((e: unknown) => e);
-    expect(toProblem(other).status).toBe(500);
+    // The same SQLSTATE for anything else a query could not read is the server's fault.
+    for (const query of [sql`select 1/0`, sql`select 'abc'::int`, sql`select '{"a":'::jsonb`]) {
+      expect(toProblem(await query.catch((e: unknown) => e)).status).toBe(500);
+    }
   });
 
   it('pages with nextCursor and refuses a cursor it did not hand out (400 query.cursor)', async () => {
@@ -494,6 +549,14 @@ describe('/v1/orders', () => {
       ['post /v1/orders/{id}/confirm', doc.paths['/v1/orders/{id}/confirm'].post],
     ]) {
       expect(Object.keys(op.responses), where).toEqual(expect.arrayContaining(['413', '415']));
+    }
+    // Every order route reads or writes Postgres: each documents the 503 of an outage.
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
+      if (!path.startsWith('/v1/orders')) continue;
+      for (const [method, op] of Object.entries(ops)) {
+        const responses = (op as { responses: Record<string, { content?: Record<string, unknown> }> }).responses;
+        expect(Object.keys(responses['503']?.content ?? {}), `${method} ${path}`).toEqual(['application/problem+json']);
+      }
     }
     const getOne = JSON.stringify(doc.paths['/v1/orders/{id}'].get.responses['200']);
     expect(getOne).toContain('"saga"');

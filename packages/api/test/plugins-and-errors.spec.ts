@@ -1,9 +1,23 @@
-import { ConcurrencyError, createRedis, DomainError, NotFoundError, ValidationError } from '@streamfleet/core';
+import {
+  ConcurrencyError,
+  createPostgres,
+  createRedis,
+  DomainError,
+  isRedisUnavailable,
+  NotFoundError,
+  OrderService,
+  type Sql,
+  ValidationError,
+} from '@streamfleet/core';
+import { createTestDatabase, freePort, type TestDatabase, testDatabaseUrl, waitFor } from '@streamfleet/core/testing';
 import type { InjectOptions } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { ApiRoutePlugin } from '../src/deps';
+import { toProblem } from '../src/http/error-handler';
+import { inventoryPlugin } from '../src/routes/inventory';
+import { ordersPlugin as realOrdersPlugin } from '../src/routes/orders';
 import { adminHeaders, createHarness, type Harness } from './harness';
 
 /** Stands in for the orders API another package will add: it throws core errors only. */
@@ -155,6 +169,94 @@ describe('Redis unavailable', () => {
     const res = await h.app.inject(request as InjectOptions);
     expect(res.statusCode).toBe(503);
     expect(res.json().code).toBe('REDIS_UNAVAILABLE');
+    expect(res.json().detail).toMatch(request.method === 'GET' ? /^Redis .*; retry later$/ : /nothing was written/);
     expect(res.headers['retry-after']).toBe('1');
+  });
+});
+
+describe('Postgres unavailable', () => {
+  let h: Harness;
+  let down: Sql;
+  beforeAll(async () => {
+    // Nothing listens there: every connection is refused, as while Postgres is down.
+    down = createPostgres(`postgres://postgres@127.0.0.1:${await freePort()}/streamfleet`, { max: 2 });
+    h = await createHarness({ deps: { plugins: [realOrdersPlugin(new OrderService(down)), inventoryPlugin(down)] } });
+  });
+  afterAll(async () => {
+    await h.close();
+    await down.end();
+  });
+
+  const order = { customerId: 'c-1', items: [{ sku: 'SKU-1', quantity: 1, unitPrice: 1 }] };
+
+  it.each([
+    ['reading an order', { method: 'GET', url: '/v1/orders/o-1' }],
+    ['listing orders', { method: 'GET', url: '/v1/orders?customerId=c-1' }],
+    ['reading stock', { method: 'GET', url: '/v1/inventory/SKU-1' }],
+  ] as const)('%s answers 503 POSTGRES_UNAVAILABLE, not REDIS_UNAVAILABLE', async (_name, request) => {
+    const res = await h.app.inject(request as InjectOptions);
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.headers['retry-after']).toBe('1');
+    const problem = res.json();
+    expect(problem).toMatchObject({ status: 503, code: 'POSTGRES_UNAVAILABLE' });
+    expect(problem.detail).toMatch(/^Postgres is not reachable/);
+    expect(problem.detail).not.toMatch(/Redis|written/);
+  });
+
+  it.each([
+    ['placing an order', { method: 'POST', url: '/v1/orders', payload: order }],
+    ['setting stock', { method: 'PUT', url: '/v1/inventory/SKU-1', payload: { available: 5 } }],
+  ] as const)(
+    '%s answers 503 POSTGRES_UNAVAILABLE without promising that nothing was written',
+    async (_name, request) => {
+      const res = await h.app.inject(request as InjectOptions);
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['retry-after']).toBe('1');
+      const problem = res.json();
+      expect(problem).toMatchObject({ status: 503, code: 'POSTGRES_UNAVAILABLE' });
+      expect(problem.detail).toMatch(/may or may not have been/);
+      expect(problem.detail).not.toMatch(/Redis|nothing was written/);
+    },
+  );
+
+  it('/readyz still names Redis ok while Postgres is not', async () => {
+    const ready = await h.app.inject({ method: 'GET', url: '/readyz' });
+    expect(ready.json().checks.redis).toBe('ok');
+  });
+});
+
+describe('a Postgres connection lost mid-query', () => {
+  let db: TestDatabase;
+  let sql: Sql;
+  let admin: Sql;
+  beforeAll(async () => {
+    db = await createTestDatabase('sf_api_pgcut');
+    sql = createPostgres(db.url, { max: 1, applicationName: 'sf-api-pgcut' });
+    admin = createPostgres(testDatabaseUrl(), { max: 1 });
+  });
+  afterAll(async () => {
+    await sql?.end();
+    await admin?.end();
+    await db?.drop();
+  });
+
+  it('is POSTGRES_UNAVAILABLE (a commit may have been under way), not a Redis problem', async () => {
+    const running = sql`select pg_sleep(30)`.catch((e: unknown) => e);
+    // Terminated once it runs (pg_terminate_backend: a failover, an idle-session killer, a restart).
+    await waitFor(
+      async () => {
+        const [row] = await admin<{ n: number }[]>`
+          select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+          where datname = ${db.name} and query like '%pg_sleep%' and state = 'active'`;
+        return (row?.n ?? 0) > 0;
+      },
+      { message: 'the query to run, to terminate it' },
+    );
+    const err = await running;
+    expect(isRedisUnavailable(err)).toBe(false);
+    const problem = toProblem(err);
+    expect(problem).toMatchObject({ status: 503, code: 'POSTGRES_UNAVAILABLE', headers: { 'retry-after': '1' } });
+    expect(problem.message).toMatch(/may or may not have been/);
   });
 });

@@ -2,6 +2,8 @@ import {
   ConcurrencyError,
   ConflictError,
   DomainError,
+  describeIssues,
+  isPostgresUnavailable,
   isRedisUnavailable,
   NotFoundError,
   StreamfleetError,
@@ -64,7 +66,7 @@ export function toProblem(err: unknown, request?: FastifyRequest): ApiProblem {
   const fastifyError = err as Partial<FastifyError> & { validation?: ValidationItem[]; validationContext?: string };
   if (Array.isArray(fastifyError.validation)) {
     const errors = validationFields(fastifyError.validation, fastifyError.validationContext);
-    const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'request does not match its schema';
+    const detail = describeIssues(errors) || 'request does not match its schema';
     return new ApiProblem(400, 'VALIDATION_ERROR', detail, { errors });
   }
   const status = fastifyError.statusCode;
@@ -90,17 +92,29 @@ export function toProblem(err: unknown, request?: FastifyRequest): ApiProblem {
     return new ApiProblem(
       400,
       'UNSUPPORTED_CHARACTER',
-      'the request holds text the database cannot store (a NUL character, U+0000); nothing was written',
+      'the request holds text the database cannot store (a NUL character, U+0000, or a lone UTF-16 surrogate); nothing was written',
+    );
+  }
+  // A read wrote nothing, whichever store is down.
+  const read = request?.method === 'GET' || request?.method === 'HEAD';
+  if (isPostgresUnavailable(err)) {
+    return new ApiProblem(
+      503,
+      'POSTGRES_UNAVAILABLE',
+      read
+        ? 'Postgres is not reachable right now; retry later'
+        : // The connection may have been lost during COMMIT, or after an earlier statement of
+          // the request committed: whether it took effect is unknown.
+          'Postgres is not reachable right now, so the request may or may not have been carried out; check before repeating it',
+      { headers: { 'retry-after': '1' } },
     );
   }
   if (isRedisUnavailable(err)) {
     return new ApiProblem(
       503,
       'REDIS_UNAVAILABLE',
-      'Redis is not reachable right now; nothing was written, retry later',
-      {
-        headers: { 'retry-after': '1' },
-      },
+      `Redis is not reachable right now; ${read ? '' : 'nothing was written, '}retry later`,
+      { headers: { 'retry-after': '1' } },
     );
   }
   return internal();
@@ -131,17 +145,19 @@ function unsupportedMediaType(contentType: string | undefined): ApiProblem {
 
 /**
  * Postgres refuses NUL in text (22021 character_not_in_repertoire, "invalid byte sequence") and
- * in jsonb (22P05 untranslatable_character). Routes refuse NUL in their schemas, naming the
- * field; this is the backstop for a string that reached a query without such a check: the
- * client's input is at fault, not the server. postgres.js errors carry the SQLSTATE as `code`.
+ * in jsonb (22P05 untranslatable_character), and a lone UTF-16 surrogate in jsonb (22P02
+ * invalid_text_representation, whose detail names the surrogate; any other 22P02 is a query
+ * the server got wrong). Routes refuse both in their schemas, naming the field; this is the
+ * backstop for a string that reached a query without such a check: the client's input is at
+ * fault, not the server. postgres.js errors carry the SQLSTATE as `code`.
  */
 const UNSTORABLE_TEXT = new Set(['22021', '22P05']);
 
 function isUnstorableText(err: unknown): boolean {
+  if (!(err instanceof Error) || err.name !== 'PostgresError') return false;
+  const { code, detail } = err as { code?: unknown; detail?: unknown };
   return (
-    err instanceof Error &&
-    err.name === 'PostgresError' &&
-    UNSTORABLE_TEXT.has(String((err as { code?: unknown }).code))
+    UNSTORABLE_TEXT.has(String(code)) || (code === '22P02' && typeof detail === 'string' && /surrogate/i.test(detail))
   );
 }
 

@@ -95,7 +95,10 @@ export function openApiObjectTransform({ openapiObject }: { openapiObject: Parti
                 'x-ratelimit-reset': ref('RateLimitReset'),
               }
             : {}),
-          ...(status === '429' ? { 'retry-after': ref('RetryAfter') } : {}),
+          // A 503 problem is a store out of reach (/readyz's 503 is its report, not a problem).
+          ...(status === '429' || (status === '503' && PROBLEM_CONTENT_TYPE in (response.content ?? {}))
+            ? { 'retry-after': ref('RetryAfter') }
+            : {}),
         };
       }
     }

@@ -6,6 +6,9 @@ export interface ProblemField {
   message: string;
 }
 
+/** Most field errors a problem lists; `moreErrors` counts the rest, so a problem stays small. */
+export const MAX_PROBLEM_ERRORS = 100;
+
 /**
  * An RFC 9457 problem the API answers with. Routes throw it (or a core `StreamfleetError`);
  * the error handler is the only place that turns errors into HTTP responses.
@@ -34,8 +37,12 @@ export class ApiProblem extends Error {
     this.status = status;
     this.code = code;
     this.title = options.title ?? defaultTitle(status);
-    this.errors = options.errors ?? [];
-    this.extensions = options.extensions ?? {};
+    const errors = options.errors ?? [];
+    this.errors = errors.length > MAX_PROBLEM_ERRORS ? errors.slice(0, MAX_PROBLEM_ERRORS) : errors;
+    this.extensions =
+      errors.length > MAX_PROBLEM_ERRORS
+        ? { ...options.extensions, moreErrors: errors.length - MAX_PROBLEM_ERRORS }
+        : (options.extensions ?? {});
     this.headers = options.headers ?? {};
   }
 }
@@ -81,13 +88,30 @@ export const problemSchema = z
     code: z.string().meta({ description: 'Stable machine-readable error code', example: 'VALIDATION_ERROR' }),
     errors: z
       .array(z.object({ field: z.string(), message: z.string() }))
-      .meta({ description: 'Field-level details (dotted paths)' }),
+      .meta({ description: `Field-level details (dotted paths), the first ${MAX_PROBLEM_ERRORS}` }),
+    moreErrors: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({
+        description: `How many more field errors there were than the ${MAX_PROBLEM_ERRORS} listed in \`errors\``,
+        example: 42,
+      }),
     instance: z.string().optional(),
     requestId: z.string().optional(),
   })
   .meta({ description: 'RFC 9457 problem details (served as application/problem+json)' });
 
 export type ProblemBody = z.infer<typeof problemSchema>;
+
+/** A route's 503: what it reads or writes is out of reach. */
+const unavailableSchema = problemSchema.meta({
+  description:
+    'RFC 9457 problem details (served as application/problem+json): a store the route needs is not reachable ' +
+    'right now, `REDIS_UNAVAILABLE` or `POSTGRES_UNAVAILABLE` (for a write, Postgres’ says that the request may ' +
+    'or may not have been carried out); retry after `retry-after` seconds',
+});
 
 /** The document a problem is answered with; `instance` is the request's path, when there is one. */
 export function problemDocument(problem: ApiProblem, instance: string | undefined, requestId: string): ProblemBody {
@@ -104,7 +128,14 @@ export function problemDocument(problem: ApiProblem, instance: string | undefine
   };
 }
 
-/** Response map of problem documents for the given statuses, for route schemas. */
+/**
+ * Response map of problem documents for the given statuses, for route schemas. Every route
+ * that reads or writes Redis or Postgres can answer 503 (`REDIS_UNAVAILABLE`,
+ * `POSTGRES_UNAVAILABLE`): give it 503 too.
+ */
 export function problemResponses<S extends number>(...statuses: S[]): Record<S, typeof problemSchema> {
-  return Object.fromEntries(statuses.map((s) => [s, problemSchema])) as Record<S, typeof problemSchema>;
+  return Object.fromEntries(statuses.map((s) => [s, s === 503 ? unavailableSchema : problemSchema])) as Record<
+    S,
+    typeof problemSchema
+  >;
 }

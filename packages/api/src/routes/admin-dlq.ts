@@ -63,7 +63,11 @@ const bulkResultShape = {
   matched: z
     .number()
     .int()
-    .meta({ description: 'Entries picked: those `ids` names or `filter` selects, at most `limit`' }),
+    .meta({
+      description:
+        'Entries picked: those `ids` names or `filter` selects, `limit` of them at most, plus, for a replay, ' +
+        'those in `invalidToday`, which take no `limit` slot: so a replay can match more than `limit`',
+    }),
   more: z.boolean().meta({ description: 'More entries matched than `limit`: they were left alone (ask again)' }),
   matchedIds: z.array(z.string()).meta({
     description:

@@ -45,7 +45,7 @@ export const isoDate = z.iso
 export const adminSecurity = [{ adminToken: [] }];
 
 /** Problems every admin route can answer with. */
-export const adminProblems = problemResponses(400, 401, 403, 429);
+export const adminProblems = problemResponses(400, 401, 403, 429, 503);
 
 export const actorHeaders = z.looseObject({
   'x-actor': z

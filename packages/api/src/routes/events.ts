@@ -1,5 +1,6 @@
 import {
   createEvent,
+  describeIssues,
   type EventCatalog,
   type FieldIssue,
   type NewEvent,
@@ -13,6 +14,7 @@ import { idempotencyKeyHeader } from '../http/idempotency';
 import { jsonInteger } from '../http/integers';
 import { withExample } from '../http/openapi';
 import { problemResponses } from '../http/problem';
+import { wellFormedString } from '../http/text';
 import { limitedBy, type RouteContext } from '../route-context';
 
 /** Most events one batch request may carry. */
@@ -21,19 +23,9 @@ export const MAX_BATCH_SIZE = 500;
 const TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
-/** Node 20 has `String#isWellFormed`; TypeScript's ES2023 lib does not declare it. */
-const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
-
-/**
- * An id-like string stored as is on the stream entry. A lone UTF-16 surrogate would be
- * written as U+FFFD, so `order-\ud800` and `order-\udbff` would arrive as one and the same id.
- */
+/** An id-like string stored as is on the stream entry. */
 function idText() {
-  return z
-    .string()
-    .min(1)
-    .max(200)
-    .refine(isWellFormed, 'must be well-formed Unicode (a lone surrogate cannot be stored)');
+  return wellFormedString(1, 200);
 }
 
 const metadataSchema = z
@@ -209,11 +201,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
 
   const refuse = (all: FieldIssue[]): never => {
     const issues = onePerField(all);
-    const detail = issues
-      .slice(0, 20)
-      .map((i) => `${i.field}: ${i.message}`)
-      .join('; ');
-    throw new ValidationError(`event rejected: ${detail}`, issues);
+    throw new ValidationError(`event rejected: ${describeIssues(issues)}`, issues);
   };
 
   /** Writes the events (one pipeline) and shapes the 202 answer. */
@@ -241,7 +229,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
           'through its outbox (e.g. `payment.succeeded`): consumers trust those as facts.',
         headers: ingestHeaders,
         body: input,
-        response: { 202: acceptedResultSchema, ...problemResponses(400, 409, 413, 415, 422, 429) },
+        response: { 202: acceptedResultSchema, ...problemResponses(400, 409, 413, 415, 422, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -272,7 +260,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx
             .max(MAX_BATCH_SIZE)
             .meta({ description: `1 to ${MAX_BATCH_SIZE} events` }),
         }),
-        response: { 202: batchAcceptedSchema, ...problemResponses(400, 409, 413, 415, 422, 429) },
+        response: { 202: batchAcceptedSchema, ...problemResponses(400, 409, 413, 415, 422, 429, 503) },
       },
     },
     async (request, reply) => {

@@ -52,7 +52,7 @@ export function inventoryRoutes(sql: Sql): FastifyPluginAsyncZod {
             'units come back to `available` when their orders are cancelled.',
           params: skuParams,
           body: setStockSchema,
-          response: { 200: stockSchema, ...problemResponses(400, 415, 422) },
+          response: { 200: stockSchema, ...problemResponses(400, 415, 422, 503) },
         },
       },
       async (request) => {
@@ -68,7 +68,7 @@ export function inventoryRoutes(sql: Sql): FastifyPluginAsyncZod {
           tags: ['inventory'],
           summary: "A SKU's stock",
           params: skuParams,
-          response: { 200: stockSchema, ...problemResponses(400, 404) },
+          response: { 200: stockSchema, ...problemResponses(400, 404, 503) },
         },
       },
       async (request) => find(request.params.sku),

@@ -16,18 +16,7 @@ import type { ApiRoutePlugin } from '../deps';
 import { idempotencyKeyHeader } from '../http/idempotency';
 import { jsonInteger, queryInteger } from '../http/integers';
 import { problemResponses } from '../http/problem';
-
-/**
- * Text the order routes accept. Postgres cannot store NUL (U+0000) in text or jsonb, so it is
- * refused here, naming the field, instead of failing the insert (or the lookup) with a 500.
- */
-function storableString(min: number, max: number) {
-  return z
-    .string()
-    .min(min)
-    .max(max)
-    .refine((s) => !s.includes('\u0000'), 'must not contain a NUL character (U+0000)');
-}
+import { storableString } from '../http/text';
 
 /**
  * Upper bounds of an order line. With at most 100 lines, the largest total is
@@ -251,7 +240,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
             'request returns the first answer (the same order) and places nothing.',
           headers: z.looseObject({ 'idempotency-key': idempotencyKeyHeader }),
           body: createOrderSchema,
-          response: { 201: orderSchema, ...problemResponses(400, 409, 415, 422) },
+          response: { 201: orderSchema, ...problemResponses(400, 409, 415, 422, 503) },
         },
       },
       async (request, reply) => {
@@ -281,7 +270,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           summary: 'Confirm a pending order',
           params: idParams,
           body: z.strictObject({ expectedVersion }).nullish(),
-          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422) },
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 503) },
         },
       },
       async (request) => {
@@ -303,7 +292,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
             cancelledBy: storableString(1, 128).optional().meta({ description: 'Default: customer' }),
             expectedVersion,
           }),
-          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422) },
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 503) },
         },
       },
       async (request) => {
@@ -333,7 +322,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
               expectedVersion,
             })
             .nullish(),
-          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422) },
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 503) },
         },
       },
       async (request) => {
@@ -359,7 +348,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           description: 'Only a SHIPPED order can be delivered (422 otherwise).',
           params: idParams,
           body: z.strictObject({ expectedVersion }).nullish(),
-          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422) },
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 503) },
         },
       },
       async (request) => {
@@ -378,7 +367,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
             'From the read model (eventually consistent), or from the event store while the projection has ' +
             'not caught up; `saga` shows where the order-processing saga is.',
           params: idParams,
-          response: { 200: orderWithSagaSchema, ...problemResponses(400, 404) },
+          response: { 200: orderWithSagaSchema, ...problemResponses(400, 404, 503) },
         },
       },
       async (request) => {
@@ -411,7 +400,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
             200: z
               .object({ orders: z.array(orderSchema), nextCursor: z.string().optional() })
               .meta({ example: { orders: [orderExample], nextCursor: 'eyJjcmVhdGVkQXQiOiIyMDI2LTAxLTE1In0' } }),
-            ...problemResponses(400),
+            ...problemResponses(400, 503),
           },
         },
       },
@@ -443,7 +432,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
           }),
           response: {
             200: z.object({ orderId: z.string(), events: z.array(eventSchema) }).meta({ example: historyExample }),
-            ...problemResponses(400, 404),
+            ...problemResponses(400, 404, 503),
           },
         },
       },

@@ -81,6 +81,13 @@ describe('loadConfig', () => {
     },
   );
 
+  it('refuses the example ADMIN_TOKEN the README and docker-compose.yml once published, naming the variable', () => {
+    expect(() => loadConfig({ ADMIN_TOKEN: 'change-me-to-a-long-secret' })).toThrow(
+      /ADMIN_TOKEN: is the published example value; set a secret of your own/,
+    );
+    expect(loadConfig({ ADMIN_TOKEN: 'change-me-to-a-long-secret-2' }).adminToken).toBe('change-me-to-a-long-secret-2');
+  });
+
   it.each([',', ' , ', ',,', '   '])('refuses WORKER_GROUPS=%j, which names no group', (value) => {
     expect(() => loadConfig({ WORKER_GROUPS: value })).toThrow(/WORKER_GROUPS: names no group/);
   });

@@ -11,6 +11,9 @@ import { DEFAULT_HANDLER_TIMEOUT_MS } from '../streams/handler';
  */
 export const MAX_DURATION_MS = 24 * 24 * 3_600_000;
 
+/** The ADMIN_TOKEN the README and docker-compose.yml used to show: refused, since anyone can read it. */
+const PUBLISHED_EXAMPLE_TOKEN = 'change-me-to-a-long-secret';
+
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 /** A millisecond setting that is used as a timer delay: at most `MAX_DURATION_MS`. */
 const durationMs = (min: number) =>
@@ -85,6 +88,7 @@ export const configSchema = z
       .min(16, 'must be at least 16 characters')
       // A bearer token is one word: a token with whitespace could never authenticate.
       .regex(/^\S*$/, 'must not contain whitespace (spaces, tabs or newlines)')
+      .refine((token) => token !== PUBLISHED_EXAMPLE_TOKEN, 'is the published example value; set a secret of your own')
       .optional()
       .or(z.literal('').transform(() => undefined)),
     STREAMFLEET_PREFIX: requiredIfSet(

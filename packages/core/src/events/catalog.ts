@@ -153,10 +153,14 @@ export class EventCatalog {
   private parse(registered: Registered, data: unknown, pathPrefix: string): unknown {
     const result = registered.validator.safeParse(data);
     if (!result.success) {
-      const issues: FieldIssue[] = result.error.issues.map((issue) => ({
-        field: [pathPrefix, ...issue.path.map(String)].join('.'),
-        message: issue.message,
-      }));
+      const issues: FieldIssue[] = result.error.issues.flatMap((issue) => {
+        const field = [pathPrefix, ...issue.path.map(String)].join('.');
+        // One issue per unknown key, as the API names them: zod lists every key in one message.
+        if (issue.code === 'unrecognized_keys') {
+          return issue.keys.map((key) => ({ field: field ? `${field}.${key}` : key, message: 'unknown field' }));
+        }
+        return [{ field, message: issue.message }];
+      });
       const { type, schemaVersion } = registered.definition;
       throw new ValidationError(`invalid data for ${type} v${schemaVersion}: ${describe(issues)}`, issues);
     }
@@ -164,6 +168,15 @@ export class EventCatalog {
   }
 }
 
-export function describe(issues: FieldIssue[]): string {
-  return issues.map((i) => `${i.field}: ${i.message}`).join('; ');
+/** Most issues a description spells out; the rest are counted, so that it stays short. */
+export const DESCRIBED_ISSUES = 20;
+
+/** `field: message; field: message`, the first `DESCRIBED_ISSUES` of them, then `; and N more`. */
+export function describe(issues: readonly FieldIssue[]): string {
+  const shown = issues
+    .slice(0, DESCRIBED_ISSUES)
+    .map((i) => `${i.field}: ${i.message}`)
+    .join('; ');
+  const more = issues.length - DESCRIBED_ISSUES;
+  return more > 0 ? `${shown}; and ${more} more` : shown;
 }

@@ -74,3 +74,46 @@ export function sqlState(err: unknown): string | undefined {
 }
 
 export const UNIQUE_VIOLATION = '23505';
+
+/** postgres.js's own codes for a connection that failed, closed or was ended (its `Errors.connection`). */
+const CLIENT_CONNECTION_CODES = new Set([
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED',
+]);
+
+/**
+ * SQLSTATEs of a server that cannot serve this connection now: class 08 (connection
+ * exception), 53300 too_many_connections, 57P01-57P03 (terminated by an administrator or a
+ * shutdown, crashed, starting up or shutting down).
+ */
+const SERVER_UNAVAILABLE = /^(08...|53300|57P0[123])$/;
+
+/**
+ * Whether `err` came from postgres.js: a server error (`PostgresError`), one of its own
+ * connection codes, or a socket error it failed a query with (it attaches the query's
+ * `query` and `parameters` to those).
+ */
+export function isPostgresClientError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'PostgresError') return true;
+  const code = sqlState(err);
+  return (code !== undefined && CLIENT_CONNECTION_CODES.has(code)) || ('query' in err && 'parameters' in err);
+}
+
+/**
+ * A Postgres that cannot be reached right now (refused, reset, timed out, terminated, shutting
+ * down), as opposed to Postgres refusing a statement. Told apart from a Redis outage by where
+ * the error comes from, not by its message (both say ECONNREFUSED). postgres.js reconnects by
+ * itself on the next query. The statement may or may not have been carried out: a connection
+ * lost during COMMIT leaves the outcome unknown.
+ */
+export function isPostgresUnavailable(err: unknown): boolean {
+  if (!isPostgresClientError(err)) return false;
+  const { name, code, syscall } = err as Error & { code?: unknown; syscall?: unknown };
+  if (typeof code !== 'string') return false;
+  if (name === 'PostgresError') return SERVER_UNAVAILABLE.test(code);
+  // A system call on the socket that failed (connect ECONNREFUSED, read ECONNRESET, ...).
+  return CLIENT_CONNECTION_CODES.has(code) || typeof syscall === 'string';
+}

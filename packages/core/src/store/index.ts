@@ -2,6 +2,8 @@ export {
   createPostgres,
   ensureDatabase,
   inTransaction,
+  isPostgresClientError,
+  isPostgresUnavailable,
   type PostgresOptions,
   type Queryable,
   type Sql,

@@ -1,4 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { isPostgresClientError } from '../store/client';
 
 /** A connection to a single Redis server, or to a Redis Cluster through one of its nodes. */
 export type RedisClient = Redis | Cluster;
@@ -76,10 +77,11 @@ const UNREACHABLE =
 /**
  * A Redis that cannot be reached right now (refused, reset, closed, a cluster without a
  * master for the slot, or ioredis giving up on a command), as opposed to Redis answering
- * with an error. ioredis reconnects by itself.
+ * with an error. ioredis reconnects by itself. A postgres.js error is never one, though its
+ * message may say ECONNREFUSED too (`isPostgresUnavailable` classifies those).
  */
 export function isRedisUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
+  if (!(err instanceof Error) || isPostgresClientError(err)) return false;
   return (
     err.name === 'MaxRetriesPerRequestError' || err.name === 'ClusterAllFailedError' || UNREACHABLE.test(err.message)
   );

@@ -17,7 +17,7 @@ export { handlerContext } from './handler-context';
 export { type ProcessExit, TestNodeProcess } from './node-process';
 export { type OrderDomainRun, orderDomainBacklog, waitForOrderDomainSettled } from './order-domain-settled';
 export { TestRedisCluster } from './redis-cluster';
-export { TestRedisServer } from './redis-server';
+export { freePort, TestRedisServer } from './redis-server';
 export { type RecordedWebhook, startWebhookRecorder, type WebhookRecorder } from './webhook-recorder';
 
 export function testRedisUrl(): string {

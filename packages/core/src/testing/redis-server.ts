@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { waitFor } from './index';
 
-async function freePort(): Promise<number> {
+/** A TCP port nothing listens on (just opened and closed): connecting to it is refused. */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;

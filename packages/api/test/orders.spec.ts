@@ -595,6 +595,23 @@ describe('POST /v1/orders with an Idempotency-Key', () => {
     expect(await placedFor(customerId)).toBe(2);
   });
 
+  it('a repeat whose first answer was lost (the key freed after the commit) finds the order placed, and places no second one', async () => {
+    const customerId = `cust-idem-lost-${Date.now()}`;
+    const key = `order-${customerId}`;
+    const first = await place(key, { customerId, items: body.items });
+    expect(first.statusCode).toBe(201);
+    // What a failure after the commit leaves: the order is placed, the key is free again.
+    await h.redis.del(h.keys.idempotency(key));
+    const again = await place(key, { customerId, items: body.items });
+    expect(again.statusCode).toBe(201);
+    expect(again.json().id).toBe(first.json().id);
+    expect(await placedFor(customerId)).toBe(1);
+    // Another customer's request under that key is not taken for it.
+    await h.redis.del(h.keys.idempotency(key));
+    const other = await place(key, { customerId: `${customerId}-other`, items: body.items });
+    expect(other.statusCode).toBe(409);
+  });
+
   it('answers the key reused with another body 422 naming the header, placing nothing', async () => {
     const customerId = `cust-idem-reuse-${Date.now()}`;
     const key = `order-${customerId}`;

@@ -1,9 +1,11 @@
 import {
+  ConcurrencyError,
   MAX_REASON_LENGTH,
   NotFoundError,
   newEventId,
   ORDER_STATUSES,
   type Order,
+  type OrderItem,
   type OrderService,
   SAGA_STATES,
   SKU_PATTERN,
@@ -11,6 +13,7 @@ import {
   ValidationError,
 } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { v5 as uuidv5 } from 'uuid';
 import { z } from 'zod';
 import type { ApiRoutePlugin } from '../deps';
 import { idempotencyKeyHeader } from '../http/idempotency';
@@ -211,6 +214,14 @@ function inQuery(err: unknown): unknown {
   );
 }
 
+/** Namespace of the order ids derived from an Idempotency-Key (UUID v5). */
+const ORDER_ID_NAMESPACE = '6f1c2b7e-4d0a-5e8b-9c3f-2a7d1e0b4c59';
+
+function sameItems(a: readonly OrderItem[], b: readonly OrderItem[]): boolean {
+  const line = (i: OrderItem) => `${i.sku}|${i.quantity}|${i.unitPrice}`;
+  return a.length === b.length && a.every((item, n) => line(item) === line(b[n] as OrderItem));
+}
+
 function present(order: Order): z.infer<typeof orderSchema> {
   return { ...order, items: [...order.items] };
 }
@@ -245,16 +256,29 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
       },
       async (request, reply) => {
         const b = request.body;
+        const key = request.headers['idempotency-key'];
+        // With a key and no id, the id comes from the key: a repeat whose first answer was lost
+        // (Postgres or Redis failed after the commit, and the key was freed) finds that order.
+        const keyed = b.orderId === undefined && typeof key === 'string';
+        const orderId = b.orderId ?? (keyed ? uuidv5(key as string, ORDER_ID_NAMESPACE) : newEventId());
         const answer = await app.idempotency.answer(request, reply, async () => {
-          const { order } = await orders.create({
-            orderId: b.orderId ?? newEventId(),
-            customerId: b.customerId,
-            items: b.items,
-            ...(b.currency ? { currency: b.currency } : {}),
-            ...(b.total === undefined ? {} : { total: b.total }),
-            ...(b.shippingAddress ? { shippingAddress: b.shippingAddress } : {}),
-          });
-          return { status: 201, body: present(order) };
+          try {
+            const { order } = await orders.create({
+              orderId,
+              customerId: b.customerId,
+              items: b.items,
+              ...(b.currency ? { currency: b.currency } : {}),
+              ...(b.total === undefined ? {} : { total: b.total }),
+              ...(b.shippingAddress ? { shippingAddress: b.shippingAddress } : {}),
+            });
+            return { status: 201, body: present(order) };
+          } catch (err) {
+            const placed = keyed && err instanceof ConcurrencyError ? await orders.load(orderId) : undefined;
+            if (placed && placed.customerId === b.customerId && sameItems(placed.items, b.items)) {
+              return { status: 201, body: present(placed) };
+            }
+            throw err;
+          }
         });
         const order = answer.body as z.infer<typeof orderSchema>;
         reply.header('location', `/v1/orders/${encodeURIComponent(order.id)}`);

@@ -229,26 +229,31 @@ describe('Postgres unavailable', () => {
 describe('a Postgres connection lost mid-query', () => {
   let db: TestDatabase;
   let sql: Sql;
+  /** Holds the advisory lock the query under test waits for, so it stays running until terminated. */
+  let holder: Sql;
   let admin: Sql;
   beforeAll(async () => {
     db = await createTestDatabase('sf_api_pgcut');
     sql = createPostgres(db.url, { max: 1, applicationName: 'sf-api-pgcut' });
+    holder = createPostgres(db.url, { max: 1 });
     admin = createPostgres(testDatabaseUrl(), { max: 1 });
   });
   afterAll(async () => {
     await sql?.end();
+    await holder?.end();
     await admin?.end();
     await db?.drop();
   });
 
   it('is POSTGRES_UNAVAILABLE (a commit may have been under way), not a Redis problem', async () => {
-    const running = sql`select pg_sleep(30)`.catch((e: unknown) => e);
-    // Terminated once it runs (pg_terminate_backend: a failover, an idle-session killer, a restart).
+    await holder`select pg_advisory_lock(4242)`;
+    const running = sql`select pg_advisory_lock(4242)`.catch((e: unknown) => e);
+    // Terminated once it waits (pg_terminate_backend: a failover, an idle-session killer, a restart).
     await waitFor(
       async () => {
         const [row] = await admin<{ n: number }[]>`
           select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
-          where datname = ${db.name} and query like '%pg_sleep%' and state = 'active'`;
+          where datname = ${db.name} and application_name = 'sf-api-pgcut' and wait_event_type = 'Lock'`;
         return (row?.n ?? 0) > 0;
       },
       { message: 'the query to run, to terminate it' },

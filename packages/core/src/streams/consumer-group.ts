@@ -189,7 +189,8 @@ export class ConsumerGroup {
   async start(): Promise<void> {
     if (this.running) return;
     await this.ensureGroup();
-    this.readerId = Number(await this.reader.client('ID'));
+    // On a cluster the id would be some node's: the reader is found by its name there.
+    if (!(this.reader instanceof Cluster)) this.readerId = Number(await this.reader.client('ID'));
     await this.checkPaused();
     this.running = true;
     this.readLoopDone = this.readLoop();
@@ -471,11 +472,13 @@ export class ConsumerGroup {
       this.finish(delivery);
       return;
     }
-    const started = this.observer?.handled ? performance.now() : 0;
-    if (this.handlerTimeoutMs > 0) {
+    // One clock read per handler, for the metrics and the timeout alike.
+    const timed = this.handlerTimeoutMs > 0;
+    const started = timed || this.observer?.handled ? performance.now() : 0;
+    if (timed) {
       // Its own clock read, not the last sweep's: handlers started after a busy turn of the
       // event loop (a synchronous neighbour, a large batch decoded) would be charged for it.
-      delivery.startedAt = performance.now();
+      delivery.startedAt = started;
       this.handling.add(delivery);
     }
     let result: unknown;

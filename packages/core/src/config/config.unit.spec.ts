@@ -129,6 +129,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ REDIS_CLUSTER: 'cluster' })).toThrow(/REDIS_CLUSTER: must be true or false/);
   });
 
+  it("takes a Redis Cluster's nodes as a comma-separated REDIS_URL, so a process starts while one is down", () => {
+    const seeds = 'redis://node-1:6379, redis://node-2:6379,rediss://u:secret@node-3:6379';
+    expect(loadConfig({ REDIS_CLUSTER: 'true', REDIS_URL: seeds }).redisUrl).toBe(seeds);
+    expect(() => loadConfig({ REDIS_URL: seeds })).toThrow(
+      /REDIS_URL: lists 3 nodes, which is for a Redis Cluster: set REDIS_CLUSTER=true, or give one URL/,
+    );
+    expect(() => loadConfig({ REDIS_CLUSTER: 'true', REDIS_URL: 'redis://node-1:6379,http://node-2' })).toThrow(
+      /REDIS_URL: node 2 of 2 must be a redis:\/\/ or rediss:\/\/ URL/,
+    );
+  });
+
   it('reads DATABASE_POOL_MAX, the Postgres pool size of each process (default 10)', () => {
     expect(loadConfig({}).databasePoolMax).toBe(10);
     expect(loadConfig({ DATABASE_POOL_MAX: '4' }).databasePoolMax).toBe(4);

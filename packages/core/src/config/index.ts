@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { StreamfleetError } from '../errors/index';
+import { redisNodesOf } from '../streams/connection';
 import { DEFAULT_HANDLER_TIMEOUT_MS } from '../streams/handler';
 
 /**
@@ -39,6 +40,17 @@ const requiredIfSet = (fallback: string, schema: z.ZodType<string, string>) =>
     })
     .pipe(schema)
     .default(fallback);
+const redisUrl = z.url({ protocol: /^rediss?$/ });
+/** One Redis URL, or a Redis Cluster's nodes separated by commas (checked against REDIS_CLUSTER below). */
+const redisUrls = z.string().superRefine((value, ctx) => {
+  const nodes = redisNodesOf(value);
+  const bad = nodes.findIndex((node) => !redisUrl.safeParse(node).success);
+  if (nodes.length <= 1 && bad !== -1) ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL' });
+  else if (bad !== -1) {
+    // Which one, not its text: a URL may carry a password.
+    ctx.addIssue({ code: 'custom', message: `node ${bad + 1} of ${nodes.length} must be a redis:// or rediss:// URL` });
+  }
+});
 const probability = (message: string) => z.coerce.number({ error: message }).min(0, message).max(1, message);
 
 /**
@@ -67,10 +79,7 @@ const retryOverride = z
 export const configSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-    REDIS_URL: requiredIfSet(
-      'redis://127.0.0.1:6379',
-      z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }),
-    ),
+    REDIS_URL: requiredIfSet('redis://127.0.0.1:6379', redisUrls),
     REDIS_CLUSTER: z
       .enum(['', 'true', 'false', '1', '0'], { error: 'must be true or false' })
       .default('')
@@ -145,6 +154,14 @@ export const configSchema = z
     DEDUP_RETENTION_HOURS: int(0).default(168),
   })
   .superRefine((env, ctx) => {
+    const redisNodes = redisNodesOf(env.REDIS_URL).length;
+    if (redisNodes > 1 && !env.REDIS_CLUSTER) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_URL'],
+        message: `lists ${redisNodes} nodes, which is for a Redis Cluster: set REDIS_CLUSTER=true, or give one URL`,
+      });
+    }
     if (env.RETRY_MAX_DELAY_MS < env.RETRY_BASE_DELAY_MS) {
       ctx.addIssue({
         code: 'custom',
@@ -196,7 +213,7 @@ export type Env = z.infer<typeof configSchema>;
 export interface Config {
   env: Env['NODE_ENV'];
   redisUrl: string;
-  /** `REDIS_URL` is one node of a Redis Cluster. */
+  /** `REDIS_URL` names nodes of a Redis Cluster (one or several, comma-separated). */
   redisCluster: boolean;
   databaseUrl: string;
   /** Postgres pool size of each process (a worker's outbox relay takes two more: its LISTEN and its lock session). */

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NonRetryableError } from '../errors/index';
 import { createRedis } from '../streams/connection';
 import { StreamfleetKeys } from '../streams/keys';
-import { TestRedisCluster, uniquePrefix, waitFor } from '../testing/index';
+import { freePort, TestRedisCluster, uniquePrefix, waitFor } from '../testing/index';
 import { group, n, THING_STREAM, thing, thingCatalog } from '../testing/thing-fleet';
 import { Fleet } from './fleet';
 
@@ -85,6 +85,20 @@ describe('a fleet on a Redis Cluster', () => {
       await fleet.close({ timeoutMs: 5000 });
     }
   }, 30_000);
+
+  it('starts from a list of seed nodes when the first of them is down', async () => {
+    const down = `redis://127.0.0.1:${await freePort()}`;
+    const client = createRedis(`${down}, ${cluster.url}`, { cluster: true });
+    const key = `${uniquePrefix('seeds')}:k`;
+    try {
+      await client.set(key, 'v');
+      expect(await client.get(key)).toBe('v');
+      expect((client as Cluster).nodes('master')).toHaveLength(3);
+    } finally {
+      await client.del(key);
+      client.disconnect();
+    }
+  });
 
   it("carries on when the fleet's master dies and its replica takes over", async () => {
     const handled = new Set<number>();

@@ -6,9 +6,10 @@ export type RedisClient = Redis | Cluster;
 
 export interface RedisConnectionOptions extends RedisOptions {
   /**
-   * `url` is one node of a Redis Cluster (`REDIS_CLUSTER=true`): the client learns the others
-   * from it and follows slot moves and failovers. Every key of a fleet shares one hash tag
-   * (`StreamfleetKeys`), so every multi-key command and script stays in one slot.
+   * `url` names nodes of a Redis Cluster (`REDIS_CLUSTER=true`), one or several separated by
+   * commas: the client learns the others from the first that answers and follows slot moves
+   * and failovers. Every key of a fleet shares one hash tag (`StreamfleetKeys`), so every
+   * multi-key command and script stays in one slot.
    */
   cluster?: boolean;
 }
@@ -21,21 +22,25 @@ export function createRedis(url: string, options?: RedisConnectionOptions & { cl
 export function createRedis(url: string, options: RedisConnectionOptions): RedisClient;
 export function createRedis(url: string, options: RedisConnectionOptions = {}): RedisClient {
   const { cluster, ...redisOptions } = options;
+  const seeds = redisNodesOf(url);
+  if (seeds.length > 1 && !cluster) {
+    throw new Error(`${seeds.length} Redis URLs given; a list of nodes is for a Redis Cluster (REDIS_CLUSTER=true)`);
+  }
   const perNode: RedisOptions = {
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
     ...redisOptions,
   };
-  if (!cluster) return new Redis(url, perNode);
+  if (!cluster) return new Redis(seeds[0]!, perNode);
   // While a master fails over (the cluster's node timeout, 15 s by default, then an election),
   // its slots answer MOVED to the dead node or CLUSTERDOWN. A connection that waits through
   // reconnects waits through that too, ~5 minutes at most; one that gives up early (the API's)
   // keeps ioredis's ~2 s.
   const patient = perNode.maxRetriesPerRequest === null;
-  return new Cluster([url], {
-    // Nodes learnt from the cluster need the seed's credentials and TLS too.
-    redisOptions: { ...credentialsOf(url), ...perNode },
+  return new Cluster(seeds, {
+    // Nodes learnt from the cluster need the seeds' credentials and TLS too.
+    redisOptions: { ...credentialsOf(seeds[0]!), ...perNode },
     enableReadyCheck: true,
     clusterRetryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
     retryDelayOnFailover: 200,
@@ -60,6 +65,17 @@ export function connectionNameOf(client: RedisClient): string | undefined {
 /** The servers behind a client, for per-server commands (`CLIENT ...`): itself, or every master of a cluster. */
 export function serversOf(client: RedisClient): Redis[] {
   return client instanceof Cluster ? client.nodes('master') : [client];
+}
+
+/**
+ * The node URLs in a `REDIS_URL`: one, or several separated by commas (a cluster's seeds, so
+ * that a process can start while one of them is down).
+ */
+export function redisNodesOf(url: string): string[] {
+  return url
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
 }
 
 function credentialsOf(url: string): RedisOptions {

@@ -23,9 +23,14 @@ export class TestRedisCluster {
     this.replicas = replicate.map(() => new TestRedisServer(args));
   }
 
-  /** A seed URL for clients: any node; they learn the rest from it. */
+  /** A seed URL for clients: the first master; they learn the rest from it. */
   get url(): string {
     return this.masters[0]!.url;
+  }
+
+  /** Every master's URL, comma-separated (`REDIS_URL` with several seeds). */
+  get seeds(): string {
+    return this.masters.map((m) => m.url).join(',');
   }
 
   async start(): Promise<void> {

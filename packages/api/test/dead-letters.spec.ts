@@ -170,6 +170,27 @@ describe('dead-letter admin through the engine', () => {
     expect(second.nextCursor).toBeUndefined();
   });
 
+  it('finds the dead letters of one event, or of one aggregate, for a list or a bulk action', async () => {
+    expect((await list(`?eventId=${eventIds[1]}`)).items.map((i) => i.eventId)).toEqual([eventIds[1]]);
+    expect((await list('?aggregateId=three')).items.map((i) => i.eventId)).toEqual([eventIds[2]]);
+    expect((await list(`?aggregateId=three&eventId=${eventIds[1]}`)).items).toEqual([]);
+    expect((await list('?aggregateId=fine')).items).toEqual([]);
+    const dryRun = await admin('POST', '/admin/dlq/replay', { filter: { aggregateId: 'two' }, dryRun: true });
+    expect(dryRun.statusCode).toBe(200);
+    expect(dryRun.json()).toMatchObject({ dryRun: true, matched: 1, byGroup: { [WORKER]: 1 } });
+
+    const empty = await admin('GET', '/admin/dlq?eventId=');
+    expect(empty.statusCode).toBe(400);
+    expect(empty.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(empty.json().errors.map((e: { field: string }) => e.field)).toEqual(['query.eventId']);
+    const tooLong = await admin('POST', '/admin/dlq/replay', {
+      filter: { aggregateId: 'x'.repeat(201) },
+      dryRun: true,
+    });
+    expect(tooLong.statusCode).toBe(400);
+    expect(tooLong.json().errors.map((e: { field: string }) => e.field)).toEqual(['filter.aggregateId']);
+  });
+
   it('fetches one entry with every failed attempt', async () => {
     const [newest] = (await list()).items;
     const res = await admin('GET', `/admin/dlq/${newest?.id}`);

@@ -1,6 +1,7 @@
 import { DEAD_LETTER_REASONS, type DeadLetterDecoding, type DeadLetterEntry } from '@streamfleet/core';
 import { z } from 'zod';
 import { problemResponses } from '../http/problem';
+import { wellFormedString } from '../http/text';
 
 /**
  * Both halves required: Redis reads a bare `1700000000000` as a range over that whole
@@ -59,6 +60,13 @@ export const filterSchema = z.strictObject({
   group: nameSchema.optional().meta({ description: 'Consumer group that failed the event', example: 'payment' }),
   type: nameSchema.optional().meta({ description: 'Event type', example: 'order.created' }),
   reason: reasonSchema.optional(),
+  eventId: wellFormedString(1, 200).optional().meta({
+    description: 'Event id: its dead letters in every group',
+    example: '0191f0b2-7c1e-7000-8000-000000000001',
+  }),
+  aggregateId: wellFormedString(1, 200)
+    .optional()
+    .meta({ description: 'Aggregate id (e.g. an order id): every dead letter about it', example: 'ord-1001' }),
   from: isoDate.optional().meta({ description: 'Dead-lettered at or after (ISO 8601)' }),
   to: isoDate.optional().meta({ description: 'Dead-lettered at or before (ISO 8601)' }),
 });
@@ -269,6 +277,8 @@ export function toFilter(input: FilterInput) {
     ...(input.group ? { group: input.group } : {}),
     ...(input.type ? { type: input.type } : {}),
     ...(input.reason ? { reason: input.reason } : {}),
+    ...(input.eventId ? { eventId: input.eventId } : {}),
+    ...(input.aggregateId ? { aggregateId: input.aggregateId } : {}),
     ...(input.from ? { from: new Date(input.from) } : {}),
     ...(input.to ? { to: new Date(input.to) } : {}),
   };

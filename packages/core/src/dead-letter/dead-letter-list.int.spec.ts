@@ -64,6 +64,32 @@ describe('DeadLetterStream.list filters', () => {
     expect(entry).toMatchObject({ group: 'typed', type: 'thing.happened', reason: 'non-retryable' });
   });
 
+  it('filters by event id and by aggregate id: every dead letter of one event, or about one order', async () => {
+    const dead = (group: string, id: string, aggregateId: string) =>
+      dlq.write(
+        deadLetterInput(
+          group,
+          'non-retryable',
+          { type: 'thing.happened', data: {}, id, aggregateId },
+          {
+            entryId: `${++entries}-0`,
+          },
+        ),
+      );
+    const suffix = uniquePrefix('agg');
+    const [a1, b1, a2] = [`ev-a-${suffix}`, `ev-b-${suffix}`, `ev-c-${suffix}`];
+    const inPayment = await dead('payment', a1, `order-1-${suffix}`);
+    const inInventory = await dead('inventory', a1, `order-1-${suffix}`);
+    const otherEvent = await dead('payment', b1, `order-1-${suffix}`);
+    await dead('payment', a2, `order-2-${suffix}`);
+
+    expect(await walk({ eventId: a1 })).toEqual([inInventory.id, inPayment.id]);
+    expect(await walk({ aggregateId: `order-1-${suffix}` }, 2)).toEqual([otherEvent.id, inInventory.id, inPayment.id]);
+    expect(await walk({ aggregateId: `order-1-${suffix}`, group: 'payment' })).toEqual([otherEvent.id, inPayment.id]);
+    expect(await walk({ eventId: a1, aggregateId: `order-2-${suffix}` })).toEqual([]);
+    expect(await walk({ eventId: `ev-none-${suffix}` })).toEqual([]);
+  });
+
   it('filters by a dead-lettered time range, both bounds inclusive', async () => {
     const early = [await write('timed', 'thing.happened', 'non-retryable')];
     early.push(await write('timed', 'thing.happened', 'non-retryable'));

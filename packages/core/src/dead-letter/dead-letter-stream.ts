@@ -659,6 +659,8 @@ function matches(entry: DeadLetterEntry, filter: DeadLetterFilter): boolean {
     (filter.group === undefined || entry.group === filter.group) &&
     (filter.type === undefined || entry.type === filter.type) &&
     (filter.reason === undefined || entry.reason === filter.reason) &&
+    (filter.eventId === undefined || entry.eventId === filter.eventId) &&
+    (filter.aggregateId === undefined || entry.aggregateId === filter.aggregateId) &&
     (filter.from === undefined || at >= filter.from.getTime()) &&
     (filter.to === undefined || at <= filter.to.getTime())
   );

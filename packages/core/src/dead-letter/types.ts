@@ -72,6 +72,10 @@ export interface DeadLetterFilter {
   group?: string;
   type?: string;
   reason?: DeadLetterReason;
+  /** The event's id: every dead letter of one event (one per group that failed it, and per round). */
+  eventId?: string;
+  /** The event's aggregate, e.g. an order id: what went wrong for this order? */
+  aggregateId?: string;
   /** Inclusive lower bound on the dead-lettered time. */
   from?: Date;
   /** Inclusive upper bound on the dead-lettered time. */

@@ -1,15 +1,16 @@
 import type { DeadLetterInput } from '../dead-letter/types';
 import { encodeEvent } from '../events/codec';
-import { createEvent } from '../events/envelope';
+import { createEvent, type NewEvent } from '../events/envelope';
 
 /**
- * A dead letter for tests: one failed attempt of a fresh event of `type` with `data`, on
+ * A dead letter for tests: one failed attempt of a fresh event of `type` with `data` (and
+ * `id` / `aggregateId` when given), on
  * stream `things`, dead-lettered for `reason` by `group`; anything else in `overrides`.
  */
 export function deadLetterInput(
   group: string,
   reason: DeadLetterInput['reason'],
-  event: { type: string; data: unknown },
+  event: Pick<NewEvent, 'type' | 'data' | 'id' | 'aggregateId'>,
   overrides: Partial<DeadLetterInput> = {},
 ): DeadLetterInput {
   return {

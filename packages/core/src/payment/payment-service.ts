@@ -66,6 +66,13 @@ function follow(cause: EventEnvelope, type: string, data: { orderId: string }): 
   });
 }
 
+/** What a charge request sent, kept with its attempt (`payment_attempts.request`) while its outcome is in doubt. */
+type StoredChargeRequest = {
+  customerId: string;
+  amount: number;
+  currency: string;
+};
+
 interface ChargeState {
   payment: PaymentRecord | undefined;
   /** The event store holds the order's cancellation. */
@@ -150,8 +157,9 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
       }
       await insertVoid(sql, d.orderId, event.id);
     }
+    const request: StoredChargeRequest = { customerId: d.customerId, amount: d.total, currency: d.currency };
     const [attempt] = await sql<{ attempt_id: string }[]>`
-      insert into payment_attempts (event_id, order_id) values (${event.id}, ${d.orderId})
+      insert into payment_attempts (event_id, order_id, request) values (${event.id}, ${d.orderId}, ${sql.json(request)})
       returning attempt_id`;
     let result: ChargeResult;
     try {
@@ -190,26 +198,13 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
         // the money back before committing. A failed refund rolls back and retries; the
         // charge's idempotency key makes the retry find the same charge.
         if (result.status === 'succeeded') {
-          const { refundId } = await gateway.refund({
-            chargeId: result.chargeId,
-            amount: d.total,
-            idempotencyKey: `refund:${event.id}`,
-            signal: context.signal,
-          });
-          await tx`
-            update payments set status = 'refunded', amount = ${d.total}, currency = ${d.currency},
-              charge_id = ${result.chargeId}, refund_id = ${refundId}, updated_at = now()
-            where order_id = ${d.orderId}`;
-          const data: PaymentRefundedData = {
-            orderId: d.orderId,
-            paymentId: result.chargeId,
-            refundId,
-            amount: d.total,
-          };
-          await enqueueOutbox(tx, [
-            { stream: ORDERS_STREAM, event: follow(event, OrderEventType.paymentRefunded, data) },
-          ]);
-          logger.warn({ orderId: d.orderId, eventId: event.id }, 'refunded a charge for an order cancelled meanwhile');
+          const charge = { orderId: d.orderId, chargeKey: event.id, chargeId: result.chargeId, ...request };
+          if (await refundVoided(tx, charge, event, context.signal)) {
+            logger.warn(
+              { orderId: d.orderId, eventId: event.id },
+              'refunded a charge for an order cancelled meanwhile',
+            );
+          }
         }
         return;
       }
@@ -257,16 +252,85 @@ export function createPaymentGroup(options: PaymentGroupOptions): GroupDefinitio
       });
       return;
     }
+    // Charges whose outcome was never recorded (the answer was lost, and their charge request
+    // waits for a retry or sits in the dead-letter stream): the money must not wait on a replay.
+    // 'void' first, so that request charges nothing new if it comes back; then ask the gateway
+    // again with each one's idempotency key: it answers with the charge it made, or (if the lost
+    // call never reached it) charges now. Either way what succeeded is refunded below.
+    const inDoubt = payment === undefined || payment.status === 'void' ? await chargesInDoubt(orderId) : [];
+    if (inDoubt.length > 0) await insertVoid(sql, orderId, event.id);
+    const asked: Array<{ eventId: string; request: StoredChargeRequest; result: ChargeResult }> = [];
+    for (const { eventId, request } of inDoubt) {
+      const result = await gateway.charge({ orderId, ...request, idempotencyKey: eventId, signal: context.signal });
+      asked.push({ eventId, request, result });
+    }
     await sql.begin(async (tx) => {
       if (!(await markProcessed(tx, group, event.id))) return;
-      if (!payment) {
-        // A charge committed after the read above (a retry of inventory.reserved ran beside
-        // this one): roll back; the retry finds the payment and refunds it.
-        if (!(await insertVoid(tx, orderId, event.id))) {
-          throw new ConcurrencyError(`payment of order ${orderId} was recorded meanwhile`, { orderId });
+      const [row] = await tx<{ status: PaymentStatus }[]>`
+        select status from payments where order_id = ${orderId} for update`;
+      // A charge committed after the read above (a retry of inventory.reserved ran beside
+      // this one): roll back; the retry finds the payment and refunds it.
+      if ((row === undefined && !(await insertVoid(tx, orderId, event.id))) || row?.status === 'succeeded') {
+        throw new ConcurrencyError(`payment of order ${orderId} was recorded meanwhile`, { orderId });
+      }
+      for (const { eventId, request, result } of asked) {
+        await tx`delete from payment_attempts where event_id = ${eventId}`;
+        if (result.status !== 'succeeded') continue;
+        const charge = { orderId, chargeKey: eventId, chargeId: result.chargeId, ...request };
+        if (await refundVoided(tx, charge, event, context.signal)) {
+          logger.warn({ orderId, eventId }, 'refunded a charge in doubt when its order was cancelled');
         }
       }
     });
+  }
+
+  /** Charges of an order that may have happened: one per charge request, with what it sent. */
+  async function chargesInDoubt(orderId: string): Promise<Array<{ eventId: string; request: StoredChargeRequest }>> {
+    const rows = await sql<{ event_id: string; request: StoredChargeRequest | null }[]>`
+      select distinct on (event_id) event_id, request from payment_attempts
+      where order_id = ${orderId} order by event_id, request is null`;
+    const known = rows.filter((r) => r.request !== null);
+    if (known.length < rows.length) {
+      // Written before the request was stored (migration 12): resolved when that charge request is replayed.
+      logger.warn({ orderId }, 'a charge in doubt without its request: replay its dead letter to refund it');
+    }
+    return known.map((r) => ({ eventId: r.event_id, request: r.request as StoredChargeRequest }));
+  }
+
+  /**
+   * A charge that went through for an order cancelled meanwhile (its payment row is 'void'):
+   * refund it, record the refund and emit `payment.refunded`. The row lock serialises the
+   * paths that can find the same charge (its retry or replay, and the cancellation asking
+   * again), so only the first refunds; the refund's key is the charge's, so even a crash
+   * after the gateway call refunds once. False when the row was not 'void' (done already).
+   */
+  async function refundVoided(
+    tx: Queryable,
+    charge: { orderId: string; chargeKey: string; chargeId: string } & StoredChargeRequest,
+    cause: EventEnvelope,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    const [row] = await tx<{ status: PaymentStatus }[]>`
+      select status from payments where order_id = ${charge.orderId} for update`;
+    if (row?.status !== 'void') return false;
+    const { refundId } = await gateway.refund({
+      chargeId: charge.chargeId,
+      amount: charge.amount,
+      idempotencyKey: `refund:${charge.chargeKey}`,
+      ...(signal ? { signal } : {}),
+    });
+    await tx`
+      update payments set status = 'refunded', amount = ${charge.amount}, currency = ${charge.currency},
+        charge_id = ${charge.chargeId}, refund_id = ${refundId}, updated_at = now()
+      where order_id = ${charge.orderId}`;
+    const data: PaymentRefundedData = {
+      orderId: charge.orderId,
+      paymentId: charge.chargeId,
+      refundId,
+      amount: charge.amount,
+    };
+    await enqueueOutbox(tx, [{ stream: ORDERS_STREAM, event: follow(cause, OrderEventType.paymentRefunded, data) }]);
+    return true;
   }
 
   return {

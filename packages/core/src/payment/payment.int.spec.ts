@@ -258,11 +258,16 @@ describe('payment group', () => {
     const inner = new SimulatedPaymentGateway();
     const orderId = randomUUID();
     let group: ReturnType<typeof createPaymentGroup> | undefined;
+    let cancelling = true;
     const gateway = {
       async charge(request: ChargeRequest) {
         const result = await inner.charge(request);
-        // The cancellation is handled by another consumer while the gateway answers.
-        await group?.handler(cancelled(orderId), ctx);
+        // The cancellation is handled by another consumer while the gateway answers (it
+        // finds this charge in doubt and asks about it too).
+        if (cancelling) {
+          cancelling = false;
+          await group?.handler(cancelled(orderId), ctx);
+        }
         return result;
       },
       refund: inner.refund.bind(inner),
@@ -272,9 +277,7 @@ describe('payment group', () => {
     expect(inner.chargeCount).toBe(1);
     expect(inner.refundCount).toBe(1);
     expect(await getPayment(sql, orderId)).toMatchObject({ status: 'refunded', amount: 500 });
-    const [row] =
-      await sql`select 1 from outbox where event->>'type' = 'payment.refunded' and event->'data'->>'orderId' = ${orderId}`;
-    expect(row).toBeDefined();
+    expect(await refundedEvents(orderId)).toBe(1);
   });
 
   it('a charge whose answer was lost, then a cancellation, then the retry: the charge is refunded', async () => {
@@ -300,6 +303,108 @@ describe('payment group', () => {
     expect(inner.chargeCount).toBe(1);
     expect(inner.refundCount).toBe(1);
     expect(await getPayment(sql, orderId)).toMatchObject({ status: 'refunded', amount: 500 });
+  });
+
+  /** A gateway whose charge calls fail with the outcome unknown: after charging (`answer lost`) or before reaching it. */
+  function losing(inner: SimulatedPaymentGateway, lose: 'answer lost' | 'never reached') {
+    let failing = true;
+    return {
+      gateway: {
+        async charge(request: ChargeRequest) {
+          if (failing && lose === 'never reached') throw new PaymentGatewayUnavailableError('timed out connecting');
+          const result = await inner.charge(request);
+          if (failing) throw new PaymentGatewayUnavailableError('timed out (the charge went through)');
+          return result;
+        },
+        refund: inner.refund.bind(inner),
+      },
+      /** The gateway answers again from now on. */
+      heal: () => {
+        failing = false;
+      },
+    };
+  }
+
+  const refundedEvents = async (orderId: string) =>
+    (
+      await sql`select 1 from outbox where event->>'type' = 'payment.refunded' and event->'data'->>'orderId' = ${orderId}`
+    ).length;
+
+  it.each(['answer lost', 'never reached'] as const)(
+    'a charge in doubt (%s) whose request was dead-lettered is refunded by the cancellation; a late replay adds nothing',
+    async (lose) => {
+      const inner = new SimulatedPaymentGateway();
+      const { gateway, heal } = losing(inner, lose);
+      const group = createPaymentGroup({ sql, gateway });
+      const orderId = randomUUID();
+      const event = reserved(orderId);
+      // Every attempt loses its answer: the charge request ends in the dead-letter stream.
+      await expect(group.handler(event, ctx)).rejects.toBeInstanceOf(PaymentGatewayUnavailableError);
+      await expect(group.handler(event, { ...ctx, attempt: 2 })).rejects.toBeInstanceOf(PaymentGatewayUnavailableError);
+      heal();
+      await cancelledInEventStore(orderId);
+      await group.handler(cancelled(orderId), ctx);
+
+      // Asked again with the same key: the charge it made (or, never reached, one made now) is refunded.
+      expect(inner.chargeCount).toBe(1);
+      expect(inner.refundCount).toBe(1);
+      expect(await getPayment(sql, orderId)).toMatchObject({ status: 'refunded', amount: 500 });
+      expect(await refundedEvents(orderId)).toBe(1);
+      expect(await sql`select 1 from payment_attempts where order_id = ${orderId}`).toHaveLength(0);
+
+      await group.handler(event, { ...ctx, replayCount: 1 });
+      expect(inner.chargeCount).toBe(1);
+      expect(inner.refundCount).toBe(1);
+      expect(await refundedEvents(orderId)).toBe(1);
+    },
+  );
+
+  it('a charge in doubt that the gateway declines when asked again: nothing to refund, the order stays void', async () => {
+    const inner = new SimulatedPaymentGateway();
+    const { gateway, heal } = losing(inner, 'answer lost');
+    const group = createPaymentGroup({ sql, gateway });
+    const orderId = randomUUID();
+    const event = createEvent({
+      type: 'inventory.reserved',
+      aggregateId: orderId,
+      data: { orderId, customerId: 'decline-c1', items: [{ sku: 'A', quantity: 1 }], total: 500, currency: 'EUR' },
+    });
+    await expect(group.handler(event, ctx)).rejects.toBeInstanceOf(PaymentGatewayUnavailableError);
+    heal();
+    await group.handler(cancelled(orderId), ctx);
+    expect(inner.refundCount).toBe(0);
+    expect((await getPayment(sql, orderId))?.status).toBe('void');
+    expect(await sql`select 1 from payment_attempts where order_id = ${orderId}`).toHaveLength(0);
+  });
+
+  it('a cancellation that cannot reach the gateway to ask about a charge in doubt is retried, and then refunds', async () => {
+    const inner = new SimulatedPaymentGateway();
+    const { gateway, heal } = losing(inner, 'answer lost');
+    const group = createPaymentGroup({ sql, gateway });
+    const orderId = randomUUID();
+    await expect(group.handler(reserved(orderId), ctx)).rejects.toBeInstanceOf(PaymentGatewayUnavailableError);
+    const cancel = cancelled(orderId);
+    await expect(group.handler(cancel, ctx)).rejects.toBeInstanceOf(PaymentGatewayUnavailableError);
+    expect((await getPayment(sql, orderId))?.status).toBe('void');
+    heal();
+    await group.handler(cancel, { ...ctx, attempt: 2 });
+    expect(inner.refundCount).toBe(1);
+    expect(await getPayment(sql, orderId)).toMatchObject({ status: 'refunded' });
+  });
+
+  it('a charge in doubt recorded without its request (before migration 12) is left for its replay', async () => {
+    const gateway = new SimulatedPaymentGateway();
+    const group = createPaymentGroup({ sql, gateway });
+    const orderId = randomUUID();
+    const event = reserved(orderId);
+    await sql`insert into payment_attempts (event_id, order_id) values (${event.id}, ${orderId})`;
+    await group.handler(cancelled(orderId), ctx);
+    expect(gateway.calls).toBe(0);
+    expect((await getPayment(sql, orderId))?.status).toBe('void');
+    // Its replay asks with the same key (here: charges now) and refunds.
+    await group.handler(event, { ...ctx, replayCount: 1 });
+    expect(gateway.refundCount).toBe(1);
+    expect(await getPayment(sql, orderId)).toMatchObject({ status: 'refunded' });
   });
 
   it('a cancellation that read "no payment" just before a charge committed is retried and refunds', async () => {
@@ -411,9 +516,9 @@ describe('payment group', () => {
     const runs = await Promise.allSettled([group.handler(event, ctx), group.handler(event, ctx)]);
     expect(runs.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     await cancelledInEventStore(orderId);
-    await group.handler(cancelled(orderId), ctx);
-
+    // The gateway answers again: the cancellation finds the charge in doubt and refunds it.
     const retrying = createPaymentGroup({ sql, gateway: inner });
+    await retrying.handler(cancelled(orderId), ctx);
     await retrying.handler(event, { ...ctx, attempt: 2 });
 
     expect(inner.chargeCount).toBe(1);

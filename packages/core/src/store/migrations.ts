@@ -200,6 +200,16 @@ export const MIGRATIONS: readonly Migration[] = [
         check (available::bigint + reserved <= 2147483647);
     `,
   },
+  {
+    version: 12,
+    name: 'a charge in doubt keeps its request',
+    sql: `
+      -- What was sent (customer, amount, currency), so a cancellation can ask the gateway again
+      -- with the same idempotency key and refund what it finds, without waiting for the charge
+      -- request itself to come back (it may sit in the dead-letter stream). Null on older rows.
+      alter table payment_attempts add column request jsonb;
+    `,
+  },
 ];
 
 export interface MigrateResult {

@@ -31,9 +31,15 @@ interface RetryJobBody {
 function jobData(
   group: string,
   name: string,
-  options: { replayCount?: number; failures?: readonly FailureRecord[] } = {},
+  options: { replayCount?: number; failures?: readonly FailureRecord[]; eventId?: string } = {},
 ) {
-  const event = createEvent({ type: 'test.thing', schemaVersion: 1, aggregateId: `agg-${name}`, data: { name } });
+  const event = createEvent({
+    type: 'test.thing',
+    schemaVersion: 1,
+    aggregateId: `agg-${name}`,
+    data: { name },
+    ...(options.eventId ? { id: options.eventId } : {}),
+  });
   const replayCount = options.replayCount ?? 0;
   const failures: FailureRecord[] = options.failures
     ? [...options.failures]
@@ -151,7 +157,7 @@ describe('retrying events through the admin API', () => {
     // A replayed event starts with fresh attempts and no failure yet.
     expect(items[1]).toMatchObject({ state: 'waiting', attemptsMade: 0, replayCount: 2 });
     expect(items[1]?.lastError).toBeUndefined();
-    expect(items[1]?.jobId).toBe(`${PAYMENT}.${payment['second-due']?.eventId}.r2`);
+    expect(items[1]?.jobId).toBe(`${PAYMENT}.${payment['second-due']?.eventId}~r2`);
     for (const [item, seconds] of [
       [items[2], 10],
       [items[3], 20],
@@ -340,6 +346,18 @@ describe('running retries now', () => {
     const again = await post(`/admin/retries/${PAYMENT}/${idOf(now)}/run-now`);
     expect(again.statusCode).toBe(404);
     expect(again.json().errors).toEqual([{ field: 'params.jobId', message: 'not a retrying job of this group' }]);
+  });
+
+  it('runs a job whose event id is not URL-safe, by the job id /admin/retries lists, unencoded in the path', async () => {
+    const odd = jobData(PAYMENT, 'odd', { eventId: `order:17 é/${Date.now()}` });
+    await h.deps.retryQueues.schedule(odd, HOUR);
+    const listed = await h.app.inject({ method: 'GET', url: `/admin/retries/${PAYMENT}`, headers: adminHeaders });
+    const jobId = (listed.json().items as RetryJobBody[]).find((j) => j.eventId === odd.eventId)?.jobId;
+    expect(jobId).toMatch(/^payment\.order~3A17~20~C3~A9~2F\d+$/);
+
+    const res = await post(`/admin/retries/${PAYMENT}/${jobId}/run-now`);
+    expect(res.statusCode, res.body).toBe(200);
+    await waitFor(() => handled.includes(odd.eventId), { message: 'the job ran' });
   });
 
   it('runs the named jobs, or with {} every delayed job, and says which it skipped', async () => {

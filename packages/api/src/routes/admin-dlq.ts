@@ -110,7 +110,7 @@ const replayResultSchema = withExample(
     id: EXAMPLE_IDS.deadLetter,
     group: 'payment',
     eventId: EXAMPLE_IDS.event,
-    jobId: `payment.${EXAMPLE_IDS.event}.r1`,
+    jobId: `payment.${EXAMPLE_IDS.event}~r1`,
   },
 );
 

@@ -13,7 +13,7 @@ import { queryInteger } from '../http/integers';
 import { withExample } from '../http/openapi';
 import { ApiProblem, problemResponses } from '../http/problem';
 import { limitedBy, type RouteContext } from '../route-context';
-import { actorHeaders, adminProblems, adminSecurity, nameSchema } from './admin-schemas';
+import { actorHeaders, adminProblems, adminSecurity, jobIdSchema, nameSchema } from './admin-schemas';
 
 const consumerSchema = z.object({
   name: z.string(),
@@ -253,7 +253,7 @@ const jobIdsBody = (all: string) =>
   z
     .strictObject({
       ids: z
-        .array(nameSchema)
+        .array(jobIdSchema)
         .min(1)
         .max(MAX_RETRY_PAGE)
         .optional()
@@ -593,7 +593,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           'retrying (never was, finished or dead-lettered), 409 if it is already due or running.',
         security: adminSecurity,
         headers: loggedActorHeaders,
-        params: z.strictObject({ group: nameSchema, jobId: nameSchema }),
+        params: z.strictObject({ group: nameSchema, jobId: jobIdSchema }),
         response: {
           200: runOneNowResultSchema,
           ...adminProblems,
@@ -668,7 +668,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           'retrying (never was, finished or dead-lettered), 409 if its attempt is running now (that attempt decides).',
         security: adminSecurity,
         headers: loggedActorHeaders,
-        params: z.strictObject({ group: nameSchema, jobId: nameSchema }),
+        params: z.strictObject({ group: nameSchema, jobId: jobIdSchema }),
         response: {
           200: deadLetterOneNowResultSchema,
           ...adminProblems,

@@ -34,6 +34,11 @@ export const cursorSchema = streamIdSchema.refine((id) => /[1-9]/.test(id), 'mus
 
 export const nameSchema = z.string().regex(NAME, 'letters, digits and . _ : - only (1-200)');
 export const reasonSchema = z.enum(DEAD_LETTER_REASONS);
+/** A retry job id as `/admin/retries` lists it (`retryJobId`: the group and the event id, escaped with `~`). */
+export const jobIdSchema = z
+  .string()
+  .regex(/^[\w.~-]{1,3000}$/, 'a retry job id as /admin/retries lists it: letters, digits and . _ ~ - only')
+  .meta({ example: 'payment.0193a6f2-7000-7abc-8def-000000000001' });
 /**
  * Dead-letter ids are millisecond timestamps since 1970, so earlier times cannot be bounds.
  * A value that is no ISO time at all gets that one message, not also the 1970 one.

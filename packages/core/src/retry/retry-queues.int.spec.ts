@@ -115,6 +115,25 @@ describe('RetryQueues: jobs wait for company, never past their due time', () => 
   });
 });
 
+describe('RetryQueues: one job per event and round', () => {
+  it('stores a job for each of two events whose ids differ only in characters BullMQ refuses', async () => {
+    const q = open(0);
+    const colon = { ...jobData('ids'), eventId: 'order:17' };
+    const underscore = { ...jobData('ids'), eventId: 'order_17' };
+    // Round 0 of an event named like round 1 of another.
+    const replayed = { ...jobData('ids'), eventId: 'x', replayCount: 1 };
+    const lookalike = { ...jobData('ids'), eventId: 'x.r1' };
+    for (const data of [colon, underscore, replayed, lookalike]) await q.schedule(data, 3_600_000);
+    const { items } = await q.list('ids', { states: ['delayed'] });
+    expect(items.map((job) => [job.data.eventId, job.data.replayCount]).sort()).toEqual([
+      ['order:17', 0],
+      ['order_17', 0],
+      ['x', 1],
+      ['x.r1', 0],
+    ]);
+  });
+});
+
 describe('RetryQueues after close() and during an outage', () => {
   it('after close(), a late schedule (a handler failing after its fleet stopped) is refused at once and stores nothing', async () => {
     const q = open(0);

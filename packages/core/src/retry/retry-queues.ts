@@ -183,10 +183,29 @@ interface PendingJob {
   reject: (err: unknown) => void;
 }
 
-/** Retry job id: one job per (group, event, replay round), so a re-delivered entry cannot add a second. */
+/**
+ * Retry job id: one job per (group, event, replay round), so a re-delivered entry cannot add a
+ * second. No two events of a group may share one (the second's job would be taken for a
+ * duplicate and its retry lost), so the id is injective: every character of the group and the
+ * event id outside `[A-Za-z0-9_.-]` becomes `~` and its UTF-8 bytes in hex (BullMQ refuses
+ * `:`; `~` keeps ids URL-safe for the admin routes), and a replay round is `~r<n>`, which no
+ * escaped id contains. Ids of `[A-Za-z0-9_.-]` alone, UUIDs among them, stay as they are.
+ */
 export function retryJobId(group: string, eventId: string, replayCount: number): string {
-  const base = `${group}.${eventId}`.replaceAll(':', '_');
-  return replayCount === 0 ? base : `${base}.r${replayCount}`;
+  const base = `${jobIdText(group)}.${jobIdText(eventId)}`;
+  return replayCount === 0 ? base : `${base}~r${replayCount}`;
+}
+
+const PLAIN_JOB_ID_TEXT = /^[\w.-]*$/;
+
+function jobIdText(text: string): string {
+  if (PLAIN_JOB_ID_TEXT.test(text)) return text;
+  let escaped = '';
+  for (const char of text) {
+    if (PLAIN_JOB_ID_TEXT.test(char)) escaped += char;
+    else for (const byte of Buffer.from(char)) escaped += `~${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return escaped;
 }
 
 export interface RetryQueuesOptions {

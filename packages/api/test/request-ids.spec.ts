@@ -27,7 +27,7 @@ describe('request ids', () => {
     );
   });
 
-  it('puts the id in the problem, its header and the log line of a refused request, with its method and URL', async () => {
+  it('puts the id in the problem, its header and the log line of a refused request, with its method, URL and client IP', async () => {
     const res = await h.app.inject({
       method: 'GET',
       url: '/admin/dlq?limit=0',
@@ -43,6 +43,7 @@ describe('request ids', () => {
         status: 400,
         method: 'GET',
         url: '/admin/dlq?limit=0',
+        ip: '127.0.0.1',
       }),
     );
   });

@@ -47,8 +47,6 @@ declare module 'fastify' {
 }
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
-const DEFAULT_INGEST_LIMIT: RateLimitOptions = { max: 6000, timeWindowMs: 60_000 };
-const DEFAULT_ADMIN_LIMIT: RateLimitOptions = { max: 600, timeWindowMs: 60_000 };
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
 /** Longest path parameter the router reads; every route's params schema allows at most this. */
 const MAX_PARAM_LENGTH = 200;
@@ -77,6 +75,9 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
     return503OnClosing: true,
+    // Unset unless a proxy is trusted: Fastify then gives requests a plain `ip` getter (the
+    // socket's address) instead of one that parses X-Forwarded-For on every read.
+    ...(config.trustProxy === false ? {} : { trustProxy: fastifyTrustProxy(config.trustProxy) }),
     // Fastify's two log lines per request (in, out) at info were most of the logging cost of
     // ingestion. Errors are logged once by the error handler; an access log is kept at debug.
     logController: new LogController({ disableRequestLogging: true }),
@@ -144,7 +145,7 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
   if (deps.logger?.isLevelEnabled('debug')) {
     app.addHook('onResponse', (request, reply, done) => {
       request.log.debug(
-        { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
+        { method: request.method, url: request.url, ip: request.ip, status: reply.statusCode, ms: reply.elapsedTime },
         'request completed',
       );
       done();
@@ -163,7 +164,7 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
     }
   });
 
-  const limits = rateLimits(deps);
+  const limits = rateLimits(config, deps);
   installRateLimits(app);
 
   const extraTags = (deps.plugins ?? []).flatMap((p) => (p.tag ? [p.tag] : []));
@@ -266,13 +267,33 @@ function compiledSchema<T>(schema: T): T {
   return compiled as T;
 }
 
-function rateLimits(deps: ApiDeps): RouteContext['limits'] {
+/**
+ * Per-client limits: the config's `RATE_LIMIT_*_PER_MIN` (0: none), unless `deps.rateLimit`
+ * overrides them (embedders and tests), per kind or all off with `false`.
+ */
+function rateLimits(config: Config, deps: ApiDeps): RouteContext['limits'] {
   if (deps.rateLimit === false) return { ingest: false, admin: false };
-  const toRoute = (o: RateLimitOptions): RouteRateLimit => ({ max: o.max, timeWindow: o.timeWindowMs });
+  const perMinute = (max: number): RateLimitOptions | false => (max > 0 ? { max, timeWindowMs: 60_000 } : false);
+  const toRoute = (o: RateLimitOptions | false): RouteRateLimit | false =>
+    o === false ? false : { max: o.max, timeWindow: o.timeWindowMs };
+  const admin = toRoute(deps.rateLimit?.admin ?? perMinute(config.rateLimit.adminPerMin));
   return {
-    ingest: toRoute(deps.rateLimit?.ingest ?? DEFAULT_INGEST_LIMIT),
+    ingest: toRoute(deps.rateLimit?.ingest ?? perMinute(config.rateLimit.ingestPerMin)),
     // One budget per client across every admin route: a token guesser gets `max` tries, not
     // `max` per route.
-    admin: { ...toRoute(deps.rateLimit?.admin ?? DEFAULT_ADMIN_LIMIT), groupId: 'admin' },
+    admin: admin === false ? false : { ...admin, groupId: 'admin' },
   };
+}
+
+/**
+ * Fastify's `trustProxy` for `TRUST_PROXY`. A hop count becomes a function: Fastify 5.12 reads
+ * a number as "trust no hop" (it cannot check the peer's address), which would leave every
+ * client behind the proxy sharing the proxy's IP. A count trusts whichever peer is that many
+ * hops in, like `true` trusts any: only for an API reachable through its proxies alone.
+ */
+function fastifyTrustProxy(
+  trust: true | number | string[],
+): true | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust !== 'number') return trust;
+  return (_address, hop) => hop < trust;
 }

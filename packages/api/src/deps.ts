@@ -44,8 +44,11 @@ export interface ApiDeps {
   readinessChecks?: Record<string, ReadinessCheck>;
   /** Extra route plugins, e.g. the orders API. */
   plugins?: ApiRoutePlugin[];
-  /** Per-client limits; `false` turns rate limiting off. Defaults are generous. */
-  rateLimit?: { ingest?: RateLimitOptions; admin?: RateLimitOptions } | false;
+  /**
+   * Per-client limits, overriding the config's `RATE_LIMIT_*_PER_MIN` for each kind given;
+   * `false` turns one kind, or all rate limiting, off.
+   */
+  rateLimit?: { ingest?: RateLimitOptions | false; admin?: RateLimitOptions | false } | false;
   /** Largest accepted request body in bytes (default 1 MiB). */
   bodyLimit?: number;
   /** How long an `Idempotency-Key` answer is kept (default 24 h). */

@@ -4,6 +4,7 @@ import {
   createRedis,
   DeadLetterStream,
   type EventCatalog,
+  type Logger,
   loadConfig,
   RetryQueues,
   StreamfleetKeys,
@@ -60,6 +61,8 @@ export async function createHarness(
     catalog?: EventCatalog;
     /** Connection the app's producer, dead letters and idempotency store use (default: a live one). */
     appRedis?: Redis;
+    /** More environment for `loadConfig`, e.g. `{ TRUST_PROXY: '10.0.0.1' }`. */
+    env?: Record<string, string>;
   } = {},
 ): Promise<Harness> {
   const prefix = uniquePrefix('api');
@@ -68,6 +71,7 @@ export async function createHarness(
     REDIS_URL: url,
     STREAMFLEET_PREFIX: prefix,
     ...(options.adminToken === null ? {} : { ADMIN_TOKEN: options.adminToken ?? ADMIN_TOKEN }),
+    ...options.env,
   });
   const keys = new StreamfleetKeys(prefix);
   const redis = createRedis(url);
@@ -111,3 +115,31 @@ export async function createHarness(
 }
 
 export const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+export type LogLine = Record<string, unknown> & { level: string; msg?: string };
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+/**
+ * A pino-shaped logger that keeps every line in memory, with the bindings of its children
+ * (Fastify binds `reqId` on each request's child logger). Enough of pino for Fastify.
+ */
+export function recordingLogger(lines: LogLine[], level = 'debug', bindings: Record<string, unknown> = {}): Logger {
+  const enabled = (l: string) => LEVELS.indexOf(l as (typeof LEVELS)[number]) >= LEVELS.indexOf(level as 'debug');
+  const write =
+    (l: string) =>
+    (objOrMsg?: unknown, msg?: string): void => {
+      if (!enabled(l)) return;
+      const fields = typeof objOrMsg === 'object' && objOrMsg !== null ? (objOrMsg as Record<string, unknown>) : {};
+      const text = typeof objOrMsg === 'string' ? objOrMsg : msg;
+      lines.push({ ...bindings, ...fields, level: l, ...(text === undefined ? {} : { msg: text }) });
+    };
+  const logger = {
+    level,
+    silent: () => undefined,
+    isLevelEnabled: enabled,
+    child: (more: Record<string, unknown>) => recordingLogger(lines, level, { ...bindings, ...more }),
+    ...Object.fromEntries(LEVELS.map((l) => [l, write(l)])),
+  };
+  return logger as unknown as Logger;
+}

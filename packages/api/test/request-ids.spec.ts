@@ -1,38 +1,9 @@
-import type { Logger } from '@streamfleet/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminHeaders, createHarness, type Harness } from './harness';
-
-type Line = Record<string, unknown> & { level: string; msg?: string };
-
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
-
-/**
- * A pino-shaped logger that keeps every line in memory, with the bindings of its children
- * (Fastify binds `reqId` on each request's child logger). Enough of pino for Fastify.
- */
-function recordingLogger(lines: Line[], level = 'debug', bindings: Record<string, unknown> = {}): Logger {
-  const enabled = (l: string) => LEVELS.indexOf(l as (typeof LEVELS)[number]) >= LEVELS.indexOf(level as 'debug');
-  const write =
-    (l: string) =>
-    (objOrMsg?: unknown, msg?: string): void => {
-      if (!enabled(l)) return;
-      const fields = typeof objOrMsg === 'object' && objOrMsg !== null ? (objOrMsg as Record<string, unknown>) : {};
-      const text = typeof objOrMsg === 'string' ? objOrMsg : msg;
-      lines.push({ ...bindings, ...fields, level: l, ...(text === undefined ? {} : { msg: text }) });
-    };
-  const logger = {
-    level,
-    silent: () => undefined,
-    isLevelEnabled: enabled,
-    child: (more: Record<string, unknown>) => recordingLogger(lines, level, { ...bindings, ...more }),
-    ...Object.fromEntries(LEVELS.map((l) => [l, write(l)])),
-  };
-  return logger as unknown as Logger;
-}
+import { adminHeaders, createHarness, type Harness, type LogLine, recordingLogger } from './harness';
 
 describe('request ids', () => {
   let h: Harness;
-  const lines: Line[] = [];
+  const lines: LogLine[] = [];
   beforeAll(async () => {
     h = await createHarness({ deps: { logger: recordingLogger(lines) } });
   });
@@ -56,7 +27,7 @@ describe('request ids', () => {
     );
   });
 
-  it('puts the id in the problem, its header and the log line of a refused request, with its method and URL', async () => {
+  it('puts the id in the problem, its header and the log line of a refused request, with its method, URL and client IP', async () => {
     const res = await h.app.inject({
       method: 'GET',
       url: '/admin/dlq?limit=0',
@@ -72,6 +43,7 @@ describe('request ids', () => {
         status: 400,
         method: 'GET',
         url: '/admin/dlq?limit=0',
+        ip: '127.0.0.1',
       }),
     );
   });

@@ -219,10 +219,12 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, proble
 
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const problem = toProblem(err, request);
-  if (problem.status >= 500) request.log.error({ err, method: request.method, url: request.url }, 'request failed');
-  else {
+  // `ip` is the client's own behind a trusted proxy (TRUST_PROXY): who got the 429, say.
+  if (problem.status >= 500) {
+    request.log.error({ err, method: request.method, url: request.url, ip: request.ip }, 'request failed');
+  } else {
     request.log.info(
-      { code: problem.code, status: problem.status, method: request.method, url: request.url },
+      { code: problem.code, status: problem.status, method: request.method, url: request.url, ip: request.ip },
       'request refused',
     );
   }

@@ -146,6 +146,80 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_POOL_MAX: '0' })).toThrow(/DATABASE_POOL_MAX/);
   });
 
+  it('reads the API rate limits per minute; 0 turns one off', () => {
+    expect(loadConfig({}).rateLimit).toEqual({ ingestPerMin: 6000, adminPerMin: 600 });
+    expect(loadConfig({ RATE_LIMIT_INGEST_PER_MIN: '3', RATE_LIMIT_ADMIN_PER_MIN: '0' }).rateLimit).toEqual({
+      ingestPerMin: 3,
+      adminPerMin: 0,
+    });
+    expect(loadConfig({ RATE_LIMIT_INGEST_PER_MIN: '', RATE_LIMIT_ADMIN_PER_MIN: '' }).rateLimit).toEqual({
+      ingestPerMin: 6000,
+      adminPerMin: 600,
+    });
+  });
+
+  it.each(['RATE_LIMIT_INGEST_PER_MIN', 'RATE_LIMIT_ADMIN_PER_MIN'])(
+    'refuses %s unless it is whole decimal digits (a blank would otherwise read as 0, no limit)',
+    (variable) => {
+      for (const value of [' ', '-1', '1.5', '3.0', '1e3', '0x10', 'unlimited', '100/min']) {
+        expect(() => loadConfig({ [variable]: value }), value).toThrow(
+          new RegExp(`${variable}: must be a whole number of requests per minute \\(0: no limit\\)`),
+        );
+      }
+      expect(() => loadConfig({ [variable]: '99999999999999999999' })).toThrow(
+        new RegExp(`${variable}: must be at most ${Number.MAX_SAFE_INTEGER}`),
+      );
+    },
+  );
+
+  it("reads TRUST_PROXY as Fastify takes it: off, true, a hop count or the proxies' addresses", () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: '' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: '0' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+    // A hop count, not a boolean: `1` trusts one proxy's X-Forwarded-For entry, `true` all of them.
+    expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: ' 2 ' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: '100' }).trustProxy).toBe(100);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.1, 10.1.0.0/16,,::1,2001:db8::/32 ' }).trustProxy).toEqual([
+      '10.0.0.1',
+      '10.1.0.0/16',
+      '::1',
+      '2001:db8::/32',
+    ]);
+    expect(loadConfig({ TRUST_PROXY: '::ffff:10.0.0.1' }).trustProxy).toEqual(['::ffff:10.0.0.1']);
+  });
+
+  it.each([
+    ['TRUE', /"TRUE" is not an IP address or CIDR range/],
+    ['yes', /"yes" is not an IP address or CIDR range/],
+    ['1.5', /"1.5" is not an IP address or CIDR range/],
+    ['-1', /"-1" is not an IP address or CIDR range/],
+    ['loopback', /"loopback" is not an IP address or CIDR range/],
+    ['10.0.0.1,proxy.internal', /"proxy.internal" is not an IP address or CIDR range/],
+    ['10.0.0.1:8080', /"10.0.0.1:8080" is not an IP address or CIDR range/],
+    ['010.0.0.1', /"010.0.0.1" is not an IP address or CIDR range/],
+    ['fe80::1%eth0', /"fe80::1%eth0" is not an IP address or CIDR range/],
+    ['10.0.0.0/33', /"10.0.0.0\/33" has no valid prefix length \(1 to 32 for IPv4\)/],
+    ['10.0.0.0/0', /"10.0.0.0\/0" has no valid prefix length \(1 to 32 for IPv4\)/],
+    ['10.0.0.0/255.0.0.0', /"10.0.0.0\/255.0.0.0" has no valid prefix length/],
+    ['2001:db8::/129', /"2001:db8::\/129" has no valid prefix length \(1 to 128 for IPv6\)/],
+    [',', /TRUST_PROXY: must be true, false, a hop count/],
+  ])('refuses TRUST_PROXY=%j, naming the variable and the forms it takes', (value, message) => {
+    expect(() => loadConfig({ TRUST_PROXY: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ TRUST_PROXY: value })).toThrow(
+      /TRUST_PROXY: must be true, false, a hop count \(e\.g\. 1\) or comma-separated proxy IP addresses\/CIDRs/,
+    );
+    expect(() => loadConfig({ TRUST_PROXY: value })).toThrow(message);
+  });
+
+  it('refuses a TRUST_PROXY hop count above 100, more likely a port, which would trust any peer', () => {
+    expect(() => loadConfig({ TRUST_PROXY: '8080' })).toThrow(
+      /TRUST_PROXY: is a hop count above 100: give the number of proxies in front of the API, or their addresses/,
+    );
+  });
+
   it('refuses a max delay below the base delay', () => {
     expect(() => loadConfig({ RETRY_BASE_DELAY_MS: '500', RETRY_MAX_DELAY_MS: '100' })).toThrow(/RETRY_MAX_DELAY_MS/);
   });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { StreamfleetError } from '../errors/index';
 import { redisNodesOf } from '../streams/connection';
@@ -51,6 +52,69 @@ const redisUrls = z.string().superRefine((value, ctx) => {
     ctx.addIssue({ code: 'custom', message: `node ${bad + 1} of ${nodes.length} must be a redis:// or rediss:// URL` });
   }
 });
+/**
+ * Requests per client per minute; 0 turns the limit off. Whole decimal digits only: `z.coerce`
+ * would read `" "` as 0, which here means "no limit", and `1e3` or `0x10` as numbers.
+ */
+const perMinute = z
+  .string()
+  .regex(/^\d+$/, 'must be a whole number of requests per minute (0: no limit)')
+  .transform(Number)
+  .pipe(z.number().max(Number.MAX_SAFE_INTEGER, `must be at most ${Number.MAX_SAFE_INTEGER}`));
+
+const MAX_PROXY_HOPS = 100;
+const TRUST_PROXY_FORMS = 'true, false, a hop count (e.g. 1) or comma-separated proxy IP addresses/CIDRs';
+/** One trusted proxy: an IP address, or a CIDR range with a prefix of 1 to 32 (IPv4) or 128 (IPv6). */
+function proxyAddressProblem(entry: string): string | undefined {
+  const slash = entry.indexOf('/');
+  const address = slash === -1 ? entry : entry.slice(0, slash);
+  // A zone id (`fe80::1%eth0`) names an interface of this host, not a proxy's address.
+  const family = address.includes('%') ? 0 : isIP(address);
+  if (family === 0) return `${JSON.stringify(entry)} is not an IP address or CIDR range`;
+  if (slash === -1) return undefined;
+  const bits = entry.slice(slash + 1);
+  const max = family === 4 ? 32 : 128;
+  // 0 is refused as the proxy-address library Fastify uses refuses it: /0 would trust every address.
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) < 1 || Number(bits) > max) {
+    return `${JSON.stringify(entry)} has no valid prefix length (1 to ${max} for IPv${family})`;
+  }
+  return undefined;
+}
+/**
+ * `TRUST_PROXY`: whose `X-Forwarded-For` to believe. `false` (0 hops) or `true`, a hop count,
+ * or the proxies' addresses. `1` is a hop count, not `true`: Fastify treats the two differently.
+ */
+const trustProxy = z
+  .string()
+  .default('false')
+  .transform((raw, ctx): boolean | number | string[] => {
+    const value = raw.trim();
+    if (value === 'true') return true;
+    if (value === 'false') return false;
+    if (/^\d+$/.test(value)) {
+      const hops = Number(value);
+      if (hops <= MAX_PROXY_HOPS) return hops === 0 ? false : hops;
+      // More likely a port than a chain of proxies, and as a hop count it would trust any peer.
+      ctx.addIssue({
+        code: 'custom',
+        message: `is a hop count above ${MAX_PROXY_HOPS}: give the number of proxies in front of the API, or their addresses`,
+      });
+      return z.NEVER;
+    }
+    const entries = value
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter(Boolean);
+    const problems = entries.flatMap((entry) => proxyAddressProblem(entry) ?? []);
+    if (entries.length === 0 || problems.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be ${TRUST_PROXY_FORMS}${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`,
+      });
+      return z.NEVER;
+    }
+    return entries;
+  });
 const probability = (message: string) => z.coerce.number({ error: message }).min(0, message).max(1, message);
 
 /**
@@ -92,6 +156,9 @@ export const configSchema = z
     PORT: int(0, 65535).default(3000),
     HOST: z.string().default('0.0.0.0'),
     WORKER_PORT: int(0, 65535).default(3001),
+    RATE_LIMIT_INGEST_PER_MIN: perMinute.default(6000),
+    RATE_LIMIT_ADMIN_PER_MIN: perMinute.default(600),
+    TRUST_PROXY: trustProxy,
     ADMIN_TOKEN: z
       .string()
       .min(16, 'must be at least 16 characters')
@@ -221,6 +288,18 @@ export interface Config {
   port: number;
   host: string;
   workerPort: number;
+  /** The API's per-client (per IP) request limits, per minute, in each API process's memory. 0: no limit. */
+  rateLimit: {
+    /** Each ingest route (`POST /v1/events`, `/v1/events/batch`) on its own. */
+    ingestPerMin: number;
+    /** All admin routes together: one budget per client. */
+    adminPerMin: number;
+  };
+  /**
+   * Which peers' `X-Forwarded-For` the API believes to find a client's IP (Fastify's
+   * `trustProxy`): `false` none, `true` any, a hop count, or the proxies' addresses/CIDRs.
+   */
+  trustProxy: boolean | number | string[];
   adminToken: string | undefined;
   prefix: string;
   logLevel: Env['LOG_LEVEL'];
@@ -298,6 +377,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     port: e.PORT,
     host: e.HOST,
     workerPort: e.WORKER_PORT,
+    rateLimit: { ingestPerMin: e.RATE_LIMIT_INGEST_PER_MIN, adminPerMin: e.RATE_LIMIT_ADMIN_PER_MIN },
+    trustProxy: e.TRUST_PROXY,
     adminToken: e.ADMIN_TOKEN,
     prefix: e.STREAMFLEET_PREFIX,
     logLevel: e.LOG_LEVEL,

@@ -1,5 +1,5 @@
-import { type RetryJobData, RetryQueues, StreamfleetKeys } from '@streamfleet/core';
-import { cleanupPrefix, testRedisUrl, uniquePrefix } from '@streamfleet/core/testing';
+import { DeadLetterStream, type RetryJobData, RetryQueues, StreamfleetKeys } from '@streamfleet/core';
+import { cleanupPrefix, deadLetterInput, testRedisUrl, uniquePrefix } from '@streamfleet/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkerMetrics, type WorkerMetricsOptions } from './worker-metrics';
@@ -40,6 +40,20 @@ describe('WorkerMetrics at scrape time', () => {
     expect(await metrics.registry.getSingleMetricAsString('streamfleet_group_paused')).toContain(
       'streamfleet_group_paused{group="payment"} 0',
     );
+  });
+
+  it('reports how many dead letters each of its groups has, as writes and discards change it', async () => {
+    const metrics = paymentAndInventory();
+    const dlq = new DeadLetterStream({ redis, keys });
+    const dead = (entryId: string) =>
+      dlq.write(deadLetterInput('payment', 'non-retryable', { type: 'order.created', data: {} }, { entryId }));
+    const first = await dead('1-0');
+    await dead('2-0');
+    const gauge = () => metrics.registry.getSingleMetricAsString('streamfleet_group_dead_lettered');
+    expect(await gauge()).toContain('streamfleet_group_dead_lettered{group="payment"} 2');
+    expect(await gauge()).toContain('streamfleet_group_dead_lettered{group="inventory"} 0');
+    await dlq.discard(first.id, { actor: 'test' });
+    expect(await gauge()).toContain('streamfleet_group_dead_lettered{group="payment"} 1');
   });
 
   it('reports how many events each of its groups is retrying, from its BullMQ retry queue', async () => {

@@ -24,7 +24,7 @@ export interface WorkerMetricsOptions {
  * The worker's Prometheus metrics in a registry of its own (never prom-client's global one,
  * so several fleets or tests in one process don't collide). It is the fleet's
  * `GroupObserver`: the engine calls it on the hot path, where it only bumps counters.
- * Pending, lag, retrying, paused and dead-letter length are read from Redis at scrape time.
+ * Pending, lag, retrying, paused, dead-lettered and dead-letter length are read from Redis at scrape time.
  */
 export class WorkerMetrics implements GroupObserver {
   readonly registry = new Registry();
@@ -110,6 +110,17 @@ export class WorkerMetrics implements GroupObserver {
       async collect() {
         const length = await self.withTimeout(self.options.redis.xlen(self.options.keys.deadLetter));
         if (length !== undefined) this.set(length);
+      },
+    });
+    new Gauge({
+      name: 'streamfleet_group_dead_lettered',
+      help: 'Entries of a group in the dead-letter stream, waiting for a replay or a discard (GET /admin/groups deadLettered).',
+      labelNames: ['group'],
+      registers,
+      async collect() {
+        const counts = await self.withTimeout(self.options.redis.hgetall(self.options.keys.deadLetterCounts));
+        if (counts === undefined) return;
+        for (const { group } of self.options.groups) this.set({ group }, Number(counts[group] ?? 0));
       },
     });
     new Gauge({

@@ -12,6 +12,7 @@ export {
   type RetryJobListOptions,
   type RetryJobPage,
   RetryQueues,
+  RetryQueuesClosedError,
   type RetryQueuesOptions,
   type RunNowResult,
   type RunNowSkip,

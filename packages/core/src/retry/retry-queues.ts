@@ -183,6 +183,14 @@ interface PendingJob {
   reject: (err: unknown) => void;
 }
 
+/** `schedule` after `close()`: nothing was stored (a handler that failed after its fleet stopped). */
+export class RetryQueuesClosedError extends Error {
+  constructor() {
+    super('retry queues are closed: the retry job was not stored');
+    this.name = 'RetryQueuesClosedError';
+  }
+}
+
 /**
  * Retry job id: one job per (group, event, replay round), so a re-delivered entry cannot add a
  * second. No two events of a group may share one (the second's job would be taken for a
@@ -280,7 +288,7 @@ export class RetryQueues {
    */
   schedule(data: RetryJobData, delayMs: number): Promise<string> {
     // A handler that failed after its fleet closed: its entry stays pending, to be claimed.
-    if (this.closed) return Promise.reject(new Error('retry queues are closed: the retry job was not stored'));
+    if (this.closed) return Promise.reject(new RetryQueuesClosedError());
     const jobId = retryJobId(data.group, data.eventId, data.replayCount);
     const wait = Math.max(0, delayMs);
     const now = Date.now();

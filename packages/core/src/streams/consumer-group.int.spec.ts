@@ -513,6 +513,40 @@ describe('close() and its timeout', () => {
     expect(Number(((await redis.xpending(fleet.keys.stream(STREAM), 'a')) as [number])[0])).toBe(5);
   });
 
+  it('a handler failing after its fleet closed is logged as a warning: its entry stays pending, nothing is stored', async () => {
+    world.newTest();
+    const { logger, lines, withMessage } = capturingLogger();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const fleet = await startFleet(
+      [
+        group('a', async () => {
+          await gate;
+          throw new Error('gateway said 503');
+        }),
+      ],
+      { logger, consumer: { concurrency: 1, batchSize: 1, blockMs: 100 } },
+    );
+    await fleet.producer.publish(STREAM, thing(1));
+    const pending = async () => Number(((await redis.xpending(fleet.keys.stream(STREAM), 'a')) as [number])[0]);
+    await waitFor(async () => (await pending()) === 1);
+    await world.running.splice(0)[0]?.close({ timeoutMs: 100 });
+    release();
+    const message = 'handler failed after the fleet closed; the entry stays pending for another consumer';
+    await waitFor(() => withMessage(message).length === 1, { message: 'the late failure logged' });
+    expect(withMessage(message)[0]).toMatchObject({ level: 40, error: { message: 'gateway said 503' } });
+    expect(lines.filter((l) => Number(l.level) >= 50)).toEqual([]);
+    expect(await pending()).toBe(1);
+    const queues = new RetryQueues({ connection: redis, keys: fleet.keys });
+    try {
+      expect(await queues.counts('a')).toMatchObject({ waiting: 0, delayed: 0 });
+    } finally {
+      await queues.close();
+    }
+  });
+
   it('past its timeout, close() hands back what it never started: another consumer takes it at once, as a first delivery', async () => {
     world.newTest();
     let release: () => void = () => undefined;

@@ -8,7 +8,7 @@ import { decodeEvent, fieldsToRecord, MAX_ENVELOPE_TEXT } from '../events/codec'
 import type { EventEnvelope } from '../events/envelope';
 import { type Logger, silentLogger } from '../logging/index';
 import type { RetryPolicy } from '../retry/retry-policy';
-import type { RetryQueues } from '../retry/retry-queues';
+import { type RetryQueues, RetryQueuesClosedError } from '../retry/retry-queues';
 import { failure } from '../retry/retry-worker';
 import { settleWithin } from '../timing';
 import { connectionNameOf, duplicateRedis, type RedisClient, serversOf } from './connection';
@@ -605,10 +605,15 @@ export class ConsumerGroup {
       await stored;
     } catch (scheduleErr) {
       // Not acked: the entry stays pending and is claimed again after the visibility timeout.
-      this.logger.error(
-        { err: scheduleErr, eventId: event.id, eventType: event.type, entryId: id },
-        'could not store the retry job; leaving the entry pending',
-      );
+      const where = { eventId: event.id, eventType: event.type, entryId: id };
+      if (scheduleErr instanceof RetryQueuesClosedError) {
+        // A handler that outlived its fleet's shutdown timeout: expected, and nothing is lost.
+        this.logger.warn(
+          { ...where, error: briefError(err) },
+          'handler failed after the fleet closed; the entry stays pending for another consumer',
+        );
+      } else
+        this.logger.error({ ...where, err: scheduleErr }, 'could not store the retry job; leaving the entry pending');
       return;
     }
     this.observer?.retried?.(this.group);

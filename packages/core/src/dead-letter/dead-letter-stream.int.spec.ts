@@ -116,7 +116,7 @@ describe('DeadLetterStream', () => {
     expect(real.replayed).toBe(1);
     expect(await world.dlq.length()).toBe(before - 1);
     expect((await world.queues.counts('dry')).waiting).toBe(1);
-    const audit = await world.dlq.audit({ limit: 1 });
+    const audit = await world.audit.list({ limit: 1 });
     expect(audit.items.every((r) => r.batchId === 'b-1' && r.actor === 'ops')).toBe(true);
   });
 
@@ -166,8 +166,8 @@ describe('DeadLetterStream', () => {
     expect(rest.items).toHaveLength(1);
     expect(real.discardedIds).not.toContain(rest.items[0]?.id);
     expect(await world.dlq.countsByGroup()).toMatchObject({ purge: 1, 'purge-other': 1 });
-    const audit = await world.dlq.audit({ limit: 2 });
-    expect(audit.items.map((r) => [r.action, r.batchId, r.deadLetterId]).sort()).toEqual(
+    const audit = await world.audit.list({ limit: 2 });
+    expect(audit.items.map((r) => [r.action, r.batchId, 'deadLetterId' in r ? r.deadLetterId : '']).sort()).toEqual(
       real.discardedIds.map((id) => ['discard', 'd-1', id]).sort(),
     );
     const again = await world.dlq.write(input('purge', 'non-retryable', 1));

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { AUDIT_MAX_LEN, AuditLog, auditFields } from '../audit/audit-log';
+import type { OperatorContext } from '../audit/types';
 import { ConflictError, DomainError, type ErrorSummary, NotFoundError, ValidationError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent, fieldsToRecord, MAX_ENVELOPE_TEXT } from '../events/codec';
@@ -8,7 +10,6 @@ import type { RedisClient } from '../streams/connection';
 import type { StreamfleetKeys } from '../streams/keys';
 import { isStreamId, streamIdTime } from '../streams/reply';
 import {
-  type AuditRecord,
   DEAD_LETTER_REASONS,
   type DeadLetterDecoding,
   type DeadLetterEntry,
@@ -17,7 +18,6 @@ import {
   type DeadLetterPage,
   type DeadLetterReason,
   type FailureRecord,
-  type OperatorContext,
 } from './types';
 
 const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), 'utf8');
@@ -26,7 +26,6 @@ const REMOVE_SCRIPT = script('remove-dead-letter-6.lua');
 
 /** How long "already replayed/discarded" is remembered for an entry id. */
 const TOMBSTONE_TTL_SECONDS = 7 * 24 * 3600;
-const AUDIT_MAX_LEN = 100_000;
 /** A list call reads at most this many entries before handing back a cursor. */
 const SCAN_BUDGET = 5000;
 /**
@@ -44,31 +43,6 @@ const LOOKUP_CHUNK = 500;
 const REPLAY_HOLD_MS = 60_000;
 /** Entries a bulk replay passes over (failing today's schema) in one call, at most. */
 const MAX_SKIPPED = 10_000;
-
-/** An audit record's fields, as the audit stream holds them (`audit()` reads them back). */
-function auditFields(
-  action: AuditRecord['action'],
-  actor: string,
-  at: string,
-  entry: { id: string; group: string; eventId: string; type: string },
-): string[] {
-  return [
-    'action',
-    action,
-    'actor',
-    actor,
-    'at',
-    at,
-    'deadLetterId',
-    entry.id,
-    'group',
-    entry.group,
-    'eventId',
-    entry.eventId,
-    'type',
-    entry.type,
-  ];
-}
 
 type DeadLetterRedis = RedisClient & {
   sfWriteDeadLetter(...args: string[]): Promise<[string, number]>;
@@ -161,6 +135,7 @@ export class DeadLetterStream {
   private readonly retryQueues: RetryQueues | undefined;
   private readonly catalog: EventCatalog | undefined;
   private readonly logger: Logger;
+  private readonly auditLog: AuditLog;
 
   constructor(options: DeadLetterStreamOptions) {
     const redis = options.redis as DeadLetterRedis;
@@ -173,6 +148,7 @@ export class DeadLetterStream {
     this.retryQueues = options.retryQueues;
     this.catalog = options.catalog;
     this.logger = options.logger ?? silentLogger;
+    this.auditLog = new AuditLog(redis, options.keys);
   }
 
   /**
@@ -427,45 +403,17 @@ export class DeadLetterStream {
    * written (by the retry worker, from the mark the operator left on the job).
    */
   async auditDeadLettered(entry: { id: string; group: string; eventId: string; type: string }, actor: string) {
-    await this.redis.xadd(
-      this.keys.audit,
-      'MAXLEN',
-      '~',
-      AUDIT_MAX_LEN,
-      '*',
-      ...auditFields('dead-letter', actor, new Date().toISOString(), entry),
-    );
-  }
-
-  async audit(
-    options: { limit?: number; cursor?: string } = {},
-  ): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
-    const limit = clamp(options.limit ?? 50, 1, 1000);
-    if (options.cursor !== undefined) assertId(options.cursor, 'cursor');
-    const rows = (await this.redis.xrevrange(
-      this.keys.audit,
-      options.cursor ? `(${options.cursor}` : '+',
-      '-',
-      'COUNT',
-      limit,
-    )) as [string, string[]][];
-    const items = rows.map(([id, fields]) => {
-      const r = fieldsToRecord(fields);
-      const record: AuditRecord = {
-        id,
-        action: r.action === 'discard' || r.action === 'dead-letter' ? r.action : 'replay',
-        actor: r.actor ?? '',
-        at: r.at ?? '',
-        deadLetterId: r.deadLetterId ?? '',
-        group: r.group ?? '',
-        eventId: r.eventId ?? '',
-        type: r.type ?? '',
-      };
-      if (r.batchId) record.batchId = r.batchId;
-      return record;
-    });
-    const last = rows.at(-1)?.[0];
-    return rows.length === limit && last ? { items, nextCursor: last } : { items };
+    await this.auditLog.record([
+      {
+        action: 'dead-letter',
+        actor,
+        at: new Date().toISOString(),
+        group: entry.group,
+        deadLetterId: entry.id,
+        eventId: entry.eventId,
+        type: entry.type,
+      },
+    ]);
   }
 
   async length(): Promise<number> {
@@ -529,10 +477,16 @@ export class DeadLetterStream {
     context: OperatorContext,
   ): Promise<boolean> {
     const at = new Date().toISOString();
-    const audit = [
-      ...auditFields(action, context.actor, at, entry),
-      ...(context.batchId ? ['batchId', context.batchId] : []),
-    ];
+    const audit = auditFields({
+      action,
+      actor: context.actor,
+      at,
+      group: entry.group,
+      deadLetterId: entry.id,
+      eventId: entry.eventId,
+      type: entry.type,
+      ...(context.batchId ? { batchId: context.batchId } : {}),
+    });
     const mark = marker(entry);
     const removed = await this.redis.sfRemoveDeadLetter(
       this.keys.deadLetter,

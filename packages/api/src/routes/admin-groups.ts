@@ -371,7 +371,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
   const maxAttemptsOf = (group: string) =>
     RetryPolicy.forGroup(ctx.config.retry, ctx.config.retry.overrides, group).maxAttempts;
 
-  /** For actions recorded in the API's log (the audit stream is the dead letters'). */
+  /** For actions recorded only in the API's log. */
   const loggedActorHeaders = z.looseObject({
     'x-actor': actorHeaders.shape['x-actor'].meta({
       description: 'Who is acting, written to the API’s log line of the change (default `admin`)',
@@ -380,7 +380,9 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
   const pauseResult = z.object({
     group: z.string(),
     paused: z.boolean(),
-    changed: z.boolean().meta({ description: 'false when the group already was in that state' }),
+    changed: z
+      .boolean()
+      .meta({ description: 'false when the group already was in that state: nothing changed, nothing audited' }),
   });
   const pauseActions = {
     pause: {
@@ -389,13 +391,15 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         'Its consumers read and claim nothing new (each notices within a second); handlers already running finish ' +
         'and are acked; its retry queue is paused too, so no retry starts and due ones wait. New events wait in ' +
         'the stream (see `lag` in /admin/groups), and other groups of the stream go on. For when what the group ' +
-        'calls is down: its events wait instead of using up their attempts. 404 if no such group is known.',
+        'calls is down: its events wait instead of using up their attempts. Audited (/admin/audit) when it ' +
+        'changes the group’s state. 404 if no such group is known.',
       paused: true,
     },
     resume: {
       summary: 'Resume a paused consumer group',
       description:
-        'Its consumers read again, from where they stopped, and its retry queue runs. 404 if no such group is known.',
+        'Its consumers read again, from where they stopped, and its retry queue runs. Audited (/admin/audit) when ' +
+        'it changes the group’s state. 404 if no such group is known.',
       paused: false,
     },
   } as const;
@@ -409,7 +413,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           summary,
           description,
           security: adminSecurity,
-          headers: loggedActorHeaders,
+          headers: actorHeaders,
           params: z.strictObject({ group: nameSchema }),
           response: {
             200: withExample(pauseResult, { group: 'payment', paused, changed: true }),
@@ -421,8 +425,9 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
       async (request) => {
         const { group } = request.params;
         await checkGroup(group, 'params.group', 404);
-        const changed = paused ? await pauses.pause(group) : await pauses.resume(group);
-        request.log.info({ group, actor: actorOf(request), changed }, paused ? 'group paused' : 'group resumed');
+        const actor = actorOf(request);
+        const changed = paused ? await pauses.pause(group, { actor }) : await pauses.resume(group, { actor });
+        request.log.info({ group, actor, changed }, paused ? 'group paused' : 'group resumed');
         return { group, paused, changed };
       },
     );
@@ -634,7 +639,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           `dead-lettered instead of retried. ${deadLetterNowDescription} ` +
           'Jobs whose attempt is running, and ids that are not retrying, are listed in `skipped`.',
         security: adminSecurity,
-        headers: loggedActorHeaders,
+        headers: actorHeaders,
         params: z.strictObject({ group: nameSchema }),
         body: jobIdsBody('every job of the group waiting to run'),
         response: {
@@ -667,7 +672,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           `The job is dead-lettered instead of retried. ${deadLetterNowDescription} 404 if the job is not ` +
           'retrying (never was, finished or dead-lettered), 409 if its attempt is running now (that attempt decides).',
         security: adminSecurity,
-        headers: loggedActorHeaders,
+        headers: actorHeaders,
         params: z.strictObject({ group: nameSchema, jobId: nameSchema }),
         response: {
           200: deadLetterOneNowResultSchema,

@@ -1,7 +1,28 @@
+import { createEvent, encodeEvent, type RetryJobData, retryJobId } from '@streamfleet/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminHeaders, createHarness, type Harness } from './harness';
 
 const PAYMENT = 'payment';
+const HOUR = 3_600_000;
+
+/** A retry job of the payment group after its first delivery failed. */
+function retrying(name: string): RetryJobData {
+  const event = createEvent({ type: 'test.thing', schemaVersion: 1, data: { name } });
+  const at = new Date().toISOString();
+  return {
+    group: PAYMENT,
+    stream: 'things',
+    entryId: '1700000000000-0',
+    fields: encodeEvent(event),
+    eventId: event.id,
+    type: event.type,
+    attemptOffset: 1,
+    replayCount: 0,
+    firstFailedAt: at,
+    failures: [{ attempt: 1, at, name: 'Error', message: `${name} failed` }],
+  };
+}
+const idOf = (data: RetryJobData) => retryJobId(data.group, data.eventId, data.replayCount);
 
 /**
  * The audit log as operators read it (GET /admin/audit) after acting on groups through the
@@ -82,5 +103,48 @@ describe('group actions in the audit log', () => {
 
     expect(await h.redis.smembers(h.keys.pausedGroups)).toEqual([]);
     expect((await auditLog()).items).toEqual(before);
+  });
+
+  it('records each retry run now with who, the job and its event; a bulk call’s records share its batchId', async () => {
+    const [one, other] = [retrying('one'), retrying('other')];
+    for (const data of [one, other]) await h.deps.retryQueues.schedule(data, HOUR);
+
+    const single = await post(`/admin/retries/${PAYMENT}/${idOf(one)}/run-now`, 'alice');
+    expect(single.statusCode, single.body).toBe(200);
+    // Already due now: refused, and nothing more recorded.
+    const again = await post(`/admin/retries/${PAYMENT}/${idOf(one)}/run-now`, 'alice');
+    expect(again.statusCode).toBe(409);
+    const bulk = await post(`/admin/retries/${PAYMENT}/run-now`, 'bob', {});
+    expect(bulk.statusCode, bulk.body).toBe(200);
+    const { batchId } = bulk.json();
+    expect(bulk.json()).toMatchObject({ promoted: 1, promotedIds: [idOf(other)] });
+    expect(batchId).toEqual(expect.any(String));
+    // Nothing delayed is left: a call that makes nothing due records nothing.
+    expect((await post(`/admin/retries/${PAYMENT}/run-now`, 'bob', {})).json()).toMatchObject({ promoted: 0 });
+
+    const { items } = await auditLog();
+    expect(items.filter((r) => r.action === 'run-now')).toEqual([
+      {
+        id: expect.any(String),
+        action: 'run-now',
+        actor: 'bob',
+        at: expect.any(String),
+        group: PAYMENT,
+        jobId: idOf(other),
+        eventId: other.eventId,
+        type: 'test.thing',
+        batchId,
+      },
+      {
+        id: expect.any(String),
+        action: 'run-now',
+        actor: 'alice',
+        at: expect.any(String),
+        group: PAYMENT,
+        jobId: idOf(one),
+        eventId: one.eventId,
+        type: 'test.thing',
+      },
+    ]);
   });
 });

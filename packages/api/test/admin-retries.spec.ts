@@ -349,6 +349,7 @@ describe('running retries now', () => {
     const named = await post(`/admin/retries/${PAYMENT}/run-now`, { ids: [idOf(a), 'payment.no-such-event'] });
     expect(named.statusCode, named.body).toBe(200);
     expect(named.json()).toEqual({
+      batchId: expect.any(String),
       group: PAYMENT,
       promoted: 1,
       promotedIds: [idOf(a)],

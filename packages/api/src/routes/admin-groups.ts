@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   fieldsToRecord,
   GroupPauses,
@@ -197,12 +198,14 @@ const retryCountsResultSchema = withExample(z.object({ groups: z.array(groupCoun
 
 const runNowResultSchema = withExample(
   z.object({
+    batchId: z.string().meta({ description: 'Groups this call’s audit records (one `run-now` per job made due)' }),
     group: z.string(),
     promoted: count('Jobs made due now'),
     promotedIds: z.array(z.string()),
     skipped: z.array(runNowSkipSchema),
   }),
   {
+    batchId: '6f1c2e3d-4a5b-4c6d-8e7f-0a1b2c3d4e5f',
     group: 'payment',
     promoted: 1,
     promotedIds: [EXAMPLE_JOB_ID],
@@ -371,12 +374,6 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
   const maxAttemptsOf = (group: string) =>
     RetryPolicy.forGroup(ctx.config.retry, ctx.config.retry.overrides, group).maxAttempts;
 
-  /** For actions recorded only in the API's log. */
-  const loggedActorHeaders = z.looseObject({
-    'x-actor': actorHeaders.shape['x-actor'].meta({
-      description: 'Who is acting, written to the API’s log line of the change (default `admin`)',
-    }),
-  });
   const pauseResult = z.object({
     group: z.string(),
     paused: z.boolean(),
@@ -550,7 +547,8 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
 
   const runNowDescription =
     'Its attempt counts stay as they are; in a paused group due jobs wait for the resume. For when what the ' +
-    'group calls is back and nothing should wait out its backoff. 404 if no such group is known.';
+    'group calls is back and nothing should wait out its backoff. Each job made due is audited (`run-now` in ' +
+    '/admin/audit). 404 if no such group is known.';
 
   app.post(
     '/admin/retries/:group/run-now',
@@ -564,7 +562,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           `group delayed when the call starts, due now: the next free retry worker runs them. ${runNowDescription} ` +
           'Jobs already due or running, and ids that are not retrying, are listed in `skipped`.',
         security: adminSecurity,
-        headers: loggedActorHeaders,
+        headers: actorHeaders,
         params: z.strictObject({ group: nameSchema }),
         body: jobIdsBody('every delayed job of the group'),
         response: {
@@ -577,12 +575,14 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     async (request) => {
       const { group } = request.params;
       await checkGroup(group, 'params.group', 404);
-      const { promoted, skipped } = await retryQueues.runNow(group, request.body.ids);
+      const actor = actorOf(request);
+      const batchId = randomUUID();
+      const { promoted, skipped } = await retryQueues.runNow(group, request.body.ids, { actor, batchId });
       request.log.info(
-        { group, actor: actorOf(request), promoted: promoted.length, skipped: skipped.length },
+        { group, actor, batchId, promoted: promoted.length, skipped: skipped.length },
         'retries run now',
       );
-      return { group, promoted: promoted.length, promotedIds: promoted, skipped };
+      return { batchId, group, promoted: promoted.length, promotedIds: promoted, skipped };
     },
   );
 
@@ -597,7 +597,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           `Makes the job due now: the next free retry worker runs it. ${runNowDescription} 404 if the job is not ` +
           'retrying (never was, finished or dead-lettered), 409 if it is already due or running.',
         security: adminSecurity,
-        headers: loggedActorHeaders,
+        headers: actorHeaders,
         params: z.strictObject({ group: nameSchema, jobId: nameSchema }),
         response: {
           200: runOneNowResultSchema,
@@ -609,14 +609,15 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     async (request) => {
       const { group, jobId } = request.params;
       await checkGroup(group, 'params.group', 404);
-      const [skip] = (await retryQueues.runNow(group, [jobId])).skipped;
+      const actor = actorOf(request);
+      const [skip] = (await retryQueues.runNow(group, [jobId], { actor })).skipped;
       if (skip?.reason === 'not-found') throw notRetrying(group, jobId);
       if (skip) {
         throw new ApiProblem(409, 'RETRY_NOT_DELAYED', `job "${jobId}" is already due or running`, {
           errors: [{ field: 'params.jobId', message: 'already due or running' }],
         });
       }
-      request.log.info({ group, jobId, actor: actorOf(request) }, 'retry run now');
+      request.log.info({ group, jobId, actor }, 'retry run now');
       return { group, jobId, state: 'waiting' as const };
     },
   );

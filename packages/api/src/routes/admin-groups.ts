@@ -220,6 +220,9 @@ const runOneNowResultSchema = withExample(
 
 const deadLetterNowResultSchema = withExample(
   z.object({
+    batchId: z.string().meta({
+      description: 'Groups the `dead-letter` audit records of this call’s jobs, made as their dead letters are written',
+    }),
     group: z.string(),
     marked: count('Jobs to be dead-lettered instead of retried'),
     markedIds: z.array(z.string()),
@@ -234,6 +237,7 @@ const deadLetterNowResultSchema = withExample(
     ),
   }),
   {
+    batchId: '6f1c2e3d-4a5b-4c6d-8e7f-0a1b2c3d4e5f',
     group: 'payment',
     marked: 1,
     markedIds: [EXAMPLE_JOB_ID],
@@ -625,7 +629,8 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     'The dead letter (reason `operator`) keeps the event, its failures and its last error; replay it from ' +
     '/admin/dlq once the cause is fixed. The group’s retry worker writes it without running the handler, at ' +
     'once (in a paused group, at the resume), as for any dead letter; until then the job is listed with ' +
-    '`deadLetterPending`. Sidekiq’s "Kill". 404 if no such group is known.';
+    '`deadLetterPending`. Audited (`dead-letter` in /admin/audit, with the dead letter’s id) when the dead ' +
+    'letter is written. Sidekiq’s "Kill". 404 if no such group is known.';
 
   app.post(
     '/admin/retries/:group/dead-letter',
@@ -653,12 +658,14 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     async (request) => {
       const { group } = request.params;
       await checkGroup(group, 'params.group', 404);
-      const { marked, skipped } = await retryQueues.deadLetterNow(group, request.body.ids, actorOf(request));
+      const actor = actorOf(request);
+      const batchId = randomUUID();
+      const { marked, skipped } = await retryQueues.deadLetterNow(group, request.body.ids, { actor, batchId });
       request.log.info(
-        { group, actor: actorOf(request), marked: marked.length, skipped: skipped.length },
+        { group, actor, batchId, marked: marked.length, skipped: skipped.length },
         'retries dead-lettered by an operator',
       );
-      return { group, marked: marked.length, markedIds: marked, skipped };
+      return { batchId, group, marked: marked.length, markedIds: marked, skipped };
     },
   );
 
@@ -685,14 +692,15 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     async (request) => {
       const { group, jobId } = request.params;
       await checkGroup(group, 'params.group', 404);
-      const [skip] = (await retryQueues.deadLetterNow(group, [jobId], actorOf(request))).skipped;
+      const actor = actorOf(request);
+      const [skip] = (await retryQueues.deadLetterNow(group, [jobId], { actor })).skipped;
       if (skip?.reason === 'not-found') throw notRetrying(group, jobId);
       if (skip) {
         throw new ApiProblem(409, 'RETRY_RUNNING', `job "${jobId}" is running an attempt now; that attempt decides`, {
           errors: [{ field: 'params.jobId', message: 'running now' }],
         });
       }
-      request.log.info({ group, jobId, actor: actorOf(request) }, 'retry dead-lettered by an operator');
+      request.log.info({ group, jobId, actor }, 'retry dead-lettered by an operator');
       return { group, jobId, state: 'waiting' as const, deadLetterPending: { reason: 'operator' as const } };
     },
   );

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { AUDIT_MAX_LEN, AuditLog, auditFields } from '../audit/audit-log';
+import { AUDIT_MAX_LEN, auditFields, deadLetteringAuditFields } from '../audit/audit-log';
 import type { OperatorContext } from '../audit/types';
 import { ConflictError, DomainError, type ErrorSummary, NotFoundError, ValidationError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
@@ -21,7 +21,7 @@ import {
 } from './types';
 
 const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), 'utf8');
-const WRITE_SCRIPT = script('write-dead-letter-5.lua');
+const WRITE_SCRIPT = script('write-dead-letter-6.lua');
 const REMOVE_SCRIPT = script('remove-dead-letter-6.lua');
 
 /** How long "already replayed/discarded" is remembered for an entry id. */
@@ -135,12 +135,11 @@ export class DeadLetterStream {
   private readonly retryQueues: RetryQueues | undefined;
   private readonly catalog: EventCatalog | undefined;
   private readonly logger: Logger;
-  private readonly auditLog: AuditLog;
 
   constructor(options: DeadLetterStreamOptions) {
     const redis = options.redis as DeadLetterRedis;
     if (typeof redis.sfWriteDeadLetter !== 'function') {
-      redis.defineCommand('sfWriteDeadLetter', { numberOfKeys: 5, lua: WRITE_SCRIPT });
+      redis.defineCommand('sfWriteDeadLetter', { numberOfKeys: 6, lua: WRITE_SCRIPT });
       redis.defineCommand('sfRemoveDeadLetter', { numberOfKeys: 6, lua: REMOVE_SCRIPT });
     }
     this.redis = redis;
@@ -148,15 +147,20 @@ export class DeadLetterStream {
     this.retryQueues = options.retryQueues;
     this.catalog = options.catalog;
     this.logger = options.logger ?? silentLogger;
-    this.auditLog = new AuditLog(redis, options.keys);
   }
 
   /**
    * Writes the entry unless this (group, event, replay round) is already dead-lettered (for an
    * `invalid-event`, this stream entry rather than the id it carries).
-   * With `ackEntryId`, the source entry is XACKed in the same script.
+   * With `ackEntryId`, the source entry is XACKed in the same script. With `operator` (an
+   * operator dead-lettered a retrying event), a `dead-letter` audit record is appended in the
+   * same script too, when the entry is written: a write that finds it there already records
+   * nothing, so the record is made once however often a crashed job runs again.
    */
-  async write(input: DeadLetterInput, ackEntryId?: string): Promise<{ id: string; created: boolean }> {
+  async write(
+    input: DeadLetterInput,
+    options: { ackEntryId?: string; operator?: OperatorContext } = {},
+  ): Promise<{ id: string; created: boolean }> {
     const record = fieldsToRecord(input.fields);
     // An id that cannot be an event's (empty, or longer than any valid one) names nothing to
     // dedupe by: key the dead letter by its stream entry, as when the id is missing.
@@ -190,6 +194,17 @@ export class DeadLetterStream {
       'event',
       JSON.stringify(record),
     ];
+    const { operator } = options;
+    const audit = operator
+      ? deadLetteringAuditFields({
+          actor: operator.actor,
+          at: new Date().toISOString(),
+          group: input.group,
+          eventId,
+          type: record.type ?? '',
+          ...(operator.batchId ? { batchId: operator.batchId } : {}),
+        })
+      : [];
     const mark = marker({ ...input, eventId });
     const [id, created] = await this.redis.sfWriteDeadLetter(
       this.keys.deadLetter,
@@ -197,9 +212,13 @@ export class DeadLetterStream {
       this.keys.deadLetterCounts,
       this.keys.stream(input.stream),
       this.keys.deadLetterMarkerGone(mark),
+      this.keys.audit,
       mark,
       input.group,
-      ackEntryId ?? '',
+      options.ackEntryId ?? '',
+      String(AUDIT_MAX_LEN),
+      String(audit.length),
+      ...audit,
       ...fields,
     );
     return { id, created: created === 1 };
@@ -396,24 +415,6 @@ export class DeadLetterStream {
     const removed = await this.remove(entry, 'discard', context);
     if (!removed) throw await this.goneError(id);
     return entry;
-  }
-
-  /**
-   * Audits an operator's dead-lettering of a retrying event, once its dead letter `id` is
-   * written (by the retry worker, from the mark the operator left on the job).
-   */
-  async auditDeadLettered(entry: { id: string; group: string; eventId: string; type: string }, actor: string) {
-    await this.auditLog.record([
-      {
-        action: 'dead-letter',
-        actor,
-        at: new Date().toISOString(),
-        group: entry.group,
-        deadLetterId: entry.id,
-        eventId: entry.eventId,
-        type: entry.type,
-      },
-    ]);
   }
 
   async length(): Promise<number> {

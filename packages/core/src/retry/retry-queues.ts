@@ -23,10 +23,16 @@ export interface RetryJobData {
   failures: FailureRecord[];
   /**
    * Set when a run decided to dead-letter the event but could not write the dead letter, or
-   * an operator dead-lettered it (`actor` naming them): the job's next run writes exactly this
-   * (and does not call the handler again).
+   * an operator dead-lettered it (`actor` naming them, `batchId` their bulk call): the job's
+   * next run writes exactly this (and does not call the handler again), audited if an actor.
    */
-  deadLetter?: { reason: DeadLetterReason; lastError: ErrorSummary; attempts: number; actor?: string };
+  deadLetter?: {
+    reason: DeadLetterReason;
+    lastError: ErrorSummary;
+    attempts: number;
+    actor?: string;
+    batchId?: string;
+  };
 }
 
 export interface RetryCounts {
@@ -116,7 +122,11 @@ function waitingKeys(queue: Queue<RetryJobData>): [string, string, string, strin
 }
 
 /** The job bound for the dead letters by an operator, keeping why it was failing: its last failure of the round. */
-function withOperatorMark(data: RetryJobData, attemptsMade: number, actor: string | undefined): RetryJobData {
+function withOperatorMark(
+  data: RetryJobData,
+  attemptsMade: number,
+  operator: OperatorContext | undefined,
+): RetryJobData {
   const last = lastFailureOfRound(data);
   const lastError = last
     ? { name: last.name, message: last.message }
@@ -127,7 +137,8 @@ function withOperatorMark(data: RetryJobData, attemptsMade: number, actor: strin
       reason: 'operator',
       lastError,
       attempts: data.attemptOffset + attemptsMade,
-      ...(actor ? { actor } : {}),
+      ...(operator ? { actor: operator.actor } : {}),
+      ...(operator?.batchId ? { batchId: operator.batchId } : {}),
     },
   };
 }
@@ -464,8 +475,14 @@ export class RetryQueues {
    * without running the handler, as it finishes any dead letter it could not write before. So
    * a crash at any point loses nothing and writes the dead letter once; in a paused group it
    * waits for the resume. A job whose attempt is running is left to that attempt (`running`).
+   * With an `operator`, each dead letter is audited (`dead-letter`) by the script that writes
+   * it, so when it is written: at once, or at a paused group's resume.
    */
-  async deadLetterNow(group: string, jobIds?: readonly string[], actor?: string): Promise<DeadLetterNowResult> {
+  async deadLetterNow(
+    group: string,
+    jobIds?: readonly string[],
+    operator?: OperatorContext,
+  ): Promise<DeadLetterNowResult> {
     const queue = this.queue(group);
     const ids = jobIds ?? (await this.waitingIds(queue));
     const result: DeadLetterNowResult = { marked: [], skipped: [] };
@@ -473,7 +490,7 @@ export class RetryQueues {
       const outcomes = await Promise.all(
         ids
           .slice(i, i + PROMOTE_CHUNK)
-          .map(async (jobId) => ({ jobId, skipped: await this.markDead(queue, jobId, actor) })),
+          .map(async (jobId) => ({ jobId, skipped: await this.markDead(queue, jobId, operator) })),
       );
       for (const { jobId, skipped } of outcomes) {
         if (skipped) result.skipped.push({ jobId, reason: skipped });
@@ -498,7 +515,7 @@ export class RetryQueues {
   private async markDead(
     queue: Queue<RetryJobData>,
     jobId: string,
-    actor: string | undefined,
+    operator: OperatorContext | undefined,
   ): Promise<DeadLetterNowSkip['reason'] | undefined> {
     // Compare-and-set, so a retry worker taking the job between the read and the write cannot
     // run it with the old data and overwrite the mark when the attempt fails: the mark is set
@@ -510,7 +527,7 @@ export class RetryQueues {
       if (!job || raw === null) return 'not-found';
       const data = JSON.parse(raw) as RetryJobData;
       // A job already marked (or already bound for the dead letters) keeps its mark.
-      const marked = data.deadLetter ? raw : JSON.stringify(withOperatorMark(data, job.attemptsMade, actor));
+      const marked = data.deadLetter ? raw : JSON.stringify(withOperatorMark(data, job.attemptsMade, operator));
       const result = Number(
         await this.connection.eval(MARK_IF_WAITING, 5, queue.toKey(jobId), ...waitingKeys(queue), jobId, raw, marked),
       );

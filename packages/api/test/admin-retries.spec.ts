@@ -367,6 +367,7 @@ describe('running retries now', () => {
     const named = await post(`/admin/retries/${PAYMENT}/run-now`, { ids: [idOf(a), 'payment.no-such-event'] });
     expect(named.statusCode, named.body).toBe(200);
     expect(named.json()).toEqual({
+      batchId: expect.any(String),
       group: PAYMENT,
       promoted: 1,
       promotedIds: [idOf(a)],
@@ -506,6 +507,7 @@ describe('dead-lettering retries now (Sidekiq’s "Kill")', () => {
     for (const data of [a, b]) await h.deps.retryQueues.schedule(data, HOUR);
     const named = await post(`/admin/retries/${PAYMENT}/dead-letter`, { ids: [idOf(held), 'payment.no-such-event'] });
     expect(named.json()).toEqual({
+      batchId: expect.any(String),
       group: PAYMENT,
       marked: 0,
       markedIds: [],
@@ -524,6 +526,15 @@ describe('dead-lettering retries now (Sidekiq’s "Kill")', () => {
     }
     expect(handled).not.toContain(a.eventId);
     expect(handled).not.toContain(b.eventId);
+    // Each audited as its dead letter is written, under the call's batchId.
+    const audit = await h.app.inject({ method: 'GET', url: '/admin/audit', headers: adminHeaders });
+    const byEvent = (data: RetryJobData) =>
+      audit.json().items.filter((r: { eventId?: string }) => r.eventId === data.eventId);
+    for (const data of [a, b]) {
+      expect(byEvent(data)).toEqual([
+        expect.objectContaining({ action: 'dead-letter', actor: 'alice', batchId: every.json().batchId }),
+      ]);
+    }
 
     release();
     await waitFor(() => handled.includes(held.eventId), { message: 'the held attempt finished' });

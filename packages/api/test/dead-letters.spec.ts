@@ -1,4 +1,5 @@
 import {
+  AuditLog,
   createEvent,
   type EventEnvelope,
   Fleet,
@@ -700,7 +701,7 @@ describe('POST /admin/dlq/discard', () => {
     expect(await h.deps.deadLetters.get(kept.id)).toBeDefined();
     expect(await h.deps.deadLetters.countsByGroup()).toEqual({ payment: 1 });
 
-    const audit = await h.deps.deadLetters.audit();
+    const audit = await new AuditLog(h.redis, h.keys).list();
     expect(audit.items.map((r) => [r.action, r.actor, r.batchId])).toEqual([
       ['discard', 'carol', body.batchId],
       ['discard', 'carol', body.batchId],

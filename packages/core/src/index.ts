@@ -1,3 +1,4 @@
+export * from './audit/index';
 export { createCatalog } from './catalog';
 export * from './config/index';
 export * from './dead-letter/index';

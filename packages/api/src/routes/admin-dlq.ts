@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type BulkOptions, NotFoundError } from '@streamfleet/core';
+import { AuditLog, type BulkOptions, NotFoundError } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { actorOf, adminAuth } from '../http/admin-auth';
@@ -29,19 +29,55 @@ const limitQuery = (max: number, fallback: number) =>
 
 const idParams = z.strictObject({ id: streamIdSchema });
 
-const auditRecordSchema = z.object({
-  id: z.string(),
-  action: z.enum(['replay', 'discard', 'dead-letter']).meta({
-    description: '`dead-letter`: an operator dead-lettered a retrying event (POST /admin/retries/{group}/dead-letter)',
-  }),
-  actor: z.string(),
-  at: z.string(),
-  deadLetterId: z.string(),
-  group: z.string(),
-  eventId: z.string(),
-  type: z.string(),
-  batchId: z.string().optional(),
-});
+/** What every audit record says, whatever its action. */
+const auditBase = {
+  id: z.string().meta({ description: 'Audit stream entry id: the records’ order (Redis’s clock)' }),
+  actor: z.string().meta({ description: 'Who acted: their `X-Actor` header, or `admin`' }),
+  at: z.string().meta({ description: 'When the action took effect (ISO 8601)' }),
+  group: z.string().meta({ description: 'The consumer group acted on' }),
+  batchId: z
+    .string()
+    .optional()
+    .meta({ description: 'Groups the records of one bulk action (its answer’s `batchId`)' }),
+};
+
+/** One audit record; `action` says which fields it has. */
+const auditRecordSchema = z.discriminatedUnion('action', [
+  z
+    .object({
+      ...auditBase,
+      action: z.enum(['replay', 'discard', 'dead-letter']).meta({
+        description:
+          '`replay`, `discard`: a dead letter replayed or discarded; `dead-letter`: an operator dead-lettered a ' +
+          'retrying event (POST /admin/retries/{group}/dead-letter), recorded when its dead letter is written',
+      }),
+      deadLetterId: z.string(),
+      eventId: z.string(),
+      type: z.string(),
+    })
+    .meta({ title: 'Dead-letter action' }),
+  z
+    .object({
+      ...auditBase,
+      action: z.literal('run-now').meta({
+        description: 'A delayed retry job made due now (POST /admin/retries/{group}/run-now): one record per job',
+      }),
+      jobId: z.string(),
+      eventId: z.string(),
+      type: z.string(),
+    })
+    .meta({ title: 'Retry run now' }),
+  z
+    .object({
+      ...auditBase,
+      action: z.enum(['pause', 'resume']).meta({
+        description:
+          'The group paused or resumed (POST /admin/groups/{group}/pause, /resume); only a change is recorded, ' +
+          'not a call that found the group in that state already',
+      }),
+    })
+    .meta({ title: 'Group paused or resumed' }),
+]);
 
 /** The body of a bulk replay or discard: which entries, how many at most, and whether only to say. */
 const bulkSchema = z
@@ -156,16 +192,41 @@ const auditPageSchema = withExample(
     items: [
       {
         id: '1732460100000-0',
+        action: 'resume',
+        actor: 'bob@example.com',
+        at: '2024-11-24T14:55:00.000Z',
+        group: 'payment',
+      },
+      {
+        id: '1732460050000-0',
         action: 'replay',
         actor: 'alice@example.com',
-        at: '2024-11-24T14:55:00.000Z',
+        at: '2024-11-24T14:54:10.000Z',
         deadLetterId: EXAMPLE_IDS.deadLetter,
         group: 'payment',
         eventId: EXAMPLE_IDS.event,
         type: 'order.created',
         batchId: EXAMPLE_IDS.batch,
       },
+      {
+        id: '1732460020000-0',
+        action: 'run-now',
+        actor: 'alice@example.com',
+        at: '2024-11-24T14:53:40.000Z',
+        group: 'payment',
+        jobId: `payment.${EXAMPLE_IDS.event}`,
+        eventId: EXAMPLE_IDS.event,
+        type: 'order.created',
+      },
+      {
+        id: '1732460000000-0',
+        action: 'pause',
+        actor: 'alice@example.com',
+        at: '2024-11-24T14:53:20.000Z',
+        group: 'payment',
+      },
     ],
+    nextCursor: '1732460000000-0',
   },
 );
 
@@ -184,6 +245,7 @@ function loggedIds(ids: string[]): { ids: string[]; idsNotListed?: number } {
 /** Dead-letter administration: list, inspect, replay and discard (one or in bulk), audit log. */
 export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   const { deadLetters } = ctx.deps;
+  const auditLog = new AuditLog(ctx.deps.redis, ctx.keys);
 
   /**
    * The 404 for an id not in the dead-letter stream. One replayed or discarded in the last 7
@@ -395,8 +457,11 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
       config,
       schema: {
         tags: ['dead letters'],
-        summary: 'Audit log of replays and discards',
-        description: 'Newest first, cursor paginated.',
+        summary: 'Audit log of operator actions',
+        description:
+          'Who did what, and when: dead letters replayed and discarded, retrying events dead-lettered by an operator, ' +
+          'retry jobs run now, consumer groups paused and resumed. Newest first; pass `nextCursor` back as `cursor` ' +
+          'for the next (older) page, until it is absent.',
         security: adminSecurity,
         querystring: z.strictObject({
           cursor: cursorSchema.optional(),
@@ -410,7 +475,7 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
     },
     async (request) => {
       const { cursor, limit } = request.query;
-      return deadLetters.audit({ limit, ...(cursor ? { cursor } : {}) });
+      return auditLog.list({ limit, ...(cursor ? { cursor } : {}) });
     },
   );
 };

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   fieldsToRecord,
   GroupPauses,
@@ -197,12 +198,14 @@ const retryCountsResultSchema = withExample(z.object({ groups: z.array(groupCoun
 
 const runNowResultSchema = withExample(
   z.object({
+    batchId: z.string().meta({ description: 'Groups this call’s audit records (one `run-now` per job made due)' }),
     group: z.string(),
     promoted: count('Jobs made due now'),
     promotedIds: z.array(z.string()),
     skipped: z.array(runNowSkipSchema),
   }),
   {
+    batchId: '6f1c2e3d-4a5b-4c6d-8e7f-0a1b2c3d4e5f',
     group: 'payment',
     promoted: 1,
     promotedIds: [EXAMPLE_JOB_ID],
@@ -217,6 +220,9 @@ const runOneNowResultSchema = withExample(
 
 const deadLetterNowResultSchema = withExample(
   z.object({
+    batchId: z.string().meta({
+      description: 'Groups the `dead-letter` audit records of this call’s jobs, made as their dead letters are written',
+    }),
     group: z.string(),
     marked: count('Jobs to be dead-lettered instead of retried'),
     markedIds: z.array(z.string()),
@@ -231,6 +237,7 @@ const deadLetterNowResultSchema = withExample(
     ),
   }),
   {
+    batchId: '6f1c2e3d-4a5b-4c6d-8e7f-0a1b2c3d4e5f',
     group: 'payment',
     marked: 1,
     markedIds: [EXAMPLE_JOB_ID],
@@ -371,16 +378,12 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
   const maxAttemptsOf = (group: string) =>
     RetryPolicy.forGroup(ctx.config.retry, ctx.config.retry.overrides, group).maxAttempts;
 
-  /** For actions recorded in the API's log (the audit stream is the dead letters'). */
-  const loggedActorHeaders = z.looseObject({
-    'x-actor': actorHeaders.shape['x-actor'].meta({
-      description: 'Who is acting, written to the API’s log line of the change (default `admin`)',
-    }),
-  });
   const pauseResult = z.object({
     group: z.string(),
     paused: z.boolean(),
-    changed: z.boolean().meta({ description: 'false when the group already was in that state' }),
+    changed: z
+      .boolean()
+      .meta({ description: 'false when the group already was in that state: nothing changed, nothing audited' }),
   });
   const pauseActions = {
     pause: {
@@ -389,13 +392,15 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         'Its consumers read and claim nothing new (each notices within a second); handlers already running finish ' +
         'and are acked; its retry queue is paused too, so no retry starts and due ones wait. New events wait in ' +
         'the stream (see `lag` in /admin/groups), and other groups of the stream go on. For when what the group ' +
-        'calls is down: its events wait instead of using up their attempts. 404 if no such group is known.',
+        'calls is down: its events wait instead of using up their attempts. Audited (/admin/audit) when it ' +
+        'changes the group’s state. 404 if no such group is known.',
       paused: true,
     },
     resume: {
       summary: 'Resume a paused consumer group',
       description:
-        'Its consumers read again, from where they stopped, and its retry queue runs. 404 if no such group is known.',
+        'Its consumers read again, from where they stopped, and its retry queue runs. Audited (/admin/audit) when ' +
+        'it changes the group’s state. 404 if no such group is known.',
       paused: false,
     },
   } as const;
@@ -409,7 +414,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           summary,
           description,
           security: adminSecurity,
-          headers: loggedActorHeaders,
+          headers: actorHeaders,
           params: z.strictObject({ group: nameSchema }),
           response: {
             200: withExample(pauseResult, { group: 'payment', paused, changed: true }),
@@ -421,8 +426,9 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
       async (request) => {
         const { group } = request.params;
         await checkGroup(group, 'params.group', 404);
-        const changed = paused ? await pauses.pause(group) : await pauses.resume(group);
-        request.log.info({ group, actor: actorOf(request), changed }, paused ? 'group paused' : 'group resumed');
+        const actor = actorOf(request);
+        const changed = paused ? await pauses.pause(group, { actor }) : await pauses.resume(group, { actor });
+        request.log.info({ group, actor, changed }, paused ? 'group paused' : 'group resumed');
         return { group, paused, changed };
       },
     );
@@ -545,7 +551,8 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
 
   const runNowDescription =
     'Its attempt counts stay as they are; in a paused group due jobs wait for the resume. For when what the ' +
-    'group calls is back and nothing should wait out its backoff. 404 if no such group is known.';
+    'group calls is back and nothing should wait out its backoff. Each job made due is audited (`run-now` in ' +
+    '/admin/audit). 404 if no such group is known.';
 
   app.post(
     '/admin/retries/:group/run-now',
@@ -559,7 +566,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           `group delayed when the call starts, due now: the next free retry worker runs them. ${runNowDescription} ` +
           'Jobs already due or running, and ids that are not retrying, are listed in `skipped`.',
         security: adminSecurity,
-        headers: loggedActorHeaders,
+        headers: actorHeaders,
         params: z.strictObject({ group: nameSchema }),
         body: jobIdsBody('every delayed job of the group'),
         response: {
@@ -572,12 +579,14 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     async (request) => {
       const { group } = request.params;
       await checkGroup(group, 'params.group', 404);
-      const { promoted, skipped } = await retryQueues.runNow(group, request.body.ids);
+      const actor = actorOf(request);
+      const batchId = randomUUID();
+      const { promoted, skipped } = await retryQueues.runNow(group, request.body.ids, { actor, batchId });
       request.log.info(
-        { group, actor: actorOf(request), promoted: promoted.length, skipped: skipped.length },
+        { group, actor, batchId, promoted: promoted.length, skipped: skipped.length },
         'retries run now',
       );
-      return { group, promoted: promoted.length, promotedIds: promoted, skipped };
+      return { batchId, group, promoted: promoted.length, promotedIds: promoted, skipped };
     },
   );
 
@@ -592,7 +601,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           `Makes the job due now: the next free retry worker runs it. ${runNowDescription} 404 if the job is not ` +
           'retrying (never was, finished or dead-lettered), 409 if it is already due or running.',
         security: adminSecurity,
-        headers: loggedActorHeaders,
+        headers: actorHeaders,
         params: z.strictObject({ group: nameSchema, jobId: jobIdSchema }),
         response: {
           200: runOneNowResultSchema,
@@ -604,14 +613,15 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     async (request) => {
       const { group, jobId } = request.params;
       await checkGroup(group, 'params.group', 404);
-      const [skip] = (await retryQueues.runNow(group, [jobId])).skipped;
+      const actor = actorOf(request);
+      const [skip] = (await retryQueues.runNow(group, [jobId], { actor })).skipped;
       if (skip?.reason === 'not-found') throw notRetrying(group, jobId);
       if (skip) {
         throw new ApiProblem(409, 'RETRY_NOT_DELAYED', `job "${jobId}" is already due or running`, {
           errors: [{ field: 'params.jobId', message: 'already due or running' }],
         });
       }
-      request.log.info({ group, jobId, actor: actorOf(request) }, 'retry run now');
+      request.log.info({ group, jobId, actor }, 'retry run now');
       return { group, jobId, state: 'waiting' as const };
     },
   );
@@ -619,7 +629,8 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     'The dead letter (reason `operator`) keeps the event, its failures and its last error; replay it from ' +
     '/admin/dlq once the cause is fixed. The group’s retry worker writes it without running the handler, at ' +
     'once (in a paused group, at the resume), as for any dead letter; until then the job is listed with ' +
-    '`deadLetterPending`. Sidekiq’s "Kill". 404 if no such group is known.';
+    '`deadLetterPending`. Audited (`dead-letter` in /admin/audit, with the dead letter’s id) when the dead ' +
+    'letter is written. Sidekiq’s "Kill". 404 if no such group is known.';
 
   app.post(
     '/admin/retries/:group/dead-letter',
@@ -634,7 +645,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           `dead-lettered instead of retried. ${deadLetterNowDescription} ` +
           'Jobs whose attempt is running, and ids that are not retrying, are listed in `skipped`.',
         security: adminSecurity,
-        headers: loggedActorHeaders,
+        headers: actorHeaders,
         params: z.strictObject({ group: nameSchema }),
         body: jobIdsBody('every job of the group waiting to run'),
         response: {
@@ -647,12 +658,14 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     async (request) => {
       const { group } = request.params;
       await checkGroup(group, 'params.group', 404);
-      const { marked, skipped } = await retryQueues.deadLetterNow(group, request.body.ids, actorOf(request));
+      const actor = actorOf(request);
+      const batchId = randomUUID();
+      const { marked, skipped } = await retryQueues.deadLetterNow(group, request.body.ids, { actor, batchId });
       request.log.info(
-        { group, actor: actorOf(request), marked: marked.length, skipped: skipped.length },
+        { group, actor, batchId, marked: marked.length, skipped: skipped.length },
         'retries dead-lettered by an operator',
       );
-      return { group, marked: marked.length, markedIds: marked, skipped };
+      return { batchId, group, marked: marked.length, markedIds: marked, skipped };
     },
   );
 
@@ -667,7 +680,7 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
           `The job is dead-lettered instead of retried. ${deadLetterNowDescription} 404 if the job is not ` +
           'retrying (never was, finished or dead-lettered), 409 if its attempt is running now (that attempt decides).',
         security: adminSecurity,
-        headers: loggedActorHeaders,
+        headers: actorHeaders,
         params: z.strictObject({ group: nameSchema, jobId: jobIdSchema }),
         response: {
           200: deadLetterOneNowResultSchema,
@@ -679,14 +692,15 @@ export const adminGroupsRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     async (request) => {
       const { group, jobId } = request.params;
       await checkGroup(group, 'params.group', 404);
-      const [skip] = (await retryQueues.deadLetterNow(group, [jobId], actorOf(request))).skipped;
+      const actor = actorOf(request);
+      const [skip] = (await retryQueues.deadLetterNow(group, [jobId], { actor })).skipped;
       if (skip?.reason === 'not-found') throw notRetrying(group, jobId);
       if (skip) {
         throw new ApiProblem(409, 'RETRY_RUNNING', `job "${jobId}" is running an attempt now; that attempt decides`, {
           errors: [{ field: 'params.jobId', message: 'running now' }],
         });
       }
-      request.log.info({ group, jobId, actor: actorOf(request) }, 'retry dead-lettered by an operator');
+      request.log.info({ group, jobId, actor }, 'retry dead-lettered by an operator');
       return { group, jobId, state: 'waiting' as const, deadLetterPending: { reason: 'operator' as const } };
     },
   );

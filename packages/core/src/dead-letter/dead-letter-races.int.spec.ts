@@ -48,8 +48,8 @@ describe('replay racing another operator', () => {
     await expect(dlq.replay(id, { actor: 'replayer' })).rejects.toMatchObject({ code: 'DLQ_ENTRY_DISCARDED' });
 
     expect(await retrying('race-discard')).toBe(0);
-    const { items } = await world.dlq.audit({ limit: 10 });
-    expect(items.filter((r) => r.deadLetterId === id).map((r) => [r.action, r.actor])).toEqual([
+    const { items } = await world.audit.list({ limit: 10 });
+    expect(items.filter((r) => 'deadLetterId' in r && r.deadLetterId === id).map((r) => [r.action, r.actor])).toEqual([
       ['discard', 'discarder'],
     ]);
   });

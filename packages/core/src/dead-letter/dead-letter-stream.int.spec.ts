@@ -35,6 +35,33 @@ describe('DeadLetterStream', () => {
     expect(await world.dlq.countsByGroup()).toMatchObject({ a: 1, b: 1 });
   });
 
+  it('audits an operator’s dead letter in the write that makes it, once however often it is written', async () => {
+    const entry = input('killed', 'operator');
+    const eventId = entry.fields[entry.fields.indexOf('id') + 1];
+    const operator = { actor: 'alice', batchId: 'k-1' };
+    const first = await world.dlq.write(entry, { operator });
+    // A retry job that died after writing it runs again: nothing new, nothing audited again.
+    const again = await world.dlq.write(entry, { operator });
+    // Dead letters nobody asked for are not operator actions.
+    const unasked = await world.dlq.write(input('killed', 'retries-exhausted'));
+    expect([first.created, again.created, unasked.created]).toEqual([true, false, true]);
+
+    const { items } = await world.audit.list();
+    expect(items.filter((r) => r.group === 'killed')).toEqual([
+      {
+        id: expect.any(String),
+        action: 'dead-letter',
+        actor: 'alice',
+        at: expect.any(String),
+        group: 'killed',
+        deadLetterId: first.id,
+        eventId,
+        type: 'thing.happened',
+        batchId: 'k-1',
+      },
+    ]);
+  });
+
   it('an entry whose id is empty or too long to be one is keyed by its stream entry, not folded onto another', async () => {
     const entries = ['', '', 'x'.repeat(201)].map((id, i) => ({
       ...input('bad-ids', 'invalid-event'),
@@ -116,7 +143,7 @@ describe('DeadLetterStream', () => {
     expect(real.replayed).toBe(1);
     expect(await world.dlq.length()).toBe(before - 1);
     expect((await world.queues.counts('dry')).waiting).toBe(1);
-    const audit = await world.dlq.audit({ limit: 1 });
+    const audit = await world.audit.list({ limit: 1 });
     expect(audit.items.every((r) => r.batchId === 'b-1' && r.actor === 'ops')).toBe(true);
   });
 
@@ -166,8 +193,8 @@ describe('DeadLetterStream', () => {
     expect(rest.items).toHaveLength(1);
     expect(real.discardedIds).not.toContain(rest.items[0]?.id);
     expect(await world.dlq.countsByGroup()).toMatchObject({ purge: 1, 'purge-other': 1 });
-    const audit = await world.dlq.audit({ limit: 2 });
-    expect(audit.items.map((r) => [r.action, r.batchId, r.deadLetterId]).sort()).toEqual(
+    const audit = await world.audit.list({ limit: 2 });
+    expect(audit.items.map((r) => [r.action, r.batchId, 'deadLetterId' in r ? r.deadLetterId : '']).sort()).toEqual(
       real.discardedIds.map((id) => ['discard', 'd-1', id]).sort(),
     );
     const again = await world.dlq.write(input('purge', 'non-retryable', 1));

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { AUDIT_MAX_LEN, auditFields, deadLetteringAuditFields } from '../audit/audit-log';
+import type { OperatorContext } from '../audit/types';
 import { ConflictError, DomainError, type ErrorSummary, NotFoundError, ValidationError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
 import { decodeEvent, fieldsToRecord, MAX_ENVELOPE_TEXT } from '../events/codec';
@@ -8,7 +10,6 @@ import type { RedisClient } from '../streams/connection';
 import type { StreamfleetKeys } from '../streams/keys';
 import { isStreamId, streamIdTime } from '../streams/reply';
 import {
-  type AuditRecord,
   DEAD_LETTER_REASONS,
   type DeadLetterDecoding,
   type DeadLetterEntry,
@@ -17,16 +18,14 @@ import {
   type DeadLetterPage,
   type DeadLetterReason,
   type FailureRecord,
-  type OperatorContext,
 } from './types';
 
 const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), 'utf8');
-const WRITE_SCRIPT = script('write-dead-letter-5.lua');
+const WRITE_SCRIPT = script('write-dead-letter-6.lua');
 const REMOVE_SCRIPT = script('remove-dead-letter-6.lua');
 
 /** How long "already replayed/discarded" is remembered for an entry id. */
 const TOMBSTONE_TTL_SECONDS = 7 * 24 * 3600;
-const AUDIT_MAX_LEN = 100_000;
 /** A list call reads at most this many entries before handing back a cursor. */
 const SCAN_BUDGET = 5000;
 /**
@@ -44,31 +43,6 @@ const LOOKUP_CHUNK = 500;
 const REPLAY_HOLD_MS = 60_000;
 /** Entries a bulk replay passes over (failing today's schema) in one call, at most. */
 const MAX_SKIPPED = 10_000;
-
-/** An audit record's fields, as the audit stream holds them (`audit()` reads them back). */
-function auditFields(
-  action: AuditRecord['action'],
-  actor: string,
-  at: string,
-  entry: { id: string; group: string; eventId: string; type: string },
-): string[] {
-  return [
-    'action',
-    action,
-    'actor',
-    actor,
-    'at',
-    at,
-    'deadLetterId',
-    entry.id,
-    'group',
-    entry.group,
-    'eventId',
-    entry.eventId,
-    'type',
-    entry.type,
-  ];
-}
 
 type DeadLetterRedis = RedisClient & {
   sfWriteDeadLetter(...args: string[]): Promise<[string, number]>;
@@ -165,7 +139,7 @@ export class DeadLetterStream {
   constructor(options: DeadLetterStreamOptions) {
     const redis = options.redis as DeadLetterRedis;
     if (typeof redis.sfWriteDeadLetter !== 'function') {
-      redis.defineCommand('sfWriteDeadLetter', { numberOfKeys: 5, lua: WRITE_SCRIPT });
+      redis.defineCommand('sfWriteDeadLetter', { numberOfKeys: 6, lua: WRITE_SCRIPT });
       redis.defineCommand('sfRemoveDeadLetter', { numberOfKeys: 6, lua: REMOVE_SCRIPT });
     }
     this.redis = redis;
@@ -178,9 +152,15 @@ export class DeadLetterStream {
   /**
    * Writes the entry unless this (group, event, replay round) is already dead-lettered (for an
    * `invalid-event`, this stream entry rather than the id it carries).
-   * With `ackEntryId`, the source entry is XACKed in the same script.
+   * With `ackEntryId`, the source entry is XACKed in the same script. With `operator` (an
+   * operator dead-lettered a retrying event), a `dead-letter` audit record is appended in the
+   * same script too, when the entry is written: a write that finds it there already records
+   * nothing, so the record is made once however often a crashed job runs again.
    */
-  async write(input: DeadLetterInput, ackEntryId?: string): Promise<{ id: string; created: boolean }> {
+  async write(
+    input: DeadLetterInput,
+    options: { ackEntryId?: string; operator?: OperatorContext } = {},
+  ): Promise<{ id: string; created: boolean }> {
     const record = fieldsToRecord(input.fields);
     // An id that cannot be an event's (empty, or longer than any valid one) names nothing to
     // dedupe by: key the dead letter by its stream entry, as when the id is missing.
@@ -214,6 +194,17 @@ export class DeadLetterStream {
       'event',
       JSON.stringify(record),
     ];
+    const { operator } = options;
+    const audit = operator
+      ? deadLetteringAuditFields({
+          actor: operator.actor,
+          at: new Date().toISOString(),
+          group: input.group,
+          eventId,
+          type: record.type ?? '',
+          ...(operator.batchId ? { batchId: operator.batchId } : {}),
+        })
+      : [];
     const mark = marker({ ...input, eventId });
     const [id, created] = await this.redis.sfWriteDeadLetter(
       this.keys.deadLetter,
@@ -221,9 +212,13 @@ export class DeadLetterStream {
       this.keys.deadLetterCounts,
       this.keys.stream(input.stream),
       this.keys.deadLetterMarkerGone(mark),
+      this.keys.audit,
       mark,
       input.group,
-      ackEntryId ?? '',
+      options.ackEntryId ?? '',
+      String(AUDIT_MAX_LEN),
+      String(audit.length),
+      ...audit,
       ...fields,
     );
     return { id, created: created === 1 };
@@ -422,52 +417,6 @@ export class DeadLetterStream {
     return entry;
   }
 
-  /**
-   * Audits an operator's dead-lettering of a retrying event, once its dead letter `id` is
-   * written (by the retry worker, from the mark the operator left on the job).
-   */
-  async auditDeadLettered(entry: { id: string; group: string; eventId: string; type: string }, actor: string) {
-    await this.redis.xadd(
-      this.keys.audit,
-      'MAXLEN',
-      '~',
-      AUDIT_MAX_LEN,
-      '*',
-      ...auditFields('dead-letter', actor, new Date().toISOString(), entry),
-    );
-  }
-
-  async audit(
-    options: { limit?: number; cursor?: string } = {},
-  ): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
-    const limit = clamp(options.limit ?? 50, 1, 1000);
-    if (options.cursor !== undefined) assertId(options.cursor, 'cursor');
-    const rows = (await this.redis.xrevrange(
-      this.keys.audit,
-      options.cursor ? `(${options.cursor}` : '+',
-      '-',
-      'COUNT',
-      limit,
-    )) as [string, string[]][];
-    const items = rows.map(([id, fields]) => {
-      const r = fieldsToRecord(fields);
-      const record: AuditRecord = {
-        id,
-        action: r.action === 'discard' || r.action === 'dead-letter' ? r.action : 'replay',
-        actor: r.actor ?? '',
-        at: r.at ?? '',
-        deadLetterId: r.deadLetterId ?? '',
-        group: r.group ?? '',
-        eventId: r.eventId ?? '',
-        type: r.type ?? '',
-      };
-      if (r.batchId) record.batchId = r.batchId;
-      return record;
-    });
-    const last = rows.at(-1)?.[0];
-    return rows.length === limit && last ? { items, nextCursor: last } : { items };
-  }
-
   async length(): Promise<number> {
     return this.redis.xlen(this.keys.deadLetter);
   }
@@ -529,10 +478,16 @@ export class DeadLetterStream {
     context: OperatorContext,
   ): Promise<boolean> {
     const at = new Date().toISOString();
-    const audit = [
-      ...auditFields(action, context.actor, at, entry),
-      ...(context.batchId ? ['batchId', context.batchId] : []),
-    ];
+    const audit = auditFields({
+      action,
+      actor: context.actor,
+      at,
+      group: entry.group,
+      deadLetterId: entry.id,
+      eventId: entry.eventId,
+      type: entry.type,
+      ...(context.batchId ? { batchId: context.batchId } : {}),
+    });
     const mark = marker(entry);
     const removed = await this.redis.sfRemoveDeadLetter(
       this.keys.deadLetter,

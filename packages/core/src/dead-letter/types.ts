@@ -88,26 +88,6 @@ export interface DeadLetterPage {
   nextCursor?: string;
 }
 
-export interface AuditRecord {
-  id: string;
-  /** `dead-letter`: an operator dead-lettered a retrying event (recorded once its dead letter is written). */
-  action: 'replay' | 'discard' | 'dead-letter';
-  actor: string;
-  at: string;
-  deadLetterId: string;
-  group: string;
-  eventId: string;
-  type: string;
-  batchId?: string;
-}
-
-export interface OperatorContext {
-  /** Who asked: shown in the audit log. */
-  actor: string;
-  /** Groups a bulk action under one id in the audit log. */
-  batchId?: string;
-}
-
 /**
  * A dead letter's event decoded against today's catalog: the envelope consumers would be
  * handed, or why they would not be (a replay would then come straight back as invalid-event).

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { AuditLog } from '../audit/audit-log';
 import { StreamfleetKeys } from '../streams/keys';
 import { capturingLogger, cleanupPrefix, TestRedisServer, testRedisUrl, uniquePrefix, waitFor } from '../testing/index';
 import { type RetryJobData, RetryQueues, retryJobId } from './retry-queues';
@@ -233,6 +234,34 @@ describe('RetryQueues.runNow: delayed jobs made due now', () => {
     expect(await q.counts('every')).toMatchObject({ waiting: 4, delayed: 0 });
     expect(await q.counts('elsewhere')).toMatchObject({ waiting: 0, delayed: 1 });
     expect(await q.runNow('every')).toEqual({ promoted: [], skipped: [] });
+  });
+
+  it('audits each job it made due for an operator, and nothing it skipped or did without one', async () => {
+    const q = open(0);
+    const [a, b, due] = [jobData('audited'), jobData('audited'), jobData('audited')];
+    for (const data of [a, b]) await q.schedule(data, HOUR);
+    await q.schedule(due, 0);
+    const started = Date.now();
+
+    await q.runNow('audited', [idOf(a), idOf(due), 'audited.no-such-event'], { actor: 'alice', batchId: 'b-1' });
+    // A replay makes its own job due without an operator: the replay is what is audited.
+    await q.runNow('audited', [idOf(b)]);
+
+    const { items } = await new AuditLog(redis, keys).list();
+    expect(items.filter((r) => r.group === 'audited')).toEqual([
+      {
+        id: expect.any(String),
+        action: 'run-now',
+        actor: 'alice',
+        at: expect.any(String),
+        group: 'audited',
+        jobId: idOf(a),
+        eventId: a.eventId,
+        type: 'thing.happened',
+        batchId: 'b-1',
+      },
+    ]);
+    expect(Date.parse(String(items[0]?.at))).toBeGreaterThanOrEqual(started);
   });
 });
 

@@ -1,4 +1,6 @@
 import { type Job, type JobsOptions, Queue } from 'bullmq';
+import { AuditLog } from '../audit/audit-log';
+import type { OperatorContext } from '../audit/types';
 import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
 import type { ErrorSummary } from '../errors/index';
 import { type Logger, silentLogger } from '../logging/index';
@@ -21,10 +23,16 @@ export interface RetryJobData {
   failures: FailureRecord[];
   /**
    * Set when a run decided to dead-letter the event but could not write the dead letter, or
-   * an operator dead-lettered it (`actor` naming them): the job's next run writes exactly this
-   * (and does not call the handler again).
+   * an operator dead-lettered it (`actor` naming them, `batchId` their bulk call): the job's
+   * next run writes exactly this (and does not call the handler again), audited if an actor.
    */
-  deadLetter?: { reason: DeadLetterReason; lastError: ErrorSummary; attempts: number; actor?: string };
+  deadLetter?: {
+    reason: DeadLetterReason;
+    lastError: ErrorSummary;
+    attempts: number;
+    actor?: string;
+    batchId?: string;
+  };
 }
 
 export interface RetryCounts {
@@ -114,7 +122,11 @@ function waitingKeys(queue: Queue<RetryJobData>): [string, string, string, strin
 }
 
 /** The job bound for the dead letters by an operator, keeping why it was failing: its last failure of the round. */
-function withOperatorMark(data: RetryJobData, attemptsMade: number, actor: string | undefined): RetryJobData {
+function withOperatorMark(
+  data: RetryJobData,
+  attemptsMade: number,
+  operator: OperatorContext | undefined,
+): RetryJobData {
   const last = lastFailureOfRound(data);
   const lastError = last
     ? { name: last.name, message: last.message }
@@ -125,7 +137,8 @@ function withOperatorMark(data: RetryJobData, attemptsMade: number, actor: strin
       reason: 'operator',
       lastError,
       attempts: data.attemptOffset + attemptsMade,
-      ...(actor ? { actor } : {}),
+      ...(operator ? { actor: operator.actor } : {}),
+      ...(operator?.batchId ? { batchId: operator.batchId } : {}),
     },
   };
 }
@@ -241,6 +254,7 @@ export class RetryQueues {
   private readonly queues = new Map<string, Queue<RetryJobData>>();
   private readonly connection: RedisClient;
   private readonly keys: StreamfleetKeys;
+  private readonly auditLog: AuditLog;
   private readonly keepCompletedSeconds: number;
   private readonly lingerMs: number;
   /** Jobs scheduled and not yet sent, per group. */
@@ -256,6 +270,7 @@ export class RetryQueues {
   constructor(options: RetryQueuesOptions) {
     this.connection = options.connection;
     this.keys = options.keys;
+    this.auditLog = new AuditLog(options.connection, options.keys);
     this.keepCompletedSeconds = options.keepCompletedSeconds ?? 24 * 3600;
     this.lingerMs = Math.max(0, options.lingerMs ?? DEFAULT_RETRY_LINGER_MS);
     this.logger = (options.logger ?? silentLogger).child({ component: 'retry' });
@@ -432,22 +447,51 @@ export class RetryQueues {
    * `jobIds`, every job delayed when the call starts (a job backing off again later is left
    * to its backoff). A job that is already due or running is `not-delayed`; one that is not
    * retrying at all (never was, finished, dead-lettered) is `not-found`. In a paused group the
-   * jobs wait for its resume.
+   * jobs wait for its resume. With an `operator`, each job made due is audited (`run-now`);
+   * without one (a replay making its own job due, audited as the replay) nothing is.
    */
-  async runNow(group: string, jobIds?: readonly string[]): Promise<RunNowResult> {
+  async runNow(group: string, jobIds?: readonly string[], operator?: OperatorContext): Promise<RunNowResult> {
     const queue = this.queue(group);
     const ids = jobIds ?? (await this.connection.zrange(queue.keys.delayed ?? '', '0', '-1'));
     const result: RunNowResult = { promoted: [], skipped: [] };
     for (let i = 0; i < ids.length; i += PROMOTE_CHUNK) {
       const outcomes = await Promise.all(
-        ids.slice(i, i + PROMOTE_CHUNK).map(async (jobId) => ({ jobId, skipped: await this.promote(queue, jobId) })),
+        ids.slice(i, i + PROMOTE_CHUNK).map(async (jobId) => ({ jobId, ...(await this.promote(queue, jobId)) })),
       );
-      for (const { jobId, skipped } of outcomes) {
-        if (skipped) result.skipped.push({ jobId, reason: skipped });
-        else result.promoted.push(jobId);
+      const promoted: { jobId: string; data: RetryJobData }[] = [];
+      for (const outcome of outcomes) {
+        if ('skipped' in outcome) result.skipped.push({ jobId: outcome.jobId, reason: outcome.skipped });
+        else {
+          result.promoted.push(outcome.jobId);
+          promoted.push({ jobId: outcome.jobId, data: outcome.promoted.data });
+        }
       }
+      // Recorded after the promotions, chunk by chunk: BullMQ promotes in scripts of its own,
+      // which cannot append to the audit stream. A crash in between loses the record of a job
+      // made due (which then just runs early), never records one that was not.
+      if (operator) await this.auditRunNow(group, promoted, operator);
     }
     return result;
+  }
+
+  private async auditRunNow(
+    group: string,
+    jobs: readonly { jobId: string; data: RetryJobData }[],
+    operator: OperatorContext,
+  ): Promise<void> {
+    const at = new Date().toISOString();
+    await this.auditLog.record(
+      jobs.map(({ jobId, data }) => ({
+        action: 'run-now' as const,
+        actor: operator.actor,
+        at,
+        group,
+        jobId,
+        eventId: data.eventId,
+        type: data.type,
+        ...(operator.batchId ? { batchId: operator.batchId } : {}),
+      })),
+    );
   }
 
   /**
@@ -458,8 +502,14 @@ export class RetryQueues {
    * without running the handler, as it finishes any dead letter it could not write before. So
    * a crash at any point loses nothing and writes the dead letter once; in a paused group it
    * waits for the resume. A job whose attempt is running is left to that attempt (`running`).
+   * With an `operator`, each dead letter is audited (`dead-letter`) by the script that writes
+   * it, so when it is written: at once, or at a paused group's resume.
    */
-  async deadLetterNow(group: string, jobIds?: readonly string[], actor?: string): Promise<DeadLetterNowResult> {
+  async deadLetterNow(
+    group: string,
+    jobIds?: readonly string[],
+    operator?: OperatorContext,
+  ): Promise<DeadLetterNowResult> {
     const queue = this.queue(group);
     const ids = jobIds ?? (await this.waitingIds(queue));
     const result: DeadLetterNowResult = { marked: [], skipped: [] };
@@ -467,7 +517,7 @@ export class RetryQueues {
       const outcomes = await Promise.all(
         ids
           .slice(i, i + PROMOTE_CHUNK)
-          .map(async (jobId) => ({ jobId, skipped: await this.markDead(queue, jobId, actor) })),
+          .map(async (jobId) => ({ jobId, skipped: await this.markDead(queue, jobId, operator) })),
       );
       for (const { jobId, skipped } of outcomes) {
         if (skipped) result.skipped.push({ jobId, reason: skipped });
@@ -492,7 +542,7 @@ export class RetryQueues {
   private async markDead(
     queue: Queue<RetryJobData>,
     jobId: string,
-    actor: string | undefined,
+    operator: OperatorContext | undefined,
   ): Promise<DeadLetterNowSkip['reason'] | undefined> {
     // Compare-and-set, so a retry worker taking the job between the read and the write cannot
     // run it with the old data and overwrite the mark when the attempt fails: the mark is set
@@ -504,7 +554,7 @@ export class RetryQueues {
       if (!job || raw === null) return 'not-found';
       const data = JSON.parse(raw) as RetryJobData;
       // A job already marked (or already bound for the dead letters) keeps its mark.
-      const marked = data.deadLetter ? raw : JSON.stringify(withOperatorMark(data, job.attemptsMade, actor));
+      const marked = data.deadLetter ? raw : JSON.stringify(withOperatorMark(data, job.attemptsMade, operator));
       const result = Number(
         await this.connection.eval(MARK_IF_WAITING, 5, queue.toKey(jobId), ...waitingKeys(queue), jobId, raw, marked),
       );
@@ -540,18 +590,21 @@ export class RetryQueues {
   }
 
   /** Promotes one job; says why not when it could not. */
-  private async promote(queue: Queue<RetryJobData>, jobId: string): Promise<RunNowSkip['reason'] | undefined> {
+  private async promote(
+    queue: Queue<RetryJobData>,
+    jobId: string,
+  ): Promise<{ promoted: Job<RetryJobData> } | { skipped: RunNowSkip['reason'] }> {
     const job = await queue.getJob(jobId);
-    if (!job) return 'not-found';
+    if (!job) return { skipped: 'not-found' };
     try {
       await job.promote();
-      return undefined;
+      return { promoted: job };
     } catch (err) {
       // BullMQ answers "not in the delayed state" however the job stands; its state tells which.
       const state = await queue.getJobState(jobId);
-      if (state === 'waiting' || state === 'active' || state === 'prioritized') return 'not-delayed';
+      if (state === 'waiting' || state === 'active' || state === 'prioritized') return { skipped: 'not-delayed' };
       if (state === 'delayed') throw err;
-      return 'not-found';
+      return { skipped: 'not-found' };
     }
   }
 

@@ -1,4 +1,5 @@
 import { type Job, Worker } from 'bullmq';
+import type { OperatorContext } from '../audit/types';
 import type { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
 import { briefError, type ErrorSummary, HandlerTimeoutError, isNonRetryable, summariseError } from '../errors/index';
@@ -133,8 +134,9 @@ export class RetryWorker {
     const where = { eventId: data.eventId, eventType: data.type, attempt, jobId: job.id };
     if (data.deadLetter) {
       // A previous run decided to dead-letter the event but could not write it: finish that.
-      const { reason, lastError, attempts, actor } = data.deadLetter;
-      await this.deadLetter(data, reason, lastError, data.failures, attempts, actor);
+      const { reason, lastError, attempts, actor, batchId } = data.deadLetter;
+      const operator = actor ? { actor, ...(batchId ? { batchId } : {}) } : undefined;
+      await this.deadLetter(data, reason, lastError, data.failures, attempts, operator);
       return;
     }
     if (job.stalledCounter >= this.options.maxDeliveries) {
@@ -250,30 +252,26 @@ export class RetryWorker {
     lastError: ErrorSummary,
     failures: FailureRecord[],
     attempts: number,
-    actor?: string,
+    operator?: OperatorContext,
   ): Promise<void> {
-    const { id: deadLetterId, created } = await this.options.deadLetters.write({
-      group: data.group,
-      stream: data.stream,
-      entryId: data.entryId,
-      fields: data.fields,
-      reason,
-      attempts,
-      replayCount: data.replayCount,
-      lastError,
-      failures,
-      firstFailedAt: data.firstFailedAt,
-    });
+    // An operator's dead-lettering is audited by the script that writes its dead letter, so
+    // once: a run that died after the write finds it written and records nothing again.
+    const { id: deadLetterId, created } = await this.options.deadLetters.write(
+      {
+        group: data.group,
+        stream: data.stream,
+        entryId: data.entryId,
+        fields: data.fields,
+        reason,
+        attempts,
+        replayCount: data.replayCount,
+        lastError,
+        failures,
+        firstFailedAt: data.firstFailedAt,
+      },
+      operator ? { operator } : {},
+    );
     if (created) this.options.observer?.deadLettered?.(data.group, reason);
-    // An operator's dead-lettering is audited with the dead letter it made (once: not again
-    // when a run that died after the write runs again).
-    if (created && actor) {
-      await this.options.deadLetters
-        .auditDeadLettered({ id: deadLetterId, group: data.group, eventId: data.eventId, type: data.type }, actor)
-        .catch((err: unknown) =>
-          this.logger.error({ err, deadLetterId, actor }, 'could not audit an operator’s dead-lettering'),
-        );
-    }
     this.logger.warn(
       {
         deadLetterId,

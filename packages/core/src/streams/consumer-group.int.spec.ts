@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { AuditLog } from '../audit/audit-log';
 import { ConflictError, NonRetryableError } from '../errors/index';
 import { EventCatalog } from '../events/catalog';
 import { encodeEvent } from '../events/codec';
@@ -844,7 +845,7 @@ describe('fan-out, replay and trimming', () => {
     await waitFor(async () => (await fleet.deadLetters.length()) === 0);
     expect(a).toEqual([7]);
     expect(b.map((x) => x.replay)).toEqual([0, 1, 2]);
-    const audit = await fleet.deadLetters.audit();
+    const audit = await new AuditLog(fleet.redis, fleet.keys).list();
     expect(audit.items.map((r) => [r.action, r.actor, r.group])).toEqual([
       ['replay', 'tester', 'b'],
       ['replay', 'tester', 'b'],

@@ -648,7 +648,7 @@ export class ConsumerGroup {
           failures: reason === 'max-deliveries' ? [] : [failure(attempts, err)],
           firstFailedAt: at,
         },
-        id,
+        { ackEntryId: id },
       );
       if (created) this.observer?.deadLettered?.(this.group, reason);
       // The same line as the retry worker's; an invalid entry may have no id or type to name,

@@ -56,7 +56,7 @@ export class StreamfleetKeys {
     return `${this.root}:paused`;
   }
 
-  /** Audit stream of operator actions (replay, discard). */
+  /** Audit stream of operator actions (`AuditLog`): dead letters replayed, discarded or made, groups paused, retries run now. */
   get audit(): string {
     return `${this.root}:audit`;
   }

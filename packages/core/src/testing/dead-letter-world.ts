@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
 import { z } from 'zod';
+import { AuditLog } from '../audit/audit-log';
 import { DeadLetterStream } from '../dead-letter/dead-letter-stream';
 import { EventCatalog } from '../events/catalog';
 import { RetryQueues } from '../retry/retry-queues';
@@ -34,6 +35,11 @@ export class DeadLetterWorld {
 
   get dlq(): DeadLetterStream {
     return this.live().dlq;
+  }
+
+  /** The audit log the dead-letter stream writes to. */
+  get audit(): AuditLog {
+    return new AuditLog(this.redis, this.keys);
   }
 
   useHooks(): this {

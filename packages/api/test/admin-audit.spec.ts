@@ -90,6 +90,26 @@ describe('group actions in the audit log', () => {
     ]);
   });
 
+  it('filters the log by group, action and actor, and names a bad filter', async () => {
+    await post(`/admin/groups/${PAYMENT}/pause`, 'erin');
+    await post(`/admin/groups/${PAYMENT}/resume`, 'frank');
+    const summary = (items: Record<string, unknown>[]) => items.map((r) => `${r.action}:${r.actor}`);
+    expect(summary((await auditLog('?action=pause&actor=erin')).items)).toEqual(['pause:erin']);
+    expect(summary((await auditLog(`?group=${PAYMENT}&actor=frank`)).items)).toEqual(['resume:frank']);
+    expect((await auditLog('?group=inventory')).items).toEqual([]);
+
+    for (const [query, field] of [
+      ['?action=rename', 'query.action'],
+      ['?actor=not%20one%20word', 'query.actor'],
+      ['?group=a%2Fb', 'query.group'],
+    ]) {
+      const res = await h.app.inject({ method: 'GET', url: `/admin/audit${query}`, headers: adminHeaders });
+      expect(res.statusCode).toBe(400);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.json().errors.map((e: { field: string }) => e.field)).toEqual([field]);
+    }
+  });
+
   it('refuses a bad X-Actor or an unknown group with a problem, and neither pauses nor records anything', async () => {
     const before = (await auditLog()).items;
     const badActor = await post(`/admin/groups/${PAYMENT}/pause`, 'eve; rm -rf /');

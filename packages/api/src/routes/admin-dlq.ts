@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AuditLog, type BulkOptions, NotFoundError } from '@streamfleet/core';
+import { AUDIT_ACTIONS, AuditLog, type BulkOptions, NotFoundError } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { actorOf, adminAuth } from '../http/admin-auth';
@@ -9,6 +9,7 @@ import { problemResponses } from '../http/problem';
 import { limitedBy, type RouteContext } from '../route-context';
 import {
   actorHeaders,
+  actorSchema,
   adminProblems,
   adminSecurity,
   cursorSchema,
@@ -18,6 +19,7 @@ import {
   entrySummaryExample,
   entrySummarySchema,
   filterSchema,
+  nameSchema,
   orderedTimeRange,
   streamIdSchema,
   summarise,
@@ -461,9 +463,13 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
         description:
           'Who did what, and when: dead letters replayed and discarded, retrying events dead-lettered by an operator, ' +
           'retry jobs run now, consumer groups paused and resumed. Newest first; pass `nextCursor` back as `cursor` ' +
-          'for the next (older) page, until it is absent.',
+          'for the next (older) page, until it is absent. Filters combine; a filtered page may be short, or empty, ' +
+          'and still have a `nextCursor`: one call reads at most 5,000 records.',
         security: adminSecurity,
         querystring: z.strictObject({
+          group: nameSchema.optional().meta({ description: 'Only records of this consumer group', example: 'payment' }),
+          action: z.enum(AUDIT_ACTIONS).optional().meta({ description: 'Only records of this action' }),
+          actor: actorSchema.optional().meta({ description: 'Only what this operator did' }),
           cursor: cursorSchema.optional(),
           limit: limitQuery(1000, 50),
         }),
@@ -474,8 +480,9 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
       },
     },
     async (request) => {
-      const { cursor, limit } = request.query;
-      return auditLog.list({ limit, ...(cursor ? { cursor } : {}) });
+      const { cursor, limit, group, action, actor } = request.query;
+      const filter = { ...(group ? { group } : {}), ...(action ? { action } : {}), ...(actor ? { actor } : {}) };
+      return auditLog.list({ limit, filter, ...(cursor ? { cursor } : {}) });
     },
   );
 };

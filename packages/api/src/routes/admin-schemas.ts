@@ -53,10 +53,11 @@ export const adminSecurity = [{ adminToken: [] }];
 /** Problems every admin route can answer with. */
 export const adminProblems = problemResponses(400, 401, 403, 429, 503);
 
+/** An operator's name as `X-Actor` gives it and the audit log records it. */
+export const actorSchema = z.string().regex(/^[\w.@:+-]{1,100}$/, 'letters, digits and . @ : + - _ only (1-100)');
+
 export const actorHeaders = z.looseObject({
-  'x-actor': z
-    .string()
-    .regex(/^[\w.@:+-]{1,100}$/, 'letters, digits and . @ : + - _ only (1-100)')
+  'x-actor': actorSchema
     .optional()
     .meta({ description: 'Who is acting, recorded in the audit log (default `admin`)', example: 'alice@example.com' }),
 });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '../errors/index';
 import { StreamfleetKeys } from '../streams/keys';
 import { cleanupPrefix, testRedisUrl, uniquePrefix } from '../testing/index';
-import { AuditLog } from './audit-log';
+import { AUDIT_SCAN_BUDGET, type AuditFilter, AuditLog } from './audit-log';
 
 describe('the audit log', () => {
   let redis: Redis;
@@ -122,15 +122,56 @@ describe('the audit log', () => {
     ]);
   });
 
-  it('leaves out an action it does not know, and still pages past it', async () => {
+  it('leaves out an action it does not know, and reads on past it to fill the page', async () => {
     await audit.record([{ action: 'pause', actor: 'alice', at: '2026-01-02T09:00:00.000Z', group: 'a' }]);
     const unknown = await redis.xadd(keys.audit, '*', 'action', 'rename', 'actor', 'x', 'group', 'a');
     const page = await audit.list({ limit: 1 });
-    expect(page).toEqual({ items: [], nextCursor: unknown });
+    expect(page.items.map((r) => r.action)).toEqual(['pause']);
     expect((await audit.list({ limit: 1, cursor: unknown as string })).items.map((r) => r.action)).toEqual(['pause']);
   });
 
   it('refuses a cursor that is not a stream entry id', async () => {
     await expect(audit.list({ cursor: 'yesterday' })).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('keeps the records of one group, action or actor; sparse matches page on past the scan budget', async () => {
+    const at = '2026-01-02T09:00:00.000Z';
+    await audit.record([
+      { action: 'pause', actor: 'alice', at, group: 'payment' },
+      { action: 'pause', actor: 'bob', at, group: 'inventory' },
+    ]);
+    // More records of other groups than one call reads.
+    const noise = Array.from({ length: AUDIT_SCAN_BUDGET + 50 }, () => ({
+      action: 'resume' as const,
+      actor: 'carol',
+      at,
+      group: 'notification',
+    }));
+    for (let i = 0; i < noise.length; i += 1000) await audit.record(noise.slice(i, i + 1000));
+    await audit.record([{ action: 'resume', actor: 'alice', at, group: 'payment' }]);
+
+    /** Every match, following the cursor. */
+    const walk = async (filter: AuditFilter) => {
+      const found: string[] = [];
+      let cursor: string | undefined;
+      let calls = 0;
+      do {
+        const page = await audit.list({ filter, limit: 10, ...(cursor ? { cursor } : {}) });
+        found.push(...page.items.map((r) => `${r.action}:${r.group}:${r.actor}`));
+        cursor = page.nextCursor;
+        calls++;
+      } while (cursor && calls < 100);
+      return { found, calls };
+    };
+    const payment = await walk({ group: 'payment' });
+    expect(payment.found).toEqual(['resume:payment:alice', 'pause:payment:alice']);
+    expect(payment.calls).toBeGreaterThan(1);
+    expect((await walk({ action: 'pause' })).found).toEqual(['pause:inventory:bob', 'pause:payment:alice']);
+    expect((await walk({ actor: 'alice', action: 'resume' })).found).toEqual(['resume:payment:alice']);
+    expect((await walk({ actor: 'nobody' })).found).toEqual([]);
+    // The first page of a sparse filter: what it found within its budget, and where to go on.
+    const first = await audit.list({ filter: { group: 'payment' }, limit: 10 });
+    expect(first.items.map((r) => r.action)).toEqual(['resume']);
+    expect(first.nextCursor).toBeDefined();
   });
 });

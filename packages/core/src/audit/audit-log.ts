@@ -3,7 +3,7 @@ import { fieldsToRecord } from '../events/codec';
 import type { RedisClient } from '../streams/connection';
 import type { StreamfleetKeys } from '../streams/keys';
 import { isStreamId } from '../streams/reply';
-import type { AuditPage, AuditRecord, DeadLetterAuditRecord, NewAuditRecord } from './types';
+import type { AuditAction, AuditPage, AuditRecord, DeadLetterAuditRecord, NewAuditRecord } from './types';
 
 /** The audit stream is trimmed (approximately) to this many records, the newest. */
 export const AUDIT_MAX_LEN = 100_000;
@@ -53,26 +53,64 @@ export class AuditLog {
     for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
   }
 
-  /** Newest first; pass `nextCursor` back as `cursor` for the next (older) page. */
-  async list(options: { limit?: number; cursor?: string } = {}): Promise<AuditPage> {
+  /**
+   * Newest first; pass `nextCursor` back as `cursor` for the next (older) page. `filter` keeps
+   * the records of one group, action or actor (all given must hold). A filtered page may be
+   * short, or empty, and still have a `nextCursor`: one call reads at most `AUDIT_SCAN_BUDGET`
+   * records, so matches far apart take several calls.
+   */
+  async list(options: { limit?: number; cursor?: string; filter?: AuditFilter } = {}): Promise<AuditPage> {
     const limit = Math.min(1000, Math.max(1, Math.trunc(options.limit ?? 50)));
     if (options.cursor !== undefined && !isStreamId(options.cursor)) {
       throw new ValidationError('cursor must be a stream entry id like 1700000000000-0', [
         { field: 'cursor', message: 'not a stream entry id' },
       ]);
     }
-    const rows = (await this.redis.xrevrange(
-      this.keys.audit,
-      options.cursor ? `(${options.cursor}` : '+',
-      '-',
-      'COUNT',
-      limit,
-    )) as [string, string[]][];
-    const items = rows.flatMap(([id, fields]) => parseRecord(id, fields) ?? []);
-    // The cursor follows the rows read, so a record left out below does not end the paging.
-    const last = rows.at(-1)?.[0];
-    return rows.length === limit && last ? { items, nextCursor: last } : { items };
+    const filter = options.filter ?? {};
+    const filtered = filter.group !== undefined || filter.action !== undefined || filter.actor !== undefined;
+    const chunk = filtered ? Math.max(limit * 2, 100) : limit;
+    const items: AuditRecord[] = [];
+    let end = options.cursor ? `(${options.cursor}` : '+';
+    let scanned = 0;
+    for (;;) {
+      const rows = (await this.redis.xrevrange(this.keys.audit, end, '-', 'COUNT', chunk)) as [string, string[]][];
+      const exhausted = rows.length < chunk;
+      for (let i = 0; i < rows.length; i++) {
+        const [id, fields] = rows[i] as [string, string[]];
+        scanned++;
+        const record = parseRecord(id, fields);
+        if (!record || !matches(record, filter)) continue;
+        items.push(record);
+        if (items.length === limit) {
+          const more = i < rows.length - 1 || !exhausted;
+          return more ? { items, nextCursor: id } : { items };
+        }
+      }
+      // The cursor follows the rows read, so a record left out does not end the paging.
+      const last = rows.at(-1)?.[0];
+      if (exhausted || !last) return { items };
+      if (scanned >= AUDIT_SCAN_BUDGET) return { items, nextCursor: last };
+      end = `(${last}`;
+    }
   }
+}
+
+/** Records one `list` call reads at most, however few match its filter. */
+export const AUDIT_SCAN_BUDGET = 5000;
+
+/** Which audit records a listing keeps: all given conditions must hold. */
+export interface AuditFilter {
+  group?: string;
+  action?: AuditAction;
+  actor?: string;
+}
+
+function matches(record: AuditRecord, filter: AuditFilter): boolean {
+  return (
+    (filter.group === undefined || record.group === filter.group) &&
+    (filter.action === undefined || record.action === filter.action) &&
+    (filter.actor === undefined || record.actor === filter.actor)
+  );
 }
 
 /**

@@ -1,2 +1,2 @@
-export { AuditLog } from './audit-log';
+export { AUDIT_SCAN_BUDGET, type AuditFilter, AuditLog } from './audit-log';
 export * from './types';

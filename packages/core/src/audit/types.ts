@@ -39,6 +39,16 @@ export type AuditRecord = DeadLetterAuditRecord | RunNowAuditRecord | GroupAudit
 
 export type AuditAction = AuditRecord['action'];
 
+/** Every action the audit log records. */
+export const AUDIT_ACTIONS = [
+  'replay',
+  'discard',
+  'dead-letter',
+  'run-now',
+  'pause',
+  'resume',
+] as const satisfies readonly AuditAction[];
+
 /** A record to write: the id is the stream entry's, given by Redis. */
 export type NewAuditRecord = AuditRecord extends infer R ? (R extends AuditRecord ? Omit<R, 'id'> : never) : never;
 

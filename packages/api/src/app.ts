@@ -176,6 +176,7 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
         { name: 'events', description: 'Publish events to the fleet streams' },
         { name: 'dead letters', description: 'Inspect, replay and discard dead-lettered events (admin)' },
         { name: 'groups', description: 'Consumer groups, lag and retries (admin)' },
+        { name: 'audit', description: 'Who did what to dead letters, retries and groups, and when (admin)' },
         { name: 'health', description: 'Liveness, readiness and metrics' },
         ...extraTags,
       ],

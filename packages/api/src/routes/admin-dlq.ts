@@ -458,7 +458,7 @@ export const adminDlqRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, c
     {
       config,
       schema: {
-        tags: ['dead letters'],
+        tags: ['audit'],
         summary: 'Audit log of operator actions',
         description:
           'Who did what, and when: dead letters replayed and discarded, retrying events dead-lettered by an operator, ' +

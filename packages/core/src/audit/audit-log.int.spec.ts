@@ -2,8 +2,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '../errors/index';
 import { StreamfleetKeys } from '../streams/keys';
+import { PAGE_SCAN_BUDGET } from '../streams/newest-first';
 import { cleanupPrefix, testRedisUrl, uniquePrefix } from '../testing/index';
-import { AUDIT_SCAN_BUDGET, type AuditFilter, AuditLog } from './audit-log';
+import { type AuditFilter, AuditLog } from './audit-log';
 
 describe('the audit log', () => {
   let redis: Redis;
@@ -141,7 +142,7 @@ describe('the audit log', () => {
       { action: 'pause', actor: 'bob', at, group: 'inventory' },
     ]);
     // More records of other groups than one call reads.
-    const noise = Array.from({ length: AUDIT_SCAN_BUDGET + 50 }, () => ({
+    const noise = Array.from({ length: PAGE_SCAN_BUDGET + 50 }, () => ({
       action: 'resume' as const,
       actor: 'carol',
       at,

@@ -2,6 +2,7 @@ import { ValidationError } from '../errors/index';
 import { fieldsToRecord } from '../events/codec';
 import type { RedisClient } from '../streams/connection';
 import type { StreamfleetKeys } from '../streams/keys';
+import { newestFirstPage } from '../streams/newest-first';
 import { isStreamId } from '../streams/reply';
 import type { AuditAction, AuditPage, AuditRecord, DeadLetterAuditRecord, NewAuditRecord } from './types';
 
@@ -56,7 +57,7 @@ export class AuditLog {
   /**
    * Newest first; pass `nextCursor` back as `cursor` for the next (older) page. `filter` keeps
    * the records of one group, action or actor (all given must hold). A filtered page may be
-   * short, or empty, and still have a `nextCursor`: one call reads at most `AUDIT_SCAN_BUDGET`
+   * short, or empty, and still have a `nextCursor`: one call reads at most `PAGE_SCAN_BUDGET`
    * records, so matches far apart take several calls.
    */
   async list(options: { limit?: number; cursor?: string; filter?: AuditFilter } = {}): Promise<AuditPage> {
@@ -69,34 +70,13 @@ export class AuditLog {
     const filter = options.filter ?? {};
     const filtered = filter.group !== undefined || filter.action !== undefined || filter.actor !== undefined;
     const chunk = filtered ? Math.max(limit * 2, 100) : limit;
-    const items: AuditRecord[] = [];
-    let end = options.cursor ? `(${options.cursor}` : '+';
-    let scanned = 0;
-    for (;;) {
-      const rows = (await this.redis.xrevrange(this.keys.audit, end, '-', 'COUNT', chunk)) as [string, string[]][];
-      const exhausted = rows.length < chunk;
-      for (let i = 0; i < rows.length; i++) {
-        const [id, fields] = rows[i] as [string, string[]];
-        scanned++;
-        const record = parseRecord(id, fields);
-        if (!record || !matches(record, filter)) continue;
-        items.push(record);
-        if (items.length === limit) {
-          const more = i < rows.length - 1 || !exhausted;
-          return more ? { items, nextCursor: id } : { items };
-        }
-      }
-      // The cursor follows the rows read, so a record left out does not end the paging.
-      const last = rows.at(-1)?.[0];
-      if (exhausted || !last) return { items };
-      if (scanned >= AUDIT_SCAN_BUDGET) return { items, nextCursor: last };
-      end = `(${last}`;
-    }
+    const end = options.cursor ? `(${options.cursor}` : '+';
+    return newestFirstPage(this.redis, this.keys.audit, { end, lower: '-' }, limit, chunk, (id, fields) => {
+      const record = parseRecord(id, fields);
+      return record && matches(record, filter) ? record : undefined;
+    });
   }
 }
-
-/** Records one `list` call reads at most, however few match its filter. */
-export const AUDIT_SCAN_BUDGET = 5000;
 
 /** Which audit records a listing keeps: all given conditions must hold. */
 export interface AuditFilter {

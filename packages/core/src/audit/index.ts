@@ -1,2 +1,2 @@
-export { AUDIT_SCAN_BUDGET, type AuditFilter, AuditLog } from './audit-log';
+export { type AuditFilter, AuditLog } from './audit-log';
 export * from './types';

@@ -8,6 +8,7 @@ import { type Logger, silentLogger } from '../logging/index';
 import type { RetryQueues } from '../retry/retry-queues';
 import type { RedisClient } from '../streams/connection';
 import type { StreamfleetKeys } from '../streams/keys';
+import { newestFirstPage } from '../streams/newest-first';
 import { isStreamId, streamIdTime } from '../streams/reply';
 import {
   DEAD_LETTER_REASONS,
@@ -26,8 +27,6 @@ const REMOVE_SCRIPT = script('remove-dead-letter-6.lua');
 
 /** How long "already replayed/discarded" is remembered for an entry id. */
 const TOMBSTONE_TTL_SECONDS = 7 * 24 * 3600;
-/** A list call reads at most this many entries before handing back a cursor. */
-const SCAN_BUDGET = 5000;
 /**
  * An entry keeps at most this many failure records, the newest: replays carry the history
  * on, and an event replayed into failure again and again must not grow its entry for ever.
@@ -238,34 +237,19 @@ export class DeadLetterStream {
     const limit = clamp(page.limit ?? 50, 1, 1000);
     if (page.cursor !== undefined) assertId(page.cursor, 'cursor');
     const lower = filter.from ? String(filter.from.getTime()) : '-';
-    let end = upperBound(page.cursor, filter.to);
-    const items: DeadLetterEntry[] = [];
-    const chunk = Math.max(limit * 2, 100);
-    let scanned = 0;
-    for (;;) {
-      const rows = (await this.redis.xrevrange(this.keys.deadLetter, end, lower, 'COUNT', chunk)) as [
-        string,
-        string[],
-      ][];
-      const exhausted = rows.length < chunk;
-      for (let i = 0; i < rows.length; i++) {
-        const [id, fields] = rows[i] as [string, string[]];
-        scanned++;
+    const end = upperBound(page.cursor, filter.to);
+    // The range read already keeps to `from`/`to`; `matches` is the one whole definition.
+    return newestFirstPage(
+      this.redis,
+      this.keys.deadLetter,
+      { end, lower },
+      limit,
+      Math.max(limit * 2, 100),
+      (id, fields) => {
         const entry = parseEntry(id, fields);
-        // The range read already keeps to `from`/`to`; `matches` is the one whole definition.
-        if (!matches(entry, filter)) continue;
-        items.push(entry);
-        if (items.length === limit) {
-          const more = i < rows.length - 1 || !exhausted;
-          return more ? { items, nextCursor: id } : { items };
-        }
-      }
-      const last = rows.at(-1)?.[0];
-      if (exhausted || !last) return { items };
-      // Sparse matches: hand back what we have and where to go on, rather than scan forever.
-      if (scanned >= SCAN_BUDGET) return { items, nextCursor: last };
-      end = `(${last}`;
-    }
+        return matches(entry, filter) ? entry : undefined;
+      },
+    );
   }
 
   /**

@@ -208,7 +208,7 @@ export function buildApp(config: Config, deps: ApiDeps): ApiApp {
   void app.register(adminDlqRoutes, context);
   void app.register(adminGroupsRoutes, context);
   for (const extra of deps.plugins ?? []) {
-    void app.register(extra.plugin, extra.prefix ? { prefix: extra.prefix } : {});
+    void app.register(extra.plugin, { ...context, ...(extra.prefix ? { prefix: extra.prefix } : {}) });
   }
   return app;
 }

@@ -8,6 +8,7 @@ import type {
   StreamProducer,
 } from '@streamfleet/core';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { RouteContext } from './route-context';
 
 export type { ReadinessCheck };
 
@@ -21,11 +22,13 @@ export interface RateLimitOptions {
 /**
  * A route plugin added next to the built-in ones (e.g. `/v1/orders`). It runs inside the
  * app's error handling, so it throws core errors (`NotFoundError`, `DomainError`,
- * `ConcurrencyError`...) or `ApiProblem`s and gets problem+json responses for free.
+ * `ConcurrencyError`...) or `ApiProblem`s and gets problem+json responses for free. Its
+ * options are the app's `RouteContext`: `limitedBy(ctx.limits.ingest)` puts a route under
+ * the ingest rate limit, as the built-in write routes are.
  */
 export interface ApiRoutePlugin {
   name: string;
-  plugin: FastifyPluginAsyncZod;
+  plugin: FastifyPluginAsyncZod<RouteContext>;
   /** URL prefix, e.g. `/v1`. */
   prefix?: string;
   /** OpenAPI tag shown for the plugin's routes, with its description. */

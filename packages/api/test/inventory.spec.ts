@@ -141,3 +141,24 @@ describe('/v1/inventory/:sku', () => {
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeTruthy();
   });
 });
+
+describe('PUT /v1/inventory/:sku under the ingest rate limit', () => {
+  it('refuses a client past its budget with a 429 problem, and leaves the stock as it was', async () => {
+    const limited = await createHarness({
+      env: { RATE_LIMIT_INGEST_PER_MIN: '2' },
+      deps: { plugins: [inventoryPlugin(sql)] },
+    });
+    try {
+      const set = (available: number) =>
+        limited.app.inject({ method: 'PUT', url: '/v1/inventory/SKU-limit', payload: { available } });
+      expect((await set(5)).statusCode).toBe(200);
+      expect((await set(6)).statusCode).toBe(200);
+      const refused = await set(7);
+      expect(refused.statusCode).toBe(429);
+      expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(await getStock(sql, 'SKU-limit')).toMatchObject({ available: 6 });
+    } finally {
+      await limited.close();
+    }
+  });
+});

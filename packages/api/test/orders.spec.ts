@@ -660,6 +660,39 @@ describe('POST /v1/orders with an Idempotency-Key', () => {
   });
 });
 
+describe('order commands under the ingest rate limit', () => {
+  it('share one budget per client across place, confirm and cancel; the refused one stores nothing; reads are free', async () => {
+    const limited = await createHarness({
+      env: { RATE_LIMIT_INGEST_PER_MIN: '3' },
+      deps: { plugins: [ordersPlugin(new OrderService(sql))] },
+    });
+    try {
+      const place = (customerId: string) =>
+        limited.app.inject({ method: 'POST', url: '/v1/orders', payload: { ...body, customerId } });
+      const first = await place('cust-limit-1');
+      expect(first.statusCode).toBe(201);
+      expect(first.headers['x-ratelimit-remaining']).toBe('2');
+      const id = first.json().id as string;
+      expect((await limited.app.inject({ method: 'POST', url: `/v1/orders/${id}/confirm` })).statusCode).toBe(200);
+      expect((await place('cust-limit-2')).statusCode).toBe(201);
+
+      const refused = await place('cust-limit-3');
+      expect(expectProblem(refused, 429).code).toBe('RATE_LIMITED');
+      expect(refused.headers['retry-after']).toMatch(/^\d+$/);
+      expect(await placedFor('cust-limit-3')).toBe(0);
+      const cancel = await limited.app.inject({
+        method: 'POST',
+        url: `/v1/orders/${id}/cancel`,
+        payload: { reason: 'too late' },
+      });
+      expect(cancel.statusCode).toBe(429);
+      expect((await limited.app.inject({ method: 'GET', url: `/v1/orders/${id}` })).statusCode).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
 describe('order routes and the router', () => {
   it('answers an id over the router limit (200 characters) as validation does: 400 naming params.id', async () => {
     for (const url of [`/v1/orders/${'o'.repeat(300)}`, `/v1/orders/${'o'.repeat(300)}/confirm`]) {

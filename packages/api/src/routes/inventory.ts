@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { ApiRoutePlugin } from '../deps';
 import { jsonInteger } from '../http/integers';
 import { problemResponses } from '../http/problem';
+import { limitedBy, type RouteContext } from '../route-context';
 
 const skuParams = z.strictObject({
   sku: z
@@ -32,8 +33,8 @@ const stockSchema = z
   .meta({ description: 'Stock of one SKU', example: { sku: 'SKU-1', available: 25, reserved: 3 } });
 
 /** `/v1/inventory/:sku`: set a SKU's available stock (a stock count) and read it back. */
-export function inventoryRoutes(sql: Sql): FastifyPluginAsyncZod {
-  return async (app) => {
+export function inventoryRoutes(sql: Sql): FastifyPluginAsyncZod<RouteContext> {
+  return async (app, ctx) => {
     const find = async (sku: string) => {
       const stock = await getStock(sql, sku);
       if (!stock) throw new NotFoundError(`sku ${sku} not found`, { sku });
@@ -43,6 +44,7 @@ export function inventoryRoutes(sql: Sql): FastifyPluginAsyncZod {
     app.put(
       '/inventory/:sku',
       {
+        config: limitedBy(ctx.limits.ingest),
         schema: {
           tags: ['inventory'],
           summary: "Set a SKU's available stock",
@@ -52,7 +54,7 @@ export function inventoryRoutes(sql: Sql): FastifyPluginAsyncZod {
             'units come back to `available` when their orders are cancelled.',
           params: skuParams,
           body: setStockSchema,
-          response: { 200: stockSchema, ...problemResponses(400, 415, 422, 503) },
+          response: { 200: stockSchema, ...problemResponses(400, 415, 422, 429, 503) },
         },
       },
       async (request) => {

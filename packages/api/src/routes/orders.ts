@@ -20,6 +20,7 @@ import { idempotencyKeyHeader } from '../http/idempotency';
 import { jsonInteger, queryInteger } from '../http/integers';
 import { problemResponses } from '../http/problem';
 import { storableString } from '../http/text';
+import { limitedBy, type RouteContext } from '../route-context';
 
 /**
  * Upper bounds of an order line. With at most 100 lines, the largest total is
@@ -231,8 +232,11 @@ function present(order: Order): z.infer<typeof orderSchema> {
  * a rule refuses: ORDER_NOT_PENDING, CANNOT_CANCEL_SHIPPED, ...); reads come from the read
  * model, falling back to the event store for an order the projection has not reached yet.
  */
-export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
-  return async (app) => {
+export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod<RouteContext> {
+  return async (app, ctx) => {
+    // Order commands write to Postgres: one ingest budget per client across all of them.
+    const ingest = ctx.limits.ingest;
+    const commands = limitedBy(ingest && { ...ingest, groupId: 'order-commands' });
     const find = async (id: string): Promise<Order> => {
       const order = (await orders.get(id)) ?? (await orders.load(id));
       if (!order) throw new NotFoundError(`order ${id} not found`, { orderId: id });
@@ -242,6 +246,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
     app.post(
       '/orders',
       {
+        config: commands,
         schema: {
           tags: ['orders'],
           summary: 'Place an order',
@@ -251,7 +256,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
             'request returns the first answer (the same order) and places nothing.',
           headers: z.looseObject({ 'idempotency-key': idempotencyKeyHeader }),
           body: createOrderSchema,
-          response: { 201: orderSchema, ...problemResponses(400, 409, 415, 422, 503) },
+          response: { 201: orderSchema, ...problemResponses(400, 409, 415, 422, 429, 503) },
         },
       },
       async (request, reply) => {
@@ -289,12 +294,13 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
     app.post(
       '/orders/:id/confirm',
       {
+        config: commands,
         schema: {
           tags: ['orders'],
           summary: 'Confirm a pending order',
           params: idParams,
           body: z.strictObject({ expectedVersion }).nullish(),
-          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 503) },
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 429, 503) },
         },
       },
       async (request) => {
@@ -306,6 +312,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
     app.post(
       '/orders/:id/cancel',
       {
+        config: commands,
         schema: {
           tags: ['orders'],
           summary: 'Cancel an order',
@@ -316,7 +323,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
             cancelledBy: storableString(1, 128).optional().meta({ description: 'Default: customer' }),
             expectedVersion,
           }),
-          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 503) },
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 429, 503) },
         },
       },
       async (request) => {
@@ -334,6 +341,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
     app.post(
       '/orders/:id/ship',
       {
+        config: commands,
         schema: {
           tags: ['orders'],
           summary: 'Mark a paid order shipped',
@@ -346,7 +354,7 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
               expectedVersion,
             })
             .nullish(),
-          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 503) },
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 429, 503) },
         },
       },
       async (request) => {
@@ -366,13 +374,14 @@ export function ordersRoutes(orders: OrderService): FastifyPluginAsyncZod {
     app.post(
       '/orders/:id/deliver',
       {
+        config: commands,
         schema: {
           tags: ['orders'],
           summary: 'Mark a shipped order delivered',
           description: 'Only a SHIPPED order can be delivered (422 otherwise).',
           params: idParams,
           body: z.strictObject({ expectedVersion }).nullish(),
-          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 503) },
+          response: { 200: orderSchema, ...problemResponses(400, 404, 409, 422, 429, 503) },
         },
       },
       async (request) => {

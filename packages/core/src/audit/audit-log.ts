@@ -4,7 +4,14 @@ import type { RedisClient } from '../streams/connection';
 import type { StreamfleetKeys } from '../streams/keys';
 import { newestFirstPage } from '../streams/newest-first';
 import { isStreamId } from '../streams/reply';
-import type { AuditAction, AuditPage, AuditRecord, DeadLetterAuditRecord, NewAuditRecord } from './types';
+import type {
+  AuditAction,
+  AuditPage,
+  AuditRecord,
+  DeadLetterAuditRecord,
+  NewAuditRecord,
+  OperatorContext,
+} from './types';
 
 /** The audit stream is trimmed (approximately) to this many records, the newest. */
 export const AUDIT_MAX_LEN = 100_000;
@@ -25,6 +32,14 @@ export function deadLetteringAuditFields(
   record: Omit<DeadLetterAuditRecord, 'id' | 'action' | 'deadLetterId'>,
 ): string[] {
   return encode({ action: 'dead-letter', ...record });
+}
+
+/** What every record says of who acted and when: the operator, the time, their bulk call's `batchId`. */
+export function byOperator(
+  operator: OperatorContext,
+  at = new Date().toISOString(),
+): { actor: string; at: string; batchId?: string } {
+  return { actor: operator.actor, at, ...(operator.batchId ? { batchId: operator.batchId } : {}) };
 }
 
 function encode(record: Readonly<Record<string, string | undefined>>): string[] {

@@ -1,3 +1,5 @@
+import type { NewestFirstPage } from '../streams/newest-first';
+
 /** What every audit record says: who did it, when, and to which consumer group. */
 interface AuditRecordBase {
   /** The audit stream entry id (Redis's clock): records are listed newest first by it. */
@@ -52,11 +54,8 @@ export const AUDIT_ACTIONS = [
 /** A record to write: the id is the stream entry's, given by Redis. */
 export type NewAuditRecord = AuditRecord extends infer R ? (R extends AuditRecord ? Omit<R, 'id'> : never) : never;
 
-export interface AuditPage {
-  items: AuditRecord[];
-  /** Pass back as `cursor` for the next (older) page; absent on the last page. */
-  nextCursor?: string;
-}
+/** A page of the audit log, newest first; pass `nextCursor` back as `cursor` for the next (older) one. */
+export type AuditPage = NewestFirstPage<AuditRecord>;
 
 /** Who is acting, for the audit log: every operator action that changes something takes one. */
 export interface OperatorContext {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { AUDIT_MAX_LEN, auditFields, deadLetteringAuditFields } from '../audit/audit-log';
+import { AUDIT_MAX_LEN, auditFields, byOperator, deadLetteringAuditFields } from '../audit/audit-log';
 import type { OperatorContext } from '../audit/types';
 import { ConflictError, DomainError, type ErrorSummary, NotFoundError, ValidationError } from '../errors/index';
 import type { EventCatalog } from '../events/catalog';
@@ -195,14 +195,7 @@ export class DeadLetterStream {
     ];
     const { operator } = options;
     const audit = operator
-      ? deadLetteringAuditFields({
-          actor: operator.actor,
-          at: new Date().toISOString(),
-          group: input.group,
-          eventId,
-          type: record.type ?? '',
-          ...(operator.batchId ? { batchId: operator.batchId } : {}),
-        })
+      ? deadLetteringAuditFields({ group: input.group, eventId, type: record.type ?? '', ...byOperator(operator) })
       : [];
     const mark = marker({ ...input, eventId });
     const [id, created] = await this.redis.sfWriteDeadLetter(
@@ -464,13 +457,11 @@ export class DeadLetterStream {
     const at = new Date().toISOString();
     const audit = auditFields({
       action,
-      actor: context.actor,
-      at,
       group: entry.group,
       deadLetterId: entry.id,
       eventId: entry.eventId,
       type: entry.type,
-      ...(context.batchId ? { batchId: context.batchId } : {}),
+      ...byOperator(context, at),
     });
     const mark = marker(entry);
     const removed = await this.redis.sfRemoveDeadLetter(

@@ -1,5 +1,6 @@
 import type { ErrorSummary, FieldIssue } from '../errors/index';
 import type { EventEnvelope } from '../events/envelope';
+import type { NewestFirstPage } from '../streams/newest-first';
 
 /** Why an event was dead-lettered; `operator`: an operator dead-lettered it while it waited to be retried. */
 export const DEAD_LETTER_REASONS = [
@@ -82,11 +83,8 @@ export interface DeadLetterFilter {
   to?: Date;
 }
 
-export interface DeadLetterPage {
-  items: DeadLetterEntry[];
-  /** Pass back as `cursor` for the next (older) page; absent on the last page. */
-  nextCursor?: string;
-}
+/** A page of `list`, newest first; pass `nextCursor` back as `cursor` for the next (older) one. */
+export type DeadLetterPage = NewestFirstPage<DeadLetterEntry>;
 
 /**
  * A dead letter's event decoded against today's catalog: the envelope consumers would be

@@ -1,5 +1,5 @@
 import { type Job, type JobsOptions, Queue } from 'bullmq';
-import { AuditLog } from '../audit/audit-log';
+import { AuditLog, byOperator } from '../audit/audit-log';
 import type { OperatorContext } from '../audit/types';
 import type { DeadLetterReason, FailureRecord } from '../dead-letter/types';
 import type { ErrorSummary } from '../errors/index';
@@ -479,17 +479,15 @@ export class RetryQueues {
     jobs: readonly { jobId: string; data: RetryJobData }[],
     operator: OperatorContext,
   ): Promise<void> {
-    const at = new Date().toISOString();
+    const who = byOperator(operator);
     await this.auditLog.record(
       jobs.map(({ jobId, data }) => ({
         action: 'run-now' as const,
-        actor: operator.actor,
-        at,
         group,
         jobId,
         eventId: data.eventId,
         type: data.type,
-        ...(operator.batchId ? { batchId: operator.batchId } : {}),
+        ...who,
       })),
     );
   }

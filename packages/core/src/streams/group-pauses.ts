@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { AUDIT_MAX_LEN, auditFields } from '../audit/audit-log';
+import { AUDIT_MAX_LEN, auditFields, byOperator } from '../audit/audit-log';
 import type { OperatorContext } from '../audit/types';
 import type { RetryQueues } from '../retry/retry-queues';
 import type { RedisClient } from './connection';
@@ -62,13 +62,7 @@ export class GroupPauses {
   }
 
   private async set(group: string, paused: boolean, operator: OperatorContext): Promise<boolean> {
-    const audit = auditFields({
-      action: paused ? 'pause' : 'resume',
-      actor: operator.actor,
-      at: new Date().toISOString(),
-      group,
-      ...(operator.batchId ? { batchId: operator.batchId } : {}),
-    });
+    const audit = auditFields({ action: paused ? 'pause' : 'resume', group, ...byOperator(operator) });
     const changed = await this.redis.sfSetGroupPaused(
       this.keys.pausedGroups,
       this.keys.audit,

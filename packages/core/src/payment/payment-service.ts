@@ -14,7 +14,12 @@ import type { Queryable, Sql } from '../store/client';
 import { enqueueOutbox } from '../store/outbox';
 import { isProcessed, markProcessed } from '../store/processed-events';
 import type { GroupDefinition, HandlerContext } from '../streams/handler';
-import { type ChargeResult, type PaymentGateway, PaymentGatewayUnavailableError } from './payment-gateway';
+import {
+  type ChargeRequest,
+  type ChargeResult,
+  type PaymentGateway,
+  PaymentGatewayUnavailableError,
+} from './payment-gateway';
 
 export const PAYMENT_GROUP = 'payment';
 
@@ -67,11 +72,7 @@ function follow(cause: EventEnvelope, type: string, data: { orderId: string }): 
 }
 
 /** What a charge request sent, kept with its attempt (`payment_attempts.request`) while its outcome is in doubt. */
-type StoredChargeRequest = {
-  customerId: string;
-  amount: number;
-  currency: string;
-};
+type StoredChargeRequest = Pick<ChargeRequest, 'customerId' | 'amount' | 'currency'>;
 
 interface ChargeState {
   payment: PaymentRecord | undefined;
